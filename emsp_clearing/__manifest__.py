@@ -1,0 +1,29 @@
+# Copyright 2026 emsp_clearing contributors
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+{
+    "name": "eMSP Clearing",
+    "summary": "Clear EV-charging sessions (OCPI 2.2.1 CDRs) between a CPO and an eMSP "
+    "under direct agreements",
+    "version": "18.0.1.0.0",
+    "license": "AGPL-3",
+    "category": "Accounting",
+    "author": "emsp_clearing contributors",
+    "website": "https://github.com/emsp-clearing/emsp_clearing",
+    "depends": ["account", "mail", "portal"],
+    "external_dependencies": {"python": []},
+    "data": [
+        "security/clearing_groups.xml",
+        "security/ir.model.access.csv",
+        "security/clearing_security.xml",
+        "data/ir_sequence_data.xml",
+        "views/res_partner_views.xml",
+        "views/clearing_price_line_views.xml",
+        "views/clearing_contract_views.xml",
+        "views/clearing_cdr_views.xml",
+        "views/res_config_settings_views.xml",
+        "views/clearing_menus.xml",
+    ],
+    "demo": [],
+    "application": True,
+    "installable": True,
+}

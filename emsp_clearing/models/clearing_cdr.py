@@ -1,0 +1,575 @@
+import json
+import logging
+from datetime import timezone
+from decimal import Decimal
+
+from markupsafe import Markup, escape
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError, ValidationError
+
+from ..clearing_core import currencies, ocpi, pricing
+from ..clearing_core.errors import OcpiValidationError
+
+_logger = logging.getLogger(__name__)
+
+AMOUNT_PARTS = (
+    ("amount_fixed", "total_fixed_cost"),
+    ("amount_energy", "total_energy_cost"),
+    ("amount_time", "total_time_cost"),
+    ("amount_parking", "total_parking_cost"),
+    ("amount_reservation", "total_reservation_cost"),
+)
+STATED_PRICES = (
+    ("stated_total_fixed_cost", "total_fixed_cost"),
+    ("stated_total_energy_cost", "total_energy_cost"),
+    ("stated_total_time_cost", "total_time_cost"),
+    ("stated_total_parking_cost", "total_parking_cost"),
+    ("stated_total_reservation_cost", "total_reservation_cost"),
+)
+
+
+def _naive(dt):
+    """Aware UTC datetime -> naive UTC datetime as Odoo stores it."""
+    if dt is None:
+        return False
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=None)
+
+
+def _float(value):
+    return float(value) if value is not None else 0.0
+
+
+def _json_decimal(value):
+    if value is None:
+        return None
+    return str(value)
+
+
+class ClearingCdr(models.Model):
+    _name = "clearing.cdr"
+    _description = "Charge Detail Record (OCPI)"
+    _inherit = ["mail.thread"]
+    _order = "end_datetime desc, id desc"
+    _rec_name = "ocpi_id"
+    _check_company_auto = True
+
+    # ---------------------------------------------------------------- identity
+    ocpi_id = fields.Char("CDR ID", required=True, index=True, readonly=True)
+    country_code = fields.Char(
+        "Sender Country Code", required=True, readonly=True,
+        help="OCPI country code of the CPO that sent the CDR.",
+    )
+    party_id = fields.Char(
+        "Sender Party ID", required=True, readonly=True,
+        help="OCPI party ID of the CPO that sent the CDR.",
+    )
+    sender_identity = fields.Char(compute="_compute_identities", string="Sender")
+    session_id = fields.Char("Session ID", readonly=True)
+    # ---------------------------------------------------------------- token
+    token_uid = fields.Char("Token UID", readonly=True, index=True)
+    token_type = fields.Char("Token Type", readonly=True)
+    token_contract_id = fields.Char("Token Contract ID", readonly=True)
+    token_country_code = fields.Char("Token Country Code", readonly=True, index=True)
+    token_party_id = fields.Char("Token Party ID", readonly=True, index=True)
+    token_identity = fields.Char(compute="_compute_identities", string="Token Issuer")
+    auth_method = fields.Char("Authentication Method", readonly=True)
+    authorization_reference = fields.Char(readonly=True)
+    # ---------------------------------------------------------------- location
+    location_id = fields.Char("Location ID", readonly=True)
+    location_name = fields.Char(readonly=True)
+    location_address = fields.Char(readonly=True)
+    location_city = fields.Char(readonly=True)
+    location_postal_code = fields.Char(readonly=True)
+    location_state = fields.Char(readonly=True)
+    location_country = fields.Char(readonly=True)
+    location_latitude = fields.Char(readonly=True)
+    location_longitude = fields.Char(readonly=True)
+    evse_uid = fields.Char("EVSE UID", readonly=True)
+    evse_id = fields.Char("EVSE ID", readonly=True)
+    connector_id = fields.Char("Connector ID", readonly=True)
+    connector_standard = fields.Char(readonly=True)
+    connector_format = fields.Char(readonly=True)
+    connector_power_type = fields.Char(readonly=True)
+    meter_id = fields.Char("Meter ID", readonly=True)
+    # ---------------------------------------------------------------- session
+    start_datetime = fields.Datetime("Start", required=True, readonly=True)
+    end_datetime = fields.Datetime("End", required=True, readonly=True, index=True)
+    currency_id = fields.Many2one("res.currency", required=True, readonly=True)
+    charging_periods = fields.Json(readonly=True)
+    tariffs = fields.Json(readonly=True)
+    signed_data = fields.Json(readonly=True)
+    # ---------------------------------------------------------------- stated totals
+    stated_total_cost_excl = fields.Monetary("Stated Total (excl. VAT)", readonly=True)
+    stated_total_cost_incl = fields.Monetary("Stated Total (incl. VAT)", readonly=True)
+    stated_total_fixed_cost = fields.Monetary("Stated Fixed Cost", readonly=True)
+    stated_total_energy = fields.Float("Stated Energy (kWh)", digits=(16, 3), readonly=True)
+    stated_total_energy_cost = fields.Monetary("Stated Energy Cost", readonly=True)
+    stated_total_time = fields.Float("Stated Charging Time (h)", digits=(16, 4), readonly=True)
+    stated_total_time_cost = fields.Monetary("Stated Time Cost", readonly=True)
+    stated_total_parking_time = fields.Float(
+        "Stated Parking Time (h)", digits=(16, 4), readonly=True
+    )
+    stated_total_parking_cost = fields.Monetary("Stated Parking Cost", readonly=True)
+    stated_total_reservation_cost = fields.Monetary("Stated Reservation Cost", readonly=True)
+    remark = fields.Text(readonly=True)
+    invoice_reference_id = fields.Char(readonly=True)
+    credit = fields.Boolean(readonly=True, index=True)
+    credit_reference_id = fields.Char(readonly=True)
+    credited_cdr_id = fields.Many2one(
+        "clearing.cdr", string="Credited CDR", readonly=True, index=True,
+        help="The CDR this credit CDR cancels.",
+    )
+    credit_cdr_ids = fields.One2many("clearing.cdr", "credited_cdr_id", string="Credit CDRs")
+    home_charging_compensation = fields.Boolean(readonly=True)
+    last_updated = fields.Datetime(readonly=True)
+    raw_json = fields.Json("Raw OCPI JSON", readonly=True)
+    raw_json_text = fields.Text("Raw JSON", compute="_compute_raw_json_text")
+    # ---------------------------------------------------------------- our pricing
+    amount_fixed = fields.Monetary("Fixed", readonly=True)
+    amount_energy = fields.Monetary("Energy Cost", readonly=True)
+    amount_time = fields.Monetary("Time Cost", readonly=True)
+    amount_parking = fields.Monetary("Parking Cost", readonly=True)
+    amount_reservation = fields.Monetary("Reservation Cost", readonly=True)
+    amount_adjustment = fields.Monetary(
+        "Min/Max Adjustment", readonly=True,
+        help="What the contract minimum/maximum price added or removed.",
+    )
+    amount_untaxed = fields.Monetary("Untaxed Amount", readonly=True)
+    amount_tax = fields.Monetary("Tax", readonly=True)
+    amount_total = fields.Monetary("Total", readonly=True)
+    energy_kwh = fields.Float("Energy (kWh)", digits=(16, 3), readonly=True)
+    duration_hours = fields.Float("Charging Time (h)", digits=(16, 4), readonly=True)
+    parking_hours = fields.Float("Parking Time (h)", digits=(16, 4), readonly=True)
+    price_breakdown = fields.Json(readonly=True)
+    price_breakdown_html = fields.Html(
+        "Breakdown", compute="_compute_price_breakdown_html", sanitize=False
+    )
+    applied_tariff = fields.Json(
+        readonly=True, help="Snapshot of the OCPI tariff the CDR was priced with."
+    )
+    price_difference = fields.Monetary(
+        "Difference (excl. VAT)", readonly=True,
+        help="Stated total excl. VAT minus our untaxed amount.",
+    )
+    price_difference_incl = fields.Monetary(
+        "Difference (incl. VAT)", readonly=True,
+        help="Stated total incl. VAT minus our total.",
+    )
+    price_mismatch = fields.Boolean(readonly=True, index=True)
+    priced_date = fields.Datetime("Priced On", readonly=True)
+    # ---------------------------------------------------------------- clearing
+    contract_id = fields.Many2one(
+        "clearing.contract", readonly=True, index=True, check_company=True,
+        tracking=True,
+    )
+    partner_id = fields.Many2one(
+        "res.partner", string="Counterparty", readonly=True, index=True, tracking=True
+    )
+    match_state = fields.Selection(
+        [("matched", "Matched"), ("unmatched", "Unmatched")],
+        default="unmatched", required=True, readonly=True, index=True,
+    )
+    unmatched_reason = fields.Char(readonly=True)
+    state = fields.Selection(
+        [("unmatched", "Unmatched"), ("priced", "Priced")],
+        default="unmatched", required=True, readonly=True, index=True, tracking=True,
+    )
+    company_id = fields.Many2one(
+        "res.company", required=True, readonly=True, index=True,
+        default=lambda self: self.env.company,
+    )
+
+    _sql_constraints = [
+        (
+            "ocpi_id_uniq",
+            "unique(company_id, country_code, party_id, ocpi_id)",
+            "A CDR with this id was already received from this party.",
+        ),
+    ]
+
+    # ------------------------------------------------------------------
+    # Computes
+    # ------------------------------------------------------------------
+    @api.depends("country_code", "party_id", "token_country_code", "token_party_id")
+    def _compute_identities(self):
+        for cdr in self:
+            cdr.sender_identity = "%s*%s" % (cdr.country_code or "", cdr.party_id or "")
+            cdr.token_identity = "%s*%s" % (
+                cdr.token_country_code or "", cdr.token_party_id or ""
+            )
+
+    @api.depends("raw_json")
+    def _compute_raw_json_text(self):
+        for cdr in self:
+            cdr.raw_json_text = (
+                json.dumps(cdr.raw_json, indent=2, sort_keys=True) if cdr.raw_json else False
+            )
+
+    @api.depends("price_breakdown")
+    def _compute_price_breakdown_html(self):
+        headers = (
+            _("Period"), _("Dimension"), _("Volume"), _("Billed"), _("Unit Price"),
+            _("VAT %"), _("Excl. VAT"), _("Incl. VAT"), _("Element"),
+        )
+        for cdr in self:
+            lines = cdr.price_breakdown or []
+            if not lines:
+                cdr.price_breakdown_html = False
+                continue
+            rows = []
+            for line in lines:
+                cells = (
+                    "%s → %s" % (line.get("period_start", ""), line.get("period_end", "")),
+                    line.get("dimension", ""),
+                    line.get("volume", ""),
+                    line.get("billed_volume", ""),
+                    line.get("unit_price", ""),
+                    line.get("vat") if line.get("vat") is not None else "",
+                    line.get("excl_vat", ""),
+                    line.get("incl_vat", ""),
+                    line.get("element_index", ""),
+                )
+                rows.append(
+                    Markup("<tr>%s</tr>")
+                    % Markup("").join(Markup("<td>%s</td>") % escape(c) for c in cells)
+                )
+            head = Markup("").join(Markup("<th>%s</th>") % h for h in headers)
+            cdr.price_breakdown_html = Markup(
+                '<table class="table table-sm o_clearing_breakdown">'
+                "<thead><tr>%s</tr></thead><tbody>%s</tbody></table>"
+            ) % (head, Markup("").join(rows))
+
+    # ------------------------------------------------------------------
+    # Ingestion
+    # ------------------------------------------------------------------
+    @api.model
+    def _parse_ocpi(self, data):
+        """Validate ``data`` with the core; ValidationError naming the JSON path."""
+        try:
+            return ocpi.parse_cdr(data, strict=True)
+        except OcpiValidationError as error:
+            raise ValidationError(_("Invalid OCPI CDR: %s", error)) from error
+
+    @api.model
+    def _vals_from_ocpi(self, parsed, data, company):
+        """Record values for the parsed OCPI CDR ``parsed`` (input dict ``data``)."""
+        currency = self.env["res.currency"].with_context(active_test=False).search(
+            [("name", "=", parsed.currency)], limit=1
+        )
+        if not currency:
+            raise ValidationError(
+                _("Invalid OCPI CDR: $.currency: currency %s is not available in Odoo.",
+                  parsed.currency)
+            )
+        token = parsed.cdr_token
+        location = parsed.cdr_location
+        coordinates = getattr(location, "coordinates", None)
+        if isinstance(coordinates, dict):
+            latitude, longitude = coordinates.get("latitude"), coordinates.get("longitude")
+        else:
+            latitude = getattr(coordinates, "latitude", None)
+            longitude = getattr(coordinates, "longitude", None)
+        total_cost = parsed.total_cost
+        vals = {
+            "company_id": company.id,
+            "ocpi_id": parsed.id,
+            "country_code": parsed.country_code,
+            "party_id": parsed.party_id,
+            "session_id": parsed.session_id,
+            "token_uid": token.uid,
+            "token_type": token.type,
+            "token_contract_id": token.contract_id,
+            "token_country_code": token.country_code,
+            "token_party_id": token.party_id,
+            "auth_method": parsed.auth_method,
+            "authorization_reference": parsed.authorization_reference,
+            "location_id": location.id,
+            "location_name": location.name,
+            "location_address": location.address,
+            "location_city": location.city,
+            "location_postal_code": location.postal_code,
+            "location_state": getattr(location, "state", None),
+            "location_country": location.country,
+            "location_latitude": latitude,
+            "location_longitude": longitude,
+            "evse_uid": location.evse_uid,
+            "evse_id": location.evse_id,
+            "connector_id": location.connector_id,
+            "connector_standard": location.connector_standard,
+            "connector_format": location.connector_format,
+            "connector_power_type": location.connector_power_type,
+            "meter_id": parsed.meter_id,
+            "start_datetime": _naive(parsed.start_date_time),
+            "end_datetime": _naive(parsed.end_date_time),
+            "currency_id": currency.id,
+            "charging_periods": data.get("charging_periods"),
+            "tariffs": data.get("tariffs"),
+            "signed_data": data.get("signed_data"),
+            "stated_total_cost_excl": _float(total_cost.excl_vat),
+            "stated_total_cost_incl": _float(total_cost.incl_vat),
+            "stated_total_energy": _float(parsed.total_energy),
+            "stated_total_time": _float(parsed.total_time),
+            "stated_total_parking_time": _float(parsed.total_parking_time),
+            "remark": parsed.remark,
+            "invoice_reference_id": parsed.invoice_reference_id,
+            "credit": bool(parsed.credit),
+            "credit_reference_id": parsed.credit_reference_id,
+            "home_charging_compensation": bool(parsed.home_charging_compensation),
+            "last_updated": _naive(parsed.last_updated),
+            "raw_json": data,
+        }
+        for fname, attr in STATED_PRICES:
+            price = getattr(parsed, attr)
+            vals[fname] = _float(price.excl_vat) if price is not None else 0.0
+        return vals
+
+    @api.model
+    def _ingest_ocpi(self, data, company=None, tariff_cache=None):
+        """Store, match and price one OCPI 2.2.1 CDR (dict as received).
+
+        Raises ValidationError (nothing stored) when the CDR is invalid or was
+        already received. Returns the new clearing.cdr record.
+        """
+        company = company or self.env.company
+        parsed = self._parse_ocpi(data)
+        duplicate = self.with_context(active_test=False).search_count(
+            [
+                ("company_id", "=", company.id),
+                ("country_code", "=", parsed.country_code),
+                ("party_id", "=", parsed.party_id),
+                ("ocpi_id", "=", parsed.id),
+            ],
+            limit=1,
+        )
+        if duplicate:
+            raise ValidationError(
+                _(
+                    "CDR %(id)s from %(country)s*%(party)s was already received.",
+                    id=parsed.id,
+                    country=parsed.country_code,
+                    party=parsed.party_id,
+                )
+            )
+        cdr = self.create(self._vals_from_ocpi(parsed, data, company))
+        cdr._resolve_credit_links()
+        cdr._match_and_price(tariff_cache=tariff_cache, parsed={cdr.id: parsed})
+        return cdr
+
+    @api.model
+    def _ingest_ocpi_batch(self, items, company=None):
+        """Ingest several CDRs; one bad item does not spoil the others.
+
+        Returns one dict per item, in order: ``{"index": i, "record": cdr or None,
+        "error": message or None}``.
+        """
+        results = []
+        tariff_cache = {}
+        for index, data in enumerate(items):
+            try:
+                with self.env.cr.savepoint():
+                    if not isinstance(data, dict):
+                        raise ValidationError(
+                            _("Invalid OCPI CDR: $: a CDR must be a JSON object.")
+                        )
+                    cdr = self._ingest_ocpi(data, company=company, tariff_cache=tariff_cache)
+                results.append({"index": index, "record": cdr, "error": None})
+            except (ValidationError, UserError) as error:
+                self.env.invalidate_all()
+                results.append({"index": index, "record": None, "error": str(error)})
+        return results
+
+    def _resolve_credit_links(self):
+        """Link credit CDRs to the CDR they credit (in both arrival orders)."""
+        for cdr in self:
+            if cdr.credit and cdr.credit_reference_id and not cdr.credited_cdr_id:
+                original = self.search(
+                    [
+                        ("company_id", "=", cdr.company_id.id),
+                        ("country_code", "=", cdr.country_code),
+                        ("party_id", "=", cdr.party_id),
+                        ("ocpi_id", "=", cdr.credit_reference_id),
+                        ("id", "!=", cdr.id),
+                    ],
+                    limit=1,
+                )
+                if original:
+                    cdr.credited_cdr_id = original
+            if not cdr.credit:
+                credits = self.search(
+                    [
+                        ("company_id", "=", cdr.company_id.id),
+                        ("country_code", "=", cdr.country_code),
+                        ("party_id", "=", cdr.party_id),
+                        ("credit", "=", True),
+                        ("credit_reference_id", "=", cdr.ocpi_id),
+                        ("credited_cdr_id", "=", False),
+                    ]
+                )
+                credits.credited_cdr_id = cdr
+
+    # ------------------------------------------------------------------
+    # Matching and pricing
+    # ------------------------------------------------------------------
+    def _match(self):
+        contract_model = self.env["clearing.contract"]
+        partner_model = self.env["res.partner"]
+        for cdr in self:
+            contract, reason = contract_model._find_for_cdr(cdr)
+            if contract:
+                cdr.write(
+                    {
+                        "contract_id": contract.id,
+                        "partner_id": contract.partner_id.id,
+                        "match_state": "matched",
+                        "unmatched_reason": False,
+                    }
+                )
+                continue
+            own = cdr.company_id.partner_id
+            if (cdr.country_code, cdr.party_id) == (
+                own.ocpi_country_code, own.ocpi_party_id
+            ):
+                partner = partner_model._find_by_ocpi_identity(
+                    cdr.token_country_code, cdr.token_party_id, cdr.company_id
+                )
+            else:
+                partner = partner_model._find_by_ocpi_identity(
+                    cdr.country_code, cdr.party_id, cdr.company_id
+                )
+            cdr.write(
+                {
+                    "contract_id": False,
+                    "partner_id": partner.id,
+                    "match_state": "unmatched",
+                    "unmatched_reason": reason,
+                }
+            )
+
+    def _match_and_price(self, tariff_cache=None, parsed=None):
+        """(Re)attach the contract of each CDR and price the matched ones."""
+        self._match()
+        matched = self.filtered(lambda c: c.match_state == "matched")
+        (self - matched).write(self._empty_pricing_vals())
+        matched._price(tariff_cache=tariff_cache, parsed=parsed)
+
+    def _empty_pricing_vals(self):
+        vals = {fname: 0.0 for fname, _attr in AMOUNT_PARTS}
+        vals.update(
+            amount_adjustment=0.0, amount_untaxed=0.0, amount_tax=0.0, amount_total=0.0,
+            energy_kwh=0.0, duration_hours=0.0, parking_hours=0.0,
+            price_breakdown=False, applied_tariff=False, price_difference=0.0,
+            price_difference_incl=0.0, price_mismatch=False, priced_date=False,
+            state="unmatched",
+        )
+        return vals
+
+    def _price(self, tariff_cache=None, parsed=None):
+        """Price matched CDRs with their contract grid and store rounded amounts."""
+        tariff_cache = {} if tariff_cache is None else tariff_cache
+        parsed = parsed or {}
+        for cdr in self:
+            contract = cdr.contract_id
+            key = (contract.id, str(contract.write_date))
+            if key not in tariff_cache:
+                tariff_dict = contract.to_ocpi_tariff()
+                try:
+                    tariff = ocpi.parse_tariff(tariff_dict, strict=True)
+                except OcpiValidationError as error:
+                    raise ValidationError(
+                        _("Contract %(contract)s: invalid price grid: %(error)s",
+                          contract=contract.name, error=error)
+                    ) from error
+                tariff_cache[key] = (tariff_dict, tariff)
+            tariff_dict, tariff = tariff_cache[key]
+            ocpi_cdr = parsed.get(cdr.id) or cdr._parse_ocpi(cdr.raw_json)
+            try:
+                result = pricing.price_cdr(ocpi_cdr, tariff, tz=contract.tz)
+            except OcpiValidationError as error:
+                raise ValidationError(
+                    _("CDR %(cdr)s cannot be priced: %(error)s", cdr=cdr.ocpi_id,
+                      error=error)
+                ) from error
+            cdr.write(cdr._pricing_vals(result, tariff_dict))
+
+    def _pricing_vals(self, result, tariff_dict):
+        """Stored values for a pricing.PriceResult, rounded to the CDR currency."""
+        self.ensure_one()
+        code = self.currency_id.name
+        sign = Decimal(-1) if self.credit else Decimal(1)
+
+        def money(value):
+            return currencies.round_money(sign * Decimal(value or 0), code)
+
+        vals = {}
+        untaxed = Decimal(0)
+        tax = Decimal(0)
+        for fname, attr in AMOUNT_PARTS:
+            price = getattr(result, attr)
+            excl = money(price.excl_vat) if price is not None else Decimal(0)
+            vals[fname] = float(excl)
+            untaxed += excl
+        adjustment = result.min_max_adjustment
+        adjustment_excl = money(adjustment.excl_vat) if adjustment is not None else Decimal(0)
+        vals["amount_adjustment"] = float(adjustment_excl)
+        untaxed += adjustment_excl
+        total_cost = result.total_cost
+        if total_cost.incl_vat is not None:
+            tax = money(Decimal(total_cost.incl_vat) - Decimal(total_cost.excl_vat))
+        total = untaxed + tax
+        stated_excl = Decimal(str(self.stated_total_cost_excl))
+        difference = stated_excl - untaxed
+        stated_incl = self.raw_json.get("total_cost", {}).get("incl_vat")
+        difference_incl = (
+            Decimal(str(stated_incl)) - total if stated_incl is not None else Decimal(0)
+        )
+        tolerance = Decimal(repr(self.contract_id.price_tolerance))
+        vals.update(
+            amount_untaxed=float(untaxed),
+            amount_tax=float(tax),
+            amount_total=float(total),
+            energy_kwh=float(sign * Decimal(result.total_energy or 0)),
+            duration_hours=float(sign * Decimal(result.total_time or 0)),
+            parking_hours=float(sign * Decimal(result.total_parking_time or 0)),
+            price_breakdown=[self._priced_line_json(line) for line in result.lines],
+            applied_tariff=tariff_dict,
+            price_difference=float(difference),
+            price_difference_incl=float(difference_incl),
+            price_mismatch=abs(difference) > tolerance,
+            priced_date=fields.Datetime.now(),
+            state="priced",
+        )
+        return vals
+
+    @api.model
+    def _priced_line_json(self, line):
+        def fmt_dt(value):
+            return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+        return {
+            "period_start": fmt_dt(line.period_start),
+            "period_end": fmt_dt(line.period_end),
+            "dimension": line.dimension,
+            "volume": _json_decimal(line.volume),
+            "billed_volume": _json_decimal(line.billed_volume),
+            "unit_price": _json_decimal(line.unit_price),
+            "vat": _json_decimal(line.vat),
+            "excl_vat": _json_decimal(line.excl_vat),
+            "incl_vat": _json_decimal(line.incl_vat),
+            "element_index": line.element_index,
+        }
+
+    def _repriceable(self):
+        """CDRs that may still be re-priced (later states lock them)."""
+        return self.filtered(lambda c: c.state in ("unmatched", "priced"))
+
+    def action_reprice(self):
+        if not self.env.user.has_group("emsp_clearing.group_clearing_manager"):
+            raise UserError(_("Only clearing managers can re-price CDRs."))
+        cdrs = self._repriceable()
+        if not cdrs:
+            raise UserError(_("None of the selected CDRs can be re-priced."))
+        cdrs._match_and_price(tariff_cache={})
+        return True

@@ -1,0 +1,554 @@
+from decimal import Decimal
+
+import pytz
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError, ValidationError
+from odoo.osv import expression
+from odoo.tools import float_is_zero
+
+from odoo.addons.base.models.res_partner import _tz_get
+
+from .clearing_price_line import decimal_to_json, float_to_decimal
+
+# Fields whose change on an active contract re-matches the unmatched CDRs.
+REMATCH_FIELDS = {"state", "partner_id", "date_start", "date_end", "currency_id", "role"}
+
+
+class ClearingContract(models.Model):
+    _name = "clearing.contract"
+    _description = "Clearing Contract"
+    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _order = "date_start desc, id desc"
+    _check_company_auto = True
+
+    def _default_tz(self):
+        return self.env.company.partner_id.tz or "Europe/Paris"
+
+    def _default_price_tolerance(self):
+        return self.env.company.clearing_price_tolerance
+
+    name = fields.Char(
+        string="Reference",
+        required=True,
+        copy=False,
+        readonly=True,
+        default=lambda self: _("New"),
+        tracking=True,
+        help="Contract reference; also the id of the OCPI tariff built from the grid.",
+    )
+    description = fields.Char()
+    partner_id = fields.Many2one(
+        "res.partner",
+        string="Counterparty",
+        required=True,
+        tracking=True,
+        check_company=True,
+        domain="[('is_company', '=', True), ('ocpi_country_code', '!=', False), "
+        "('ocpi_party_id', '!=', False)]",
+        help="The eMSP (when we are the CPO) or the CPO (when we are the eMSP).",
+    )
+    partner_ocpi_identity = fields.Char(
+        related="partner_id.ocpi_identity", string="Counterparty OCPI Identity"
+    )
+    role = fields.Selection(
+        [
+            ("cpo", "We are the CPO (we bill the eMSP)"),
+            ("emsp", "We are the eMSP (billed by the CPO)"),
+        ],
+        required=True,
+        default="cpo",
+        tracking=True,
+    )
+    company_id = fields.Many2one(
+        "res.company", required=True, default=lambda self: self.env.company, index=True
+    )
+    currency_id = fields.Many2one(
+        "res.currency",
+        required=True,
+        default=lambda self: self.env.company.currency_id,
+        tracking=True,
+    )
+    date_start = fields.Date(
+        "Start Date", required=True, default=fields.Date.context_today, tracking=True
+    )
+    date_end = fields.Date("End Date", tracking=True)
+    state = fields.Selection(
+        [("draft", "Draft"), ("active", "Active"), ("closed", "Closed")],
+        default="draft",
+        required=True,
+        copy=False,
+        tracking=True,
+        index=True,
+    )
+    billing_frequency = fields.Selection(
+        [("weekly", "Weekly"), ("monthly", "Monthly"), ("quarterly", "Quarterly")],
+        default="monthly",
+        required=True,
+        tracking=True,
+    )
+    billing_day = fields.Integer(
+        default=1,
+        tracking=True,
+        help="Day of the period on which the statement is issued: 1-28 for monthly "
+        "and quarterly billing, 1 (Monday) to 7 (Sunday) for weekly billing.",
+    )
+    payment_term_id = fields.Many2one(
+        "account.payment.term", string="Payment Terms", check_company=True
+    )
+    tax_ids = fields.Many2many(
+        "account.tax",
+        string="Taxes",
+        check_company=True,
+        domain="[('amount_type', '=', 'percent'), "
+        "('type_tax_use', '=', 'sale' if role == 'cpo' else 'purchase')]",
+        help="Percent taxes applied to every price component; their total percentage "
+        "is the OCPI 'vat' of the components.",
+    )
+    vat_rate = fields.Float(
+        "VAT (%)", compute="_compute_vat_rate", digits=(16, 4)
+    )
+    control_window_days = fields.Integer(
+        "Control Window (days)",
+        default=7,
+        help="Days the counterparty has to dispute the CDRs of a statement.",
+    )
+    tz = fields.Selection(
+        _tz_get,
+        string="Time Zone",
+        required=True,
+        default=_default_tz,
+        help="Time zone in which the time, weekday and date restrictions of the grid "
+        "are evaluated (local time of the charging network).",
+    )
+    min_price = fields.Monetary(
+        "Minimum Price",
+        help="Minimum price of a session, excl. VAT (0 = none).",
+    )
+    max_price = fields.Monetary(
+        "Maximum Price",
+        help="Maximum price of a session, excl. VAT (0 = none).",
+    )
+    price_line_ids = fields.One2many(
+        "clearing.price.line", "contract_id", string="Price Grid", copy=True
+    )
+    price_tolerance = fields.Float(
+        digits=(16, 6),
+        default=_default_price_tolerance,
+        help="Difference (excl. VAT) between the CPO's stated total and our price "
+        "above which a CDR is flagged as a mismatch.",
+    )
+    cdr_ids = fields.One2many("clearing.cdr", "contract_id", string="CDRs")
+    cdr_count = fields.Integer("CDR Count", compute="_compute_tracking")
+    cdr_energy_kwh = fields.Float("Energy (kWh)", compute="_compute_tracking", digits=(16, 3))
+    cdr_amount_untaxed = fields.Monetary("Priced (excl. VAT)", compute="_compute_tracking")
+    cdr_amount_total = fields.Monetary("Priced (incl. VAT)", compute="_compute_tracking")
+    cdr_mismatch_count = fields.Integer("Mismatches", compute="_compute_tracking")
+    notes = fields.Html()
+
+    _sql_constraints = [
+        (
+            "name_company_uniq",
+            "unique(name, company_id)",
+            "The contract reference must be unique per company.",
+        ),
+    ]
+
+    # ------------------------------------------------------------------
+    # Computes and constraints
+    # ------------------------------------------------------------------
+    @api.depends("tax_ids", "tax_ids.amount")
+    def _compute_vat_rate(self):
+        for contract in self:
+            contract.vat_rate = sum(contract.tax_ids.mapped("amount"))
+
+    def _compute_tracking(self):
+        stats = {}
+        if self.ids:
+            groups = self.env["clearing.cdr"]._read_group(
+                [("contract_id", "in", self.ids)],
+                ["contract_id"],
+                ["__count", "energy_kwh:sum", "amount_untaxed:sum", "amount_total:sum"],
+            )
+            for contract, count, kwh, untaxed, total in groups:
+                stats[contract.id] = [count, kwh, untaxed, total, 0]
+            mismatches = self.env["clearing.cdr"]._read_group(
+                [("contract_id", "in", self.ids), ("price_mismatch", "=", True)],
+                ["contract_id"],
+                ["__count"],
+            )
+            for contract, count in mismatches:
+                stats[contract.id][4] = count
+        for contract in self:
+            count, kwh, untaxed, total, mismatch = stats.get(
+                contract._origin.id, [0, 0.0, 0.0, 0.0, 0]
+            )
+            contract.cdr_count = count
+            contract.cdr_energy_kwh = kwh
+            contract.cdr_amount_untaxed = untaxed
+            contract.cdr_amount_total = total
+            contract.cdr_mismatch_count = mismatch
+
+    @api.constrains("billing_frequency", "billing_day")
+    def _check_billing_day(self):
+        for contract in self:
+            if contract.billing_frequency == "weekly":
+                if not 1 <= contract.billing_day <= 7:
+                    raise ValidationError(
+                        _(
+                            "Contract %s: for weekly billing the billing day is a "
+                            "weekday from 1 (Monday) to 7 (Sunday).",
+                            contract.name,
+                        )
+                    )
+            elif not 1 <= contract.billing_day <= 28:
+                raise ValidationError(
+                    _(
+                        "Contract %s: for monthly or quarterly billing the billing "
+                        "day must be between 1 and 28.",
+                        contract.name,
+                    )
+                )
+
+    @api.constrains("date_start", "date_end")
+    def _check_dates(self):
+        for contract in self:
+            if contract.date_end and contract.date_end < contract.date_start:
+                raise ValidationError(
+                    _("Contract %s: the end date is before the start date.", contract.name)
+                )
+
+    @api.constrains("control_window_days", "price_tolerance", "min_price", "max_price")
+    def _check_amounts(self):
+        for contract in self:
+            if contract.control_window_days <= 0:
+                raise ValidationError(
+                    _("Contract %s: the control window must be at least one day.",
+                      contract.name)
+                )
+            if contract.price_tolerance < 0:
+                raise ValidationError(
+                    _("Contract %s: the price tolerance cannot be negative.", contract.name)
+                )
+            if contract.min_price < 0 or contract.max_price < 0:
+                raise ValidationError(
+                    _("Contract %s: minimum and maximum prices cannot be negative.",
+                      contract.name)
+                )
+            if contract.max_price and contract.min_price > contract.max_price:
+                raise ValidationError(
+                    _("Contract %s: the minimum price is above the maximum price.",
+                      contract.name)
+                )
+
+    @api.constrains("partner_id")
+    def _check_partner_identity(self):
+        for contract in self:
+            partner = contract.partner_id
+            if not (partner.ocpi_country_code and partner.ocpi_party_id):
+                raise ValidationError(
+                    _(
+                        "Contract %(contract)s: the counterparty %(partner)s has no OCPI "
+                        "identity (country code and party ID).",
+                        contract=contract.name,
+                        partner=partner.display_name,
+                    )
+                )
+            if partner.commercial_partner_id != partner:
+                raise ValidationError(
+                    _(
+                        "Contract %(contract)s: the counterparty must be a company, "
+                        "not the contact %(partner)s.",
+                        contract=contract.name,
+                        partner=partner.display_name,
+                    )
+                )
+
+    @api.constrains("tax_ids", "role")
+    def _check_taxes(self):
+        for contract in self:
+            expected = "sale" if contract.role == "cpo" else "purchase"
+            for tax in contract.tax_ids:
+                if tax.amount_type != "percent":
+                    raise ValidationError(
+                        _("Contract %(contract)s: tax %(tax)s is not a percentage.",
+                          contract=contract.name, tax=tax.name)
+                    )
+                if tax.price_include:
+                    raise ValidationError(
+                        _(
+                            "Contract %(contract)s: tax %(tax)s is included in price; "
+                            "grid prices are excl. VAT.",
+                            contract=contract.name,
+                            tax=tax.name,
+                        )
+                    )
+                if tax.type_tax_use != expected:
+                    raise ValidationError(
+                        _(
+                            "Contract %(contract)s: tax %(tax)s must be a %(type)s tax "
+                            "for this role.",
+                            contract=contract.name,
+                            tax=tax.name,
+                            type=expected,
+                        )
+                    )
+
+    # ------------------------------------------------------------------
+    # CRUD
+    # ------------------------------------------------------------------
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            if not vals.get("name") or vals["name"] == _("New"):
+                company = self.env["res.company"].browse(
+                    vals.get("company_id") or self.env.company.id
+                )
+                vals["name"] = self.env["ir.sequence"].with_company(
+                    company
+                ).next_by_code("clearing.contract") or _("New")
+        contracts = super().create(vals_list)
+        contracts.filtered(lambda c: c.state == "active")._rematch_unmatched_cdrs()
+        return contracts
+
+    def write(self, vals):
+        res = super().write(vals)
+        if REMATCH_FIELDS & set(vals):
+            self.filtered(lambda c: c.state == "active")._rematch_unmatched_cdrs()
+        return res
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_with_cdrs(self):
+        for contract in self:
+            if contract.cdr_ids:
+                raise UserError(
+                    _("Contract %s has CDRs: close it instead of deleting it.",
+                      contract.name)
+                )
+
+    # ------------------------------------------------------------------
+    # Actions
+    # ------------------------------------------------------------------
+    def action_activate(self):
+        for contract in self:
+            if contract.state != "draft":
+                raise UserError(_("Only draft contracts can be activated."))
+            if not contract.price_line_ids:
+                raise UserError(
+                    _("Contract %s has no price grid line.", contract.name)
+                )
+        self.write({"state": "active"})
+
+    def action_close(self):
+        if self.filtered(lambda c: c.state != "active"):
+            raise UserError(_("Only active contracts can be closed."))
+        self.write({"state": "closed"})
+
+    def action_reset_to_draft(self):
+        self.write({"state": "draft"})
+
+    def action_view_cdrs(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "emsp_clearing.action_clearing_cdr"
+        )
+        action["domain"] = [("contract_id", "=", self.id)]
+        action["context"] = {"search_default_group_by_month": 0}
+        return action
+
+    def action_view_mismatches(self):
+        action = self.action_view_cdrs()
+        action["domain"] = [("contract_id", "=", self.id), ("price_mismatch", "=", True)]
+        return action
+
+    # ------------------------------------------------------------------
+    # OCPI tariff
+    # ------------------------------------------------------------------
+    def _cpo_partner(self):
+        """Partner whose OCPI identity is the CPO side of the agreement."""
+        self.ensure_one()
+        return self.company_id.partner_id if self.role == "cpo" else self.partner_id
+
+    def _vat_decimal(self):
+        self.ensure_one()
+        if not self.tax_ids:
+            return None
+        return sum(
+            (float_to_decimal(tax.amount) for tax in self.tax_ids), Decimal(0)
+        )
+
+    def to_ocpi_tariff(self):
+        """The OCPI 2.2.1 Tariff object equivalent to this contract's grid."""
+        self.ensure_one()
+        cpo = self._cpo_partner()
+        vat = self._vat_decimal()
+        tariff = {
+            "country_code": cpo.ocpi_country_code or "",
+            "party_id": cpo.ocpi_party_id or "",
+            "id": self.name,
+            "currency": self.currency_id.name,
+            "type": "REGULAR",
+            "elements": [
+                line._to_ocpi_element(vat=vat)
+                for line in self.price_line_ids.sorted(lambda l: (l.sequence, l.id))
+            ],
+            "last_updated": (self.write_date or fields.Datetime.now()).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            ),
+        }
+        precision = self.currency_id.rounding
+        for fname in ("min_price", "max_price"):
+            if not float_is_zero(self[fname], precision_rounding=precision):
+                tariff[fname] = {"excl_vat": decimal_to_json(float_to_decimal(self[fname]))}
+        return tariff
+
+    def _lines_from_ocpi_tariff(self, tariff):
+        """Replace the grid with the lines of an OCPI tariff (dict).
+
+        One line per price component; restrictions are copied. The tariff currency
+        must be the contract's; min/max price are imported too.
+        """
+        self.ensure_one()
+        if not isinstance(tariff, dict):
+            raise ValidationError(_("$: an OCPI tariff must be a JSON object."))
+        currency = tariff.get("currency")
+        if currency and currency != self.currency_id.name:
+            raise ValidationError(
+                _(
+                    "$.currency: the tariff is in %(tariff)s, contract %(contract)s in "
+                    "%(currency)s.",
+                    tariff=currency,
+                    contract=self.name,
+                    currency=self.currency_id.name,
+                )
+            )
+        line_model = self.env["clearing.price.line"]
+        commands = [fields.Command.clear()]
+        sequence = 0
+        for index, element in enumerate(tariff.get("elements") or []):
+            for vals in line_model._vals_from_ocpi_element(
+                element, path="$.elements[%d]" % index
+            ):
+                sequence += 10
+                vals["sequence"] = sequence
+                commands.append(fields.Command.create(vals))
+        vals = {"price_line_ids": commands}
+        for fname in ("min_price", "max_price"):
+            price = tariff.get(fname) or {}
+            vals[fname] = float(Decimal(str(price.get("excl_vat", 0))))
+        self.write(vals)
+        return self.price_line_ids
+
+    # ------------------------------------------------------------------
+    # Matching
+    # ------------------------------------------------------------------
+    @api.model
+    def _find_for_cdr(self, cdr):
+        """Contract of ``cdr`` (a clearing.cdr record) and, when none, why.
+
+        Returns ``(contract, reason)``; ``contract`` is empty when unmatched.
+        """
+        company = cdr.company_id
+        own = company.partner_id
+        own_identity = (
+            (own.ocpi_country_code, own.ocpi_party_id)
+            if own.ocpi_country_code and own.ocpi_party_id
+            else None
+        )
+        sender = ((cdr.country_code or "").upper(), (cdr.party_id or "").upper())
+        issuer = ((cdr.token_country_code or "").upper(), (cdr.token_party_id or "").upper())
+        # (role, counterparty identity, label) the CDR can belong to.
+        candidates = []
+        if own_identity is None or sender == own_identity:
+            candidates.append(("cpo", issuer, _("eMSP")))
+        if own_identity is None or issuer == own_identity:
+            candidates.append(("emsp", sender, _("CPO")))
+        if not candidates:
+            return self.browse(), _(
+                "CDR sent by %(sender)s for a token of %(issuer)s: neither is our "
+                "identity %(own)s",
+                sender="*".join(sender),
+                issuer="*".join(issuer),
+                own="*".join(own_identity),
+            )
+        contracts = self.browse()
+        for role, identity, _label in candidates:
+            contracts |= self.search(
+                [
+                    ("company_id", "=", company.id),
+                    ("state", "=", "active"),
+                    ("role", "=", role),
+                    ("partner_id.ocpi_country_code", "=", identity[0]),
+                    ("partner_id.ocpi_party_id", "=", identity[1]),
+                ]
+            )
+        if not contracts:
+            return self.browse(), _(" nor ").join(
+                _("no active contract with %(label)s %(identity)s",
+                  label=label, identity="*".join(identity))
+                for _role, identity, label in candidates
+            )
+        reasons = []
+        in_currency = contracts.filtered(lambda c: c.currency_id == cdr.currency_id)
+        for contract in contracts - in_currency:
+            reasons.append(
+                _(
+                    "contract %(contract)s is in %(contract_currency)s, CDR in "
+                    "%(cdr_currency)s",
+                    contract=contract.name,
+                    contract_currency=contract.currency_id.name,
+                    cdr_currency=cdr.currency_id.name,
+                )
+            )
+        valid = self.browse()
+        for contract in in_currency:
+            end_date = contract._local_date(cdr.end_datetime)
+            if contract.date_start <= end_date and (
+                not contract.date_end or end_date <= contract.date_end
+            ):
+                valid |= contract
+            else:
+                reasons.append(
+                    _(
+                        "CDR ended %(date)s, outside contract %(contract)s validity "
+                        "%(start)s..%(end)s",
+                        date=end_date,
+                        contract=contract.name,
+                        start=contract.date_start,
+                        end=contract.date_end or "",
+                    )
+                )
+        if len(valid) == 1:
+            return valid, False
+        if len(valid) > 1:
+            return self.browse(), _(
+                "ambiguous: contracts %s", ", ".join(valid.sorted("name").mapped("name"))
+            )
+        return self.browse(), "; ".join(reasons)
+
+    def _local_date(self, dt):
+        """Date of the naive-UTC datetime ``dt`` in the contract time zone."""
+        self.ensure_one()
+        return pytz.utc.localize(dt).astimezone(pytz.timezone(self.tz)).date()
+
+    def _rematch_unmatched_cdrs(self):
+        """Match and price the company's unmatched CDRs that may belong to ``self``."""
+        cdr_model = self.env["clearing.cdr"]
+        for company in self.company_id:
+            contracts = self.filtered(lambda c: c.company_id == company)
+            identities = {
+                (c.partner_id.ocpi_country_code, c.partner_id.ocpi_party_id)
+                for c in contracts
+            }
+            domain = [("company_id", "=", company.id), ("match_state", "=", "unmatched")]
+            identity_domains = []
+            for country, party in identities:
+                identity_domains.append(
+                    ["|", "&", ("token_country_code", "=", country),
+                     ("token_party_id", "=", party),
+                     "&", ("country_code", "=", country), ("party_id", "=", party)]
+                )
+            if identity_domains:
+                domain = expression.AND([domain, expression.OR(identity_domains)])
+            cdrs = cdr_model.search(domain)
+            cdrs._match_and_price()

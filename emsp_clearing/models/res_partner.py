@@ -1,0 +1,185 @@
+import re
+
+from odoo import _, api, fields, models
+from odoo.exceptions import ValidationError
+
+COUNTRY_CODE_RE = re.compile(r"^[A-Z]{2}$")
+PARTY_ID_RE = re.compile(r"^[A-Z0-9]{3}$")
+
+
+class ResPartner(models.Model):
+    _inherit = "res.partner"
+
+    ocpi_country_code = fields.Char(
+        string="OCPI Country Code",
+        size=2,
+        index=True,
+        help="ISO 3166-1 alpha-2 country code of the party, as used in OCPI "
+        "(e.g. FR).",
+    )
+    ocpi_party_id = fields.Char(
+        string="OCPI Party ID",
+        size=3,
+        index=True,
+        help="Three-character party identifier (ISO 15118 / eMI3), as used in "
+        "OCPI (e.g. ABC).",
+    )
+    ocpi_identity = fields.Char(
+        string="OCPI Identity",
+        compute="_compute_ocpi_identity",
+        help="Country code and party id, e.g. FR*ABC.",
+    )
+    ocpi_is_cpo = fields.Boolean(
+        string="Is a CPO", help="The party operates charge points (Charge Point Operator)."
+    )
+    ocpi_is_emsp = fields.Boolean(
+        string="Is an eMSP",
+        help="The party issues charging tokens (e-Mobility Service Provider).",
+    )
+    clearing_billing_contact_ids = fields.Many2many(
+        "res.partner",
+        "res_partner_clearing_billing_contact_rel",
+        "partner_id",
+        "contact_id",
+        string="Clearing Billing Contacts",
+        help="Contacts that receive the clearing invoices and notifications.",
+    )
+    clearing_contract_ids = fields.One2many(
+        "clearing.contract", "partner_id", string="Clearing Contracts"
+    )
+    clearing_contract_count = fields.Integer(
+        compute="_compute_clearing_contract_count", string="Clearing Contract Count"
+    )
+
+    @api.model
+    def _commercial_fields(self):
+        return super()._commercial_fields() + [
+            "ocpi_country_code",
+            "ocpi_party_id",
+            "ocpi_is_cpo",
+            "ocpi_is_emsp",
+        ]
+
+    @api.depends("ocpi_country_code", "ocpi_party_id")
+    def _compute_ocpi_identity(self):
+        for partner in self:
+            if partner.ocpi_country_code and partner.ocpi_party_id:
+                partner.ocpi_identity = "%s*%s" % (
+                    partner.ocpi_country_code,
+                    partner.ocpi_party_id,
+                )
+            else:
+                partner.ocpi_identity = False
+
+    def _compute_clearing_contract_count(self):
+        groups = self.env["clearing.contract"]._read_group(
+            [("partner_id", "in", self.commercial_partner_id.ids)],
+            ["partner_id"],
+            ["__count"],
+        )
+        counts = {partner.id: count for partner, count in groups}
+        for partner in self:
+            partner.clearing_contract_count = counts.get(
+                partner.commercial_partner_id.id, 0
+            )
+
+    @api.model
+    def _normalize_ocpi_vals(self, vals):
+        for fname in ("ocpi_country_code", "ocpi_party_id"):
+            if vals.get(fname):
+                vals[fname] = vals[fname].strip().upper()
+        return vals
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            self._normalize_ocpi_vals(vals)
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self._normalize_ocpi_vals(vals)
+        return super().write(vals)
+
+    @api.onchange("ocpi_country_code", "ocpi_party_id")
+    def _onchange_ocpi_identity_upper(self):
+        for partner in self:
+            if partner.ocpi_country_code:
+                partner.ocpi_country_code = partner.ocpi_country_code.strip().upper()
+            if partner.ocpi_party_id:
+                partner.ocpi_party_id = partner.ocpi_party_id.strip().upper()
+
+    @api.constrains("ocpi_country_code", "ocpi_party_id", "company_id", "parent_id")
+    def _check_ocpi_identity(self):
+        for partner in self:
+            code, party = partner.ocpi_country_code, partner.ocpi_party_id
+            if not code and not party:
+                continue
+            if bool(code) != bool(party):
+                raise ValidationError(
+                    _(
+                        "%(partner)s: an OCPI identity needs both a country code and a "
+                        "party ID.",
+                        partner=partner.display_name,
+                    )
+                )
+            if not COUNTRY_CODE_RE.match(code):
+                raise ValidationError(
+                    _(
+                        "%(partner)s: OCPI country code %(code)r must be two letters "
+                        "(ISO 3166-1 alpha-2, e.g. FR).",
+                        partner=partner.display_name,
+                        code=code,
+                    )
+                )
+            if not PARTY_ID_RE.match(party):
+                raise ValidationError(
+                    _(
+                        "%(partner)s: OCPI party ID %(party)r must be exactly three "
+                        "letters or digits (e.g. ABC).",
+                        partner=partner.display_name,
+                        party=party,
+                    )
+                )
+            if partner.commercial_partner_id != partner:
+                continue
+            domain = [
+                ("ocpi_country_code", "=", code),
+                ("ocpi_party_id", "=", party),
+                ("id", "!=", partner.id),
+            ]
+            if partner.company_id:
+                domain.append(("company_id", "in", [partner.company_id.id, False]))
+            duplicates = self.search(domain).filtered(
+                lambda p: p.commercial_partner_id == p
+            )
+            if duplicates:
+                raise ValidationError(
+                    _(
+                        "OCPI identity %(identity)s is already used by %(other)s.",
+                        identity="%s*%s" % (code, party),
+                        other=duplicates[0].display_name,
+                    )
+                )
+
+    @api.model
+    def _find_by_ocpi_identity(self, country_code, party_id, company=None):
+        """Commercial partner carrying this OCPI identity (shared or of ``company``)."""
+        if not country_code or not party_id:
+            return self.browse()
+        domain = [
+            ("ocpi_country_code", "=", country_code.upper()),
+            ("ocpi_party_id", "=", party_id.upper()),
+        ]
+        if company:
+            domain.append(("company_id", "in", [company.id, False]))
+        partners = self.search(domain).filtered(lambda p: p.commercial_partner_id == p)
+        return partners[:1]
+
+    def action_view_clearing_contracts(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "emsp_clearing.action_clearing_contract"
+        )
+        action["domain"] = [("partner_id", "=", self.commercial_partner_id.id)]
+        action["context"] = {"default_partner_id": self.commercial_partner_id.id}
+        return action
