@@ -1,0 +1,802 @@
+"""OCPI 2.2.1 CDR and Tariff parsing/validation into frozen dataclasses.
+
+``parse_cdr(data, strict=True)`` and ``parse_tariff(data, strict=True)`` take the decoded JSON
+object (``dict``; numbers may be ``int``, ``float`` or ``Decimal`` -- floats are converted via
+``str`` so ``0.1`` stays ``Decimal('0.1')``) and return ``Cdr`` / ``Tariff``.  Every problem raises
+``OcpiValidationError`` whose ``path`` is the JSON path of the bad field.
+
+``strict=True`` validates the whole object as OCPI 2.2.1 (release-2.2.1-bugfixes) defines it.
+``strict=False`` only requires what pricing needs (CDR: start/end date-times, currency,
+charging periods; Tariff: elements) but still type-checks every field that is present.
+"""
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+from . import currencies
+from .errors import OcpiValidationError
+
+__all__ = [
+    "Price", "CdrDimension", "ChargingPeriod", "CdrToken", "GeoLocation", "CdrLocation", "Cdr",
+    "DisplayText", "PriceComponent", "TariffRestrictions", "TariffElement", "Tariff",
+    "parse_cdr", "parse_tariff", "parse_datetime",
+    "AUTH_METHODS", "TOKEN_TYPES", "CDR_DIMENSION_TYPES", "CDR_SESSION_ONLY_DIMENSIONS",
+    "CONNECTOR_TYPES", "CONNECTOR_FORMATS", "POWER_TYPES", "TARIFF_DIMENSION_TYPES",
+    "TARIFF_TYPES", "DAYS_OF_WEEK", "RESERVATION_RESTRICTION_TYPES",
+]
+
+UTC = timezone.utc
+
+# --------------------------------------------------------------------------------------------
+# Enumerations (OCPI 2.2.1)
+# --------------------------------------------------------------------------------------------
+AUTH_METHODS = frozenset({"AUTH_REQUEST", "COMMAND", "WHITELIST"})
+TOKEN_TYPES = frozenset({"AD_HOC_USER", "APP_USER", "OTHER", "RFID"})
+CDR_DIMENSION_TYPES = frozenset({
+    "CURRENT", "ENERGY", "ENERGY_EXPORT", "ENERGY_IMPORT", "MAX_CURRENT", "MIN_CURRENT",
+    "MAX_POWER", "MIN_POWER", "PARKING_TIME", "POWER", "RESERVATION_TIME", "STATE_OF_CHARGE",
+    "TIME",
+})
+# "Some of these values are not useful for CDRs, and SHALL therefor only be used in Sessions"
+CDR_SESSION_ONLY_DIMENSIONS = frozenset({
+    "CURRENT", "ENERGY_EXPORT", "ENERGY_IMPORT", "POWER", "STATE_OF_CHARGE",
+})
+# Dimensions whose volume may be negative (the spec describes negative values for them).
+# ENERGY may be negative in OCPI (V2G export); the clearing engine refuses it on purpose
+# because it cannot price energy fed back into the grid (see README).
+_SIGNED_DIMENSIONS = frozenset({"CURRENT", "MIN_CURRENT", "MIN_POWER", "POWER"})
+CONNECTOR_TYPES = frozenset({
+    "CHADEMO", "CHAOJI", "DOMESTIC_A", "DOMESTIC_B", "DOMESTIC_C", "DOMESTIC_D", "DOMESTIC_E",
+    "DOMESTIC_F", "DOMESTIC_G", "DOMESTIC_H", "DOMESTIC_I", "DOMESTIC_J", "DOMESTIC_K",
+    "DOMESTIC_L", "DOMESTIC_M", "DOMESTIC_N", "DOMESTIC_O", "GBT_AC", "GBT_DC",
+    "IEC_60309_2_single_16", "IEC_60309_2_three_16", "IEC_60309_2_three_32",
+    "IEC_60309_2_three_64", "IEC_62196_T1", "IEC_62196_T1_COMBO", "IEC_62196_T2",
+    "IEC_62196_T2_COMBO", "IEC_62196_T3A", "IEC_62196_T3C", "NEMA_5_20", "NEMA_6_30",
+    "NEMA_6_50", "NEMA_10_30", "NEMA_10_50", "NEMA_14_30", "NEMA_14_50", "PANTOGRAPH_BOTTOM_UP",
+    "PANTOGRAPH_TOP_DOWN", "TESLA_R", "TESLA_S",
+})
+CONNECTOR_FORMATS = frozenset({"SOCKET", "CABLE"})
+POWER_TYPES = frozenset({"AC_1_PHASE", "AC_2_PHASE", "AC_2_PHASE_SPLIT", "AC_3_PHASE", "DC"})
+TARIFF_DIMENSION_TYPES = frozenset({"ENERGY", "FLAT", "PARKING_TIME", "TIME"})
+TARIFF_TYPES = frozenset({
+    "AD_HOC_PAYMENT", "PROFILE_CHEAP", "PROFILE_FAST", "PROFILE_GREEN", "REGULAR",
+})
+DAYS_OF_WEEK = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
+_DAYS_SET = frozenset(DAYS_OF_WEEK)
+RESERVATION_RESTRICTION_TYPES = frozenset({"RESERVATION", "RESERVATION_EXPIRES"})
+
+
+# --------------------------------------------------------------------------------------------
+# Data classes
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Price:
+    excl_vat: Decimal
+    incl_vat: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CdrDimension:
+    type: str
+    volume: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingPeriod:
+    start_date_time: datetime
+    dimensions: tuple
+    tariff_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CdrToken:
+    uid: str | None
+    type: str | None
+    contract_id: str | None
+    country_code: str | None
+    party_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class GeoLocation:
+    latitude: str | None
+    longitude: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CdrLocation:
+    id: str | None
+    name: str | None
+    address: str | None
+    city: str | None
+    postal_code: str | None
+    state: str | None
+    country: str | None
+    coordinates: GeoLocation | None
+    evse_uid: str | None
+    evse_id: str | None
+    connector_id: str | None
+    connector_standard: str | None
+    connector_format: str | None
+    connector_power_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DisplayText:
+    language: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class PriceComponent:
+    type: str
+    price: Decimal
+    vat: Decimal | None
+    step_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class TariffRestrictions:
+    start_time: str | None = None
+    end_time: str | None = None
+    start_date: str | None = None
+    end_date: str | None = None
+    min_kwh: Decimal | None = None
+    max_kwh: Decimal | None = None
+    min_current: Decimal | None = None
+    max_current: Decimal | None = None
+    min_power: Decimal | None = None
+    max_power: Decimal | None = None
+    min_duration: int | None = None
+    max_duration: int | None = None
+    day_of_week: tuple = ()
+    reservation: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TariffElement:
+    price_components: tuple
+    restrictions: TariffRestrictions | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tariff:
+    country_code: str | None
+    party_id: str | None
+    id: str | None
+    currency: str | None
+    type: str | None
+    tariff_alt_text: tuple
+    tariff_alt_url: str | None
+    min_price: Price | None
+    max_price: Price | None
+    elements: tuple
+    start_date_time: datetime | None
+    end_date_time: datetime | None
+    energy_mix: dict | None
+    last_updated: datetime | None
+    raw: dict = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Cdr:
+    country_code: str | None
+    party_id: str | None
+    id: str | None
+    start_date_time: datetime
+    end_date_time: datetime
+    session_id: str | None
+    cdr_token: CdrToken | None
+    auth_method: str | None
+    authorization_reference: str | None
+    cdr_location: CdrLocation | None
+    meter_id: str | None
+    currency: str
+    tariffs: tuple
+    charging_periods: tuple
+    signed_data: dict | None
+    total_cost: Price | None
+    total_fixed_cost: Price | None
+    total_energy: Decimal | None
+    total_energy_cost: Price | None
+    total_time: Decimal | None
+    total_time_cost: Price | None
+    total_parking_time: Decimal | None
+    total_parking_cost: Price | None
+    total_reservation_cost: Price | None
+    remark: str | None
+    invoice_reference_id: str | None
+    credit: bool | None
+    credit_reference_id: str | None
+    home_charging_compensation: bool | None
+    last_updated: datetime | None
+    raw: dict = field(default=None, repr=False, compare=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Low-level checks.  Paths are built only when an error is raised (hot path = no formatting).
+# --------------------------------------------------------------------------------------------
+_MISSING = object()
+
+
+def _show(value):
+    """Short JSON-like rendering of a bad value for error messages."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        text = value if len(value) <= 40 else value[:37] + "..."
+        out = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return out.encode("unicode_escape").decode("ascii") if not out.isprintable() else out
+    return str(value)
+
+
+def _fail(path, message):
+    raise OcpiValidationError(path, message)
+
+
+def _get(d, key, path, required):
+    """Value of ``key`` in ``d``; ``None`` when absent/null and not required."""
+    v = d.get(key)
+    if v is None and required:
+        if key in d:
+            _fail(f"{path}.{key}", "required field is null")
+        _fail(f"{path}.{key}", "required field is missing")
+    return v
+
+
+def _str(d, key, path, maxlen, required, ci=False):
+    v = d.get(key)
+    if v is None:
+        if required:
+            _get(d, key, path, True)
+        return None
+    if type(v) is not str:
+        _fail(f"{path}.{key}", f"must be a string, got {_show(v)}")
+    if len(v) > maxlen:
+        _fail(f"{path}.{key}", f"must be at most {maxlen} characters, got {len(v)}")
+    if not v.isprintable():
+        _fail(f"{path}.{key}", f"must contain printable characters only, got {_show(v)}")
+    if ci and not v.isascii():
+        _fail(f"{path}.{key}", f"must be printable ASCII (CiString), got {_show(v)}")
+    return v
+
+
+def _enum(d, key, path, values, required, what):
+    v = d.get(key)
+    if v is None:
+        if required:
+            _get(d, key, path, True)
+        return None
+    if type(v) is not str:
+        _fail(f"{path}.{key}", f"must be a string ({what}), got {_show(v)}")
+    if v not in values:
+        _fail(f"{path}.{key}", f"must be a valid {what}, got {_show(v)}")
+    return v
+
+
+def _bool(d, key, path, required):
+    v = d.get(key)
+    if v is None:
+        if required:
+            _get(d, key, path, True)
+        return None
+    if type(v) is not bool:
+        _fail(f"{path}.{key}", f"must be a boolean, got {_show(v)}")
+    return v
+
+
+def _to_decimal(v):
+    """Decimal from a JSON number, or None when ``v`` is not a finite number (bool excluded)."""
+    t = type(v)
+    if t is int:
+        return Decimal(v)
+    if t is Decimal:
+        return v if v.is_finite() else None
+    if t is float:
+        if v != v or v in (float("inf"), float("-inf")):
+            return None
+        return Decimal(repr(v))
+    return None
+
+
+def _number_at(v, path, minimum):
+    n = _to_decimal(v)
+    if n is None:
+        _fail(path, f"must be a number, got {_show(v)}")
+    if minimum is not None and n < minimum:
+        _fail(path, f"must be >= {minimum}, got {_show(v)}")
+    return n
+
+
+def _number(d, key, path, required, minimum=0):
+    v = d.get(key)
+    if v is None:
+        if required:
+            _get(d, key, path, True)
+        return None
+    n = _to_decimal(v)
+    if n is None:
+        _fail(f"{path}.{key}", f"must be a number, got {_show(v)}")
+    if minimum is not None and n < minimum:
+        _fail(f"{path}.{key}", f"must be >= {minimum}, got {_show(v)}")
+    return n
+
+
+def _int(d, key, path, required, minimum=0):
+    v = d.get(key)
+    if v is None:
+        if required:
+            _get(d, key, path, True)
+        return None
+    t = type(v)
+    if t is int:
+        n = v
+    else:
+        dv = _to_decimal(v)
+        if dv is None or dv != dv.to_integral_value():
+            _fail(f"{path}.{key}", f"must be an integer, got {_show(v)}")
+        n = int(dv)
+    if minimum is not None and n < minimum:
+        _fail(f"{path}.{key}", f"must be >= {minimum}, got {_show(v)}")
+    return n
+
+
+def _object(d, key, path, required):
+    v = d.get(key)
+    if v is None:
+        if required:
+            _get(d, key, path, True)
+        return None
+    if type(v) is not dict:
+        _fail(f"{path}.{key}", f"must be an object, got {_show(v)}")
+    return v
+
+
+def _list(d, key, path, required, non_empty):
+    v = d.get(key)
+    if v is None:
+        if required:
+            _get(d, key, path, True)
+        return None
+    if type(v) is not list:
+        _fail(f"{path}.{key}", f"must be an array, got {_show(v)}")
+    if non_empty and not v:
+        _fail(f"{path}.{key}", "must contain at least one element")
+    return v
+
+
+def _item_object(v, path):
+    if type(v) is not dict:
+        _fail(path, f"must be an object, got {_show(v)}")
+    return v
+
+
+_COUNTRY2_RE = re.compile(r"[A-Za-z]{2}\Z")
+_PARTY_RE = re.compile(r"[A-Za-z0-9]{3}\Z")
+_COUNTRY3_RE = re.compile(r"[A-Z]{3}\Z")
+_LAT_RE = re.compile(r"-?[0-9]{1,2}\.[0-9]{5,7}\Z")
+_LON_RE = re.compile(r"-?[0-9]{1,3}\.[0-9]{5,7}\Z")
+_TIME_RE = re.compile(r"([0-1][0-9]|2[0-3]):[0-5][0-9]\Z")
+_DATE_RE = re.compile(r"([12][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])\Z")
+_LANG_RE = re.compile(r"[a-z]{2}\Z")
+
+
+def _country_code(d, key, path, required):
+    v = _str(d, key, path, 2, required, ci=True)
+    if v is not None and not _COUNTRY2_RE.match(v):
+        _fail(f"{path}.{key}", f"must be an ISO 3166-1 alpha-2 country code (2 letters), got {_show(v)}")
+    return v
+
+
+def _party_id(d, key, path, required):
+    v = _str(d, key, path, 3, required, ci=True)
+    if v is not None and not _PARTY_RE.match(v):
+        _fail(f"{path}.{key}", f"must be a 3-character party id (letters/digits), got {_show(v)}")
+    return v
+
+
+def _currency(d, key, path, required):
+    v = d.get(key)
+    if v is None:
+        if required:
+            _get(d, key, path, True)
+        return None
+    if type(v) is not str:
+        _fail(f"{path}.{key}", f"must be a string (ISO 4217 code), got {_show(v)}")
+    if v not in currencies.MINOR_UNITS:
+        _fail(f"{path}.{key}", f"must be a known ISO 4217 currency code, got {_show(v)}")
+    return v
+
+
+# OCPI DateTime: RFC 3339 restricted to UTC, 'Z' optional, fractional seconds optional.
+_DT_RE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})?\Z"
+)
+_OFFSET_CACHE = {}
+
+
+def parse_datetime(value, path="$", strict=True):
+    """Parse an OCPI DateTime string into an aware UTC ``datetime``.
+
+    Accepted: ``2015-06-29T20:39:09Z``, ``2015-06-29T20:39:09`` (no designator = UTC), with
+    optional fractional seconds.  An explicit ``+hh:mm`` offset is refused in strict mode
+    (the spec: "All timestamps SHALL be in UTC ... +00:00 is not the same as UTC") and
+    converted to UTC otherwise.
+    """
+    if type(value) is not str:
+        _fail(path, f"must be a date-time string, got {_show(value)}")
+    m = _DT_RE.match(value)
+    if m is None:
+        _fail(path, f"must be an OCPI DateTime (RFC 3339, e.g. 2015-06-29T20:39:09Z), got {_show(value)}")
+    y, mo, d, h, mi, s, frac, tz = m.groups()
+    if strict:
+        if len(value) > 25:
+            _fail(path, f"must be at most 25 characters (OCPI DateTime), got {len(value)}")
+        if tz is not None and tz != "Z":
+            _fail(path, f"must be in UTC ('Z' or no designator), got offset {tz}")
+    us = int((frac + "00000")[:6]) if frac else 0
+    try:
+        dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), us, tzinfo=UTC)
+    except ValueError:
+        _fail(path, f"is not a valid date-time, got {_show(value)}")
+    if tz is not None and tz != "Z":
+        off = _OFFSET_CACHE.get(tz)
+        if off is None:
+            sign = -1 if tz[0] == "-" else 1
+            off = timezone(sign * (datetime.strptime(tz[1:], "%H:%M") - datetime(1900, 1, 1)))
+            _OFFSET_CACHE[tz] = off
+        dt = dt.replace(tzinfo=off).astimezone(UTC)
+    return dt
+
+
+def _dt(d, key, path, required, strict):
+    v = d.get(key)
+    if v is None:
+        if required:
+            _get(d, key, path, True)
+        return None
+    return parse_datetime(v, f"{path}.{key}", strict)
+
+
+def _price(d, key, path, required, sign):
+    """Price object; ``sign`` is 1 (>= 0), -1 (<= 0) or 0 (any sign)."""
+    o = _object(d, key, path, required)
+    if o is None:
+        return None
+    p = f"{path}.{key}"
+    minimum = 0 if sign > 0 else None
+    ex = _number(o, "excl_vat", p, True, minimum)
+    inc = _number(o, "incl_vat", p, False, minimum)
+    if sign < 0:
+        if ex > 0:
+            _fail(f"{p}.excl_vat", f"must be <= 0 on a credit CDR, got {_show(o['excl_vat'])}")
+        if inc is not None and inc > 0:
+            _fail(f"{p}.incl_vat", f"must be <= 0 on a credit CDR, got {_show(o['incl_vat'])}")
+    return Price(ex, inc)
+
+
+# --------------------------------------------------------------------------------------------
+# Tariff
+# --------------------------------------------------------------------------------------------
+def _display_texts(d, key, path, required, strict):
+    lst = _list(d, key, path, required, False)
+    if not lst:
+        return ()
+    out = []
+    for i, item in enumerate(lst):
+        p = f"{path}.{key}[{i}]"
+        _item_object(item, p)
+        lang = _str(item, "language", p, 2, strict)
+        if strict and not _LANG_RE.match(lang):
+            _fail(f"{p}.language", f"must be an ISO 639-1 language code, got {_show(lang)}")
+        out.append(DisplayText(lang, _str(item, "text", p, 512, strict)))
+    return tuple(out)
+
+
+def _time_of_day(d, key, path):
+    v = _str(d, key, path, 5, False)
+    if v is not None and not _TIME_RE.match(v):
+        _fail(f"{path}.{key}", f"must be a time of day HH:MM (24h, leading zeros), got {_show(v)}")
+    return v
+
+
+def _date(d, key, path):
+    v = _str(d, key, path, 10, False)
+    if v is not None:
+        m = _DATE_RE.match(v)
+        if m is None:
+            _fail(f"{path}.{key}", f"must be a date YYYY-MM-DD, got {_show(v)}")
+        try:
+            date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        except ValueError:
+            _fail(f"{path}.{key}", f"is not a valid calendar date, got {_show(v)}")
+    return v
+
+
+def _restrictions(d, path, strict):
+    p = path
+    dow = _list(d, "day_of_week", p, False, False)
+    days = ()
+    if dow:
+        for i, day in enumerate(dow):
+            if type(day) is not str or day not in _DAYS_SET:
+                _fail(f"{p}.day_of_week[{i}]", f"must be a valid DayOfWeek, got {_show(day)}")
+        days = tuple(dow)
+    r = TariffRestrictions(
+        start_time=_time_of_day(d, "start_time", p),
+        end_time=_time_of_day(d, "end_time", p),
+        start_date=_date(d, "start_date", p),
+        end_date=_date(d, "end_date", p),
+        min_kwh=_number(d, "min_kwh", p, False),
+        max_kwh=_number(d, "max_kwh", p, False),
+        min_current=_number(d, "min_current", p, False),
+        max_current=_number(d, "max_current", p, False),
+        min_power=_number(d, "min_power", p, False),
+        max_power=_number(d, "max_power", p, False),
+        min_duration=_int(d, "min_duration", p, False),
+        max_duration=_int(d, "max_duration", p, False),
+        day_of_week=days,
+        reservation=_enum(d, "reservation", p, RESERVATION_RESTRICTION_TYPES, False,
+                          "ReservationRestrictionType"),
+    )
+    return r
+
+
+def _tariff_elements(d, path, strict):
+    elems = _list(d, "elements", path, True, True)
+    out = []
+    for i, e in enumerate(elems):
+        ep = f"{path}.elements[{i}]"
+        _item_object(e, ep)
+        comps = _list(e, "price_components", ep, True, True)
+        pcs = []
+        for j, c in enumerate(comps):
+            cp = f"{ep}.price_components[{j}]"
+            _item_object(c, cp)
+            ctype = _enum(c, "type", cp, TARIFF_DIMENSION_TYPES, True, "TariffDimensionType")
+            price = _number(c, "price", cp, True)
+            vat = _number(c, "vat", cp, False)
+            # step_size "int, card. 1": strictly a positive number of units.  Lenient mode also
+            # accepts 0 (seen in the wild on FLAT components) and treats it as "no rounding".
+            step = _int(c, "step_size", cp, True, 1 if strict else 0)
+            pcs.append(PriceComponent(ctype, price, vat, step))
+        ro = _object(e, "restrictions", ep, False)
+        restr = _restrictions(ro, f"{ep}.restrictions", strict) if ro is not None else None
+        if strict and restr is not None and restr.reservation is not None:
+            for j, pc in enumerate(pcs):
+                if pc.type not in ("FLAT", "TIME"):
+                    _fail(f"{ep}.price_components[{j}].type",
+                          f"a reservation element can only have FLAT and TIME components, got {_show(pc.type)}")
+        out.append(TariffElement(tuple(pcs), restr))
+    return tuple(out)
+
+
+def _parse_tariff(data, strict, path):
+    _item_object(data, path)
+    d = data
+    p = path
+    cc = _country_code(d, "country_code", p, strict)
+    pid = _party_id(d, "party_id", p, strict)
+    tid = _str(d, "id", p, 36, strict, ci=True)
+    cur = _currency(d, "currency", p, strict)
+    ttype = _enum(d, "type", p, TARIFF_TYPES, False, "TariffType")
+    alt_text = _display_texts(d, "tariff_alt_text", p, False, strict)
+    alt_url = _str(d, "tariff_alt_url", p, 255, False)
+    min_price = _price(d, "min_price", p, False, 1)
+    max_price = _price(d, "max_price", p, False, 1)
+    if min_price is not None and max_price is not None and min_price.excl_vat > max_price.excl_vat:
+        _fail(f"{p}.min_price.excl_vat",
+              f"must be <= max_price.excl_vat ({max_price.excl_vat}), got {min_price.excl_vat}")
+    elements = _tariff_elements(d, p, strict)
+    sdt = _dt(d, "start_date_time", p, False, strict)
+    edt = _dt(d, "end_date_time", p, False, strict)
+    if sdt is not None and edt is not None and edt < sdt:
+        _fail(f"{p}.end_date_time", "must not be before start_date_time")
+    energy_mix = _object(d, "energy_mix", p, False)
+    last_updated = _dt(d, "last_updated", p, strict, strict)
+    return Tariff(cc, pid, tid, cur, ttype, alt_text, alt_url, min_price, max_price, elements,
+                  sdt, edt, energy_mix, last_updated, data)
+
+
+def parse_tariff(data, strict=True):
+    """Validate an OCPI 2.2.1 Tariff object and return a :class:`Tariff`."""
+    return _parse_tariff(data, strict, "$")
+
+
+# --------------------------------------------------------------------------------------------
+# CDR
+# --------------------------------------------------------------------------------------------
+def _cdr_token(d, path, strict):
+    return CdrToken(
+        uid=_str(d, "uid", path, 36, strict, ci=True),
+        type=_enum(d, "type", path, TOKEN_TYPES, strict, "TokenType"),
+        contract_id=_str(d, "contract_id", path, 36, strict, ci=True),
+        country_code=_country_code(d, "country_code", path, strict),
+        party_id=_party_id(d, "party_id", path, strict),
+    )
+
+
+def _cdr_location(d, path, strict):
+    p = path
+    country = _str(d, "country", p, 3, strict)
+    if country is not None and not _COUNTRY3_RE.match(country):
+        _fail(f"{p}.country", f"must be an ISO 3166-1 alpha-3 country code, got {_show(country)}")
+    co = _object(d, "coordinates", p, strict)
+    coords = None
+    if co is not None:
+        cp = f"{p}.coordinates"
+        lat = _str(co, "latitude", cp, 10, strict)
+        lon = _str(co, "longitude", cp, 11, strict)
+        if lat is not None and not _LAT_RE.match(lat):
+            _fail(f"{cp}.latitude", f"must match -?[0-9]{{1,2}}\\.[0-9]{{5,7}}, got {_show(lat)}")
+        if lon is not None and not _LON_RE.match(lon):
+            _fail(f"{cp}.longitude", f"must match -?[0-9]{{1,3}}\\.[0-9]{{5,7}}, got {_show(lon)}")
+        coords = GeoLocation(lat, lon)
+    return CdrLocation(
+        id=_str(d, "id", p, 36, strict, ci=True),
+        name=_str(d, "name", p, 255, False),
+        address=_str(d, "address", p, 45, strict),
+        city=_str(d, "city", p, 45, strict),
+        postal_code=_str(d, "postal_code", p, 10, False),
+        state=_str(d, "state", p, 20, False),
+        country=country,
+        coordinates=coords,
+        evse_uid=_str(d, "evse_uid", p, 36, strict, ci=True),
+        evse_id=_str(d, "evse_id", p, 48, strict, ci=True),
+        connector_id=_str(d, "connector_id", p, 36, strict, ci=True),
+        connector_standard=_enum(d, "connector_standard", p, CONNECTOR_TYPES, strict, "ConnectorType"),
+        connector_format=_enum(d, "connector_format", p, CONNECTOR_FORMATS, strict, "ConnectorFormat"),
+        connector_power_type=_enum(d, "connector_power_type", p, POWER_TYPES, strict, "PowerType"),
+    )
+
+
+def _signed_data(d, path, strict):
+    p = path
+    _str(d, "encoding_method", p, 36, strict, ci=True)
+    _int(d, "encoding_method_version", p, False)
+    _str(d, "public_key", p, 512, False)
+    _str(d, "url", p, 512, False)
+    values = _list(d, "signed_values", p, strict, strict)
+    if values:
+        for i, sv in enumerate(values):
+            sp = f"{p}.signed_values[{i}]"
+            _item_object(sv, sp)
+            _str(sv, "nature", sp, 32, strict, ci=True)
+            _str(sv, "plain_data", sp, 5000, strict)
+            _str(sv, "signed_data", sp, 5000, strict)
+    return d
+
+
+_DIM = CdrDimension
+
+
+def _charging_periods(d, path, strict, start, end):
+    lst = _list(d, "charging_periods", path, True, True)
+    out = []
+    prev = start
+    for i, cp in enumerate(lst):
+        if type(cp) is not dict:
+            _fail(f"{path}.charging_periods[{i}]", f"must be an object, got {_show(cp)}")
+        sv = cp.get("start_date_time")
+        if sv is None:
+            _get(cp, "start_date_time", f"{path}.charging_periods[{i}]", True)
+        pstart = parse_datetime(sv, f"{path}.charging_periods[{i}].start_date_time", strict)
+        if pstart < prev:
+            if i == 0:
+                _fail(f"{path}.charging_periods[0].start_date_time",
+                      "must not be before the CDR start_date_time")
+            _fail(f"{path}.charging_periods[{i}].start_date_time",
+                  f"must not be before the start of charging_periods[{i - 1}] (periods must be in chronological order)")
+        if pstart > end:
+            _fail(f"{path}.charging_periods[{i}].start_date_time",
+                  "must not be after the CDR end_date_time")
+        prev = pstart
+        dims = cp.get("dimensions")
+        if type(dims) is not list or not dims:
+            if dims is None:
+                _get(cp, "dimensions", f"{path}.charging_periods[{i}]", True)
+            if type(dims) is not list:
+                _fail(f"{path}.charging_periods[{i}].dimensions", f"must be an array, got {_show(dims)}")
+            _fail(f"{path}.charging_periods[{i}].dimensions", "must contain at least one element")
+        dl = []
+        seen = set()
+        for j, dim in enumerate(dims):
+            if type(dim) is not dict:
+                _fail(f"{path}.charging_periods[{i}].dimensions[{j}]", f"must be an object, got {_show(dim)}")
+            t = dim.get("type")
+            if t not in CDR_DIMENSION_TYPES:
+                dp = f"{path}.charging_periods[{i}].dimensions[{j}]"
+                if t is None:
+                    _get(dim, "type", dp, True)
+                _fail(f"{dp}.type", f"must be a valid CdrDimensionType, got {_show(t)}")
+            if strict and t in CDR_SESSION_ONLY_DIMENSIONS:
+                _fail(f"{path}.charging_periods[{i}].dimensions[{j}].type",
+                      f"{t} is a Session-only dimension and SHALL NOT be used in a CDR")
+            if t in seen:
+                _fail(f"{path}.charging_periods[{i}].dimensions[{j}].type",
+                      f"duplicate dimension {t} in the same charging period")
+            seen.add(t)
+            v = dim.get("volume")
+            vol = _to_decimal(v)
+            if vol is None or (vol < 0 and t not in _SIGNED_DIMENSIONS):
+                dp = f"{path}.charging_periods[{i}].dimensions[{j}]"
+                if v is None:
+                    _get(dim, "volume", dp, True)
+                _number_at(v, f"{dp}.volume", None if t in _SIGNED_DIMENSIONS else 0)
+            if t == "STATE_OF_CHARGE" and vol > 100:
+                _fail(f"{path}.charging_periods[{i}].dimensions[{j}].volume",
+                      f"must be <= 100 (percent), got {_show(v)}")
+            dl.append(_DIM(t, vol))
+        tid = cp.get("tariff_id")
+        if tid is not None:
+            tid = _str(cp, "tariff_id", f"{path}.charging_periods[{i}]", 36, False, ci=True)
+        out.append(ChargingPeriod(pstart, tuple(dl), tid))
+    return tuple(out)
+
+
+def parse_cdr(data, strict=True):
+    """Validate an OCPI 2.2.1 CDR object and return a :class:`Cdr`."""
+    p = "$"
+    d = _item_object(data, p)
+    credit = _bool(d, "credit", p, False)
+    cid = _str(d, "id", p, 39, strict, ci=True)
+    if cid is not None and not credit and len(cid) > 36:
+        _fail("$.id", f"must be at most 36 characters on a non-credit CDR, got {len(cid)}")
+    credit_ref = _str(d, "credit_reference_id", p, 39, False, ci=True)
+    if strict and credit and credit_ref is None:
+        _fail("$.credit_reference_id", "required field is missing (credit is true)")
+    start = _dt(d, "start_date_time", p, True, strict)
+    end = _dt(d, "end_date_time", p, True, strict)
+    if end < start:
+        _fail("$.end_date_time", "must not be before start_date_time")
+    tok = _object(d, "cdr_token", p, strict)
+    loc = _object(d, "cdr_location", p, strict)
+    tariffs = _list(d, "tariffs", p, False, False)
+    tariff_objs = ()
+    if tariffs:
+        tariff_objs = tuple(_parse_tariff(t, strict, f"$.tariffs[{i}]") for i, t in enumerate(tariffs))
+    sd = _object(d, "signed_data", p, False)
+    cost_sign = -1 if credit else 1
+    return Cdr(
+        country_code=_country_code(d, "country_code", p, strict),
+        party_id=_party_id(d, "party_id", p, strict),
+        id=cid,
+        start_date_time=start,
+        end_date_time=end,
+        session_id=_str(d, "session_id", p, 36, False, ci=True),
+        cdr_token=_cdr_token(tok, "$.cdr_token", strict) if tok is not None else None,
+        auth_method=_enum(d, "auth_method", p, AUTH_METHODS, strict, "AuthMethod"),
+        authorization_reference=_str(d, "authorization_reference", p, 36, False, ci=True),
+        cdr_location=_cdr_location(loc, "$.cdr_location", strict) if loc is not None else None,
+        meter_id=_str(d, "meter_id", p, 255, False),
+        currency=_currency(d, "currency", p, True),
+        tariffs=tariff_objs,
+        charging_periods=_charging_periods(d, p, strict, start, end),
+        signed_data=_signed_data(sd, "$.signed_data", strict) if sd is not None else None,
+        total_cost=_price(d, "total_cost", p, strict, cost_sign),
+        total_fixed_cost=_price(d, "total_fixed_cost", p, False, 1),
+        total_energy=_number(d, "total_energy", p, strict),
+        total_energy_cost=_price(d, "total_energy_cost", p, False, 1),
+        total_time=_number(d, "total_time", p, strict),
+        total_time_cost=_price(d, "total_time_cost", p, False, 1),
+        total_parking_time=_number(d, "total_parking_time", p, False),
+        total_parking_cost=_price(d, "total_parking_cost", p, False, 1),
+        total_reservation_cost=_price(d, "total_reservation_cost", p, False, 1),
+        remark=_str(d, "remark", p, 255, False),
+        invoice_reference_id=_str(d, "invoice_reference_id", p, 39, False, ci=True),
+        credit=credit,
+        credit_reference_id=credit_ref,
+        home_charging_compensation=_bool(d, "home_charging_compensation", p, False),
+        last_updated=_dt(d, "last_updated", p, strict, strict),
+        raw=data,
+    )

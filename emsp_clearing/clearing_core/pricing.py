@@ -1,0 +1,522 @@
+"""OCPI 2.2.1 pricing engine: ``price_cdr(cdr, tariff, tz="UTC") -> PriceResult``.
+
+Semantics (OCPI 2.2.1, release-2.2.1-bugfixes; see README.md of this package):
+
+* Every charging period is priced on the dimension volumes stated by the CDR (ENERGY in kWh,
+  TIME / PARKING_TIME / RESERVATION_TIME in hours).  A period ends when the next one starts;
+  the last one ends at the CDR ``end_date_time``.
+* For each dimension of each period, the price component is taken from the FIRST tariff
+  element that has a component of that dimension and whose restrictions all hold at the
+  start of the period: time of day / date / day of week in local time of ``tz``;
+  ``min_kwh``/``max_kwh`` on the energy consumed in the session before the period;
+  ``min_duration``/``max_duration`` on the session duration at the start of the period;
+  ``min/max_current`` and ``min/max_power`` on the period's MIN_/MAX_ values.
+* FLAT: charged once each time the element supplying the FLAT component becomes active
+  (i.e. in a period whose selected FLAT element differs from the previous period's).
+* step_size: once per session on the billed total of a dimension, with the step_size of the
+  last priced line of that dimension; the rounding surplus is added to that last line.
+  When both TIME and PARKING_TIME were billed, only PARKING_TIME is rounded.  ENERGY and
+  reservation time are rounded independently.
+* Reservation: periods carrying a RESERVATION_TIME dimension are reservation periods.  Their
+  RESERVATION_TIME volume is priced with the TIME component, and their FLAT with the FLAT
+  component, of elements restricted to ``reservation`` (RESERVATION_EXPIRES elements first
+  when the reservation expired, i.e. the CDR has no period other than reservation periods).
+  Non-reservation elements never apply to reservation periods and vice versa.
+* VAT per component: ``incl = excl * (1 + vat/100)``; no ``vat`` -> ``incl = excl``.
+* min_price / max_price clamp the excl-VAT total and the incl-VAT total independently (both
+  rules apply, as the Tariff object notes say); ``min_max_adjustment`` holds the difference.
+
+Results are unrounded Decimals.  Line amounts are computed at 28 significant digits; every
+total is the EXACT sum of the lines (computed in a 1000-digit context), so
+``sum(line.excl_vat) + min_max_adjustment.excl_vat == total_cost.excl_vat`` holds exactly
+(likewise incl VAT and per-category totals).
+"""
+
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Context, Decimal, localcontext
+from typing import NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import OcpiValidationError
+from .ocpi import Price
+
+__all__ = ["PricedLine", "PriceResult", "price_cdr", "compile_tariff", "CompiledTariff", "ZERO_PRICE"]
+
+_ZERO = Decimal(0)
+_ONE = Decimal(1)
+_HUNDRED = Decimal(100)
+_THOUSAND = Decimal(1000)
+_SECONDS_PER_HOUR = Decimal(3600)
+_MICRO = Decimal("0.000001")
+ZERO_PRICE = Price(_ZERO, _ZERO)
+
+# Line amounts: 28 significant digits, explicit so that a caller's context cannot change them.
+_CTX = Context(prec=28, rounding=ROUND_HALF_UP)
+# Sums: wide enough that adding line amounts never rounds.
+_EXACT = Context(prec=1000, rounding=ROUND_HALF_UP, Emax=999999, Emin=-999999)
+_exact_add = _EXACT.add
+_exact_sub = _EXACT.subtract
+
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Universal", "Zulu", "Etc/Zulu", "GMT",
+                        "Etc/GMT", "Z"})
+
+
+class PricedLine(NamedTuple):
+    """One priced (charging period x dimension).  ``dimension`` is ENERGY, FLAT, TIME,
+    PARKING_TIME or RESERVATION (reservation time); ``category`` names the CDR total it goes
+    to: FIXED, ENERGY, TIME, PARKING or RESERVATION (a FLAT of a reservation element is a
+    RESERVATION cost, as ``total_reservation_cost`` includes "fixed price components")."""
+
+    period_index: int
+    period_start: datetime
+    period_end: datetime
+    dimension: str
+    category: str
+    volume: Decimal
+    billed_volume: Decimal
+    unit_price: Decimal
+    vat: Decimal | None
+    excl_vat: Decimal
+    incl_vat: Decimal
+    element_index: int
+    step_size: int
+
+
+def _fmt(value, places):
+    q = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    if not q:
+        return Decimal(0)
+    q = q.normalize()
+    if q.as_tuple().exponent > 0:
+        q = q.quantize(_ONE)
+    return q
+
+
+@dataclass(frozen=True, slots=True)
+class PriceResult:
+    currency: str
+    total_cost: Price
+    total_fixed_cost: Price
+    total_energy: Decimal
+    total_energy_cost: Price
+    total_time: Decimal
+    total_time_cost: Price
+    total_parking_time: Decimal
+    total_parking_cost: Price
+    total_reservation_time: Decimal
+    total_reservation_cost: Price
+    min_max_adjustment: Price
+    lines: tuple
+
+    def to_ocpi_totals(self, places=4, as_float=False):
+        """The OCPI CDR totals rounded (ROUND_HALF_UP) to ``places`` decimals.
+
+        Values are normalised Decimals (``5.5``, ``30``), or floats when ``as_float`` is true
+        (a float of a <= 4-decimal Decimal prints without artefacts).  Keys: total_cost,
+        total_energy, total_energy_cost, total_time, total_time_cost, total_parking_time,
+        total_parking_cost, total_fixed_cost, total_reservation_cost; costs are
+        ``{"excl_vat": ..., "incl_vat": ...}``.
+        """
+        conv = float if as_float else (lambda x: x)
+
+        def num(v):
+            return conv(_fmt(v, places))
+
+        def price(p):
+            return {"excl_vat": num(p.excl_vat), "incl_vat": num(p.incl_vat)}
+
+        return {
+            "total_cost": price(self.total_cost),
+            "total_energy": num(self.total_energy),
+            "total_energy_cost": price(self.total_energy_cost),
+            "total_time": num(self.total_time),
+            "total_time_cost": price(self.total_time_cost),
+            "total_parking_time": num(self.total_parking_time),
+            "total_parking_cost": price(self.total_parking_cost),
+            "total_fixed_cost": price(self.total_fixed_cost),
+            "total_reservation_cost": price(self.total_reservation_cost),
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Compiled tariff: restrictions turned into plain comparable values, candidates per dimension.
+# --------------------------------------------------------------------------------------------
+class _Elem:
+    __slots__ = ("index", "always", "local", "start_s", "end_s", "start_date", "end_date",
+                 "days", "min_kwh", "max_kwh", "min_current", "max_current", "min_power",
+                 "max_power", "min_dur", "max_dur", "reservation", "comps")
+
+    def __init__(self, index, element):
+        self.index = index
+        r = element.restrictions
+        comps = {}
+        for pc in element.price_components:
+            if pc.type not in comps:  # first component of a dimension in an element wins
+                vat_factor = _ONE + pc.vat / _HUNDRED if pc.vat is not None else None
+                comps[pc.type] = (pc, vat_factor)
+        self.comps = comps
+        self.start_s = self.end_s = self.start_date = self.end_date = self.days = None
+        self.min_kwh = self.max_kwh = self.min_current = self.max_current = None
+        self.min_power = self.max_power = self.min_dur = self.max_dur = None
+        self.reservation = None
+        if r is None:
+            self.always = True
+            self.local = False
+            return
+        if r.start_time is not None:
+            self.start_s = int(r.start_time[:2]) * 3600 + int(r.start_time[3:]) * 60
+        if r.end_time is not None:
+            self.end_s = int(r.end_time[:2]) * 3600 + int(r.end_time[3:]) * 60
+        if r.start_date is not None:
+            self.start_date = date.fromisoformat(r.start_date)
+        if r.end_date is not None:
+            self.end_date = date.fromisoformat(r.end_date)
+        if r.day_of_week:
+            names = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
+            self.days = frozenset(names.index(d) for d in r.day_of_week)
+        self.min_kwh, self.max_kwh = r.min_kwh, r.max_kwh
+        self.min_current, self.max_current = r.min_current, r.max_current
+        self.min_power, self.max_power = r.min_power, r.max_power
+        self.min_dur, self.max_dur = r.min_duration, r.max_duration
+        self.reservation = r.reservation
+        self.local = (self.start_s is not None or self.end_s is not None or self.days is not None
+                      or self.start_date is not None or self.end_date is not None)
+        self.always = not (self.local or self.min_kwh is not None or self.max_kwh is not None
+                           or self.min_current is not None or self.max_current is not None
+                           or self.min_power is not None or self.max_power is not None
+                           or self.min_dur is not None or self.max_dur is not None)
+
+
+class CompiledTariff:
+    """Per-tariff precomputation (built once, cached by identity of the Tariff object)."""
+
+    __slots__ = ("tariff", "elements", "cands", "needs_local")
+
+    def __init__(self, tariff):
+        self.tariff = tariff
+        elems = [_Elem(i, e) for i, e in enumerate(tariff.elements)]
+        self.elements = elems
+        regular = [e for e in elems if e.reservation is None]
+        reserv = [e for e in elems if e.reservation == "RESERVATION"]
+        expires = [e for e in elems if e.reservation == "RESERVATION_EXPIRES"]
+        # kind 0: normal period, 1: reservation period, 2: period of an expired reservation
+        groups = (regular, reserv, expires + reserv)
+        self.cands = tuple(
+            {dim: tuple(e for e in g if dim in e.comps)
+             for dim in ("ENERGY", "FLAT", "TIME", "PARKING_TIME")}
+            for g in groups
+        )
+        self.needs_local = any(e.local for e in elems)
+
+
+_COMPILED = {}
+
+
+def compile_tariff(tariff):
+    """Return the (cached) :class:`CompiledTariff` of ``tariff``."""
+    key = id(tariff)
+    hit = _COMPILED.get(key)
+    if hit is not None and hit.tariff is tariff:
+        return hit
+    if len(_COMPILED) >= 512:
+        _COMPILED.clear()
+    ct = CompiledTariff(tariff)
+    _COMPILED[key] = ct
+    return ct
+
+
+_ZONES = {}
+
+
+def _zone(tz):
+    if tz is None:
+        return None
+    if isinstance(tz, str):
+        z = _ZONES.get(tz, _MISSING_ZONE)
+        if z is not _MISSING_ZONE:
+            return z
+        if tz in _UTC_NAMES:
+            z = None
+        else:
+            try:
+                z = ZoneInfo(tz)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {tz!r}") from None
+        _ZONES[tz] = z
+        return z
+    if tz is timezone.utc:
+        return None
+    return tz  # any tzinfo
+
+
+_MISSING_ZONE = object()
+
+
+def _measure(dims, primary, avg, secondary):
+    v = dims.get(primary)
+    if v is None:
+        v = dims.get(avg)
+        if v is None:
+            v = dims.get(secondary)
+    return v
+
+
+def _matches(e, local, energy, dur_s, dims):
+    """True when all restrictions of element ``e`` hold at the start of a period."""
+    if e.local:
+        if e.days is not None and local.weekday() not in e.days:
+            return False
+        st, et = e.start_s, e.end_s
+        if st is not None or et is not None:
+            t = local.hour * 3600 + local.minute * 60 + local.second
+            if st is not None and et is not None:
+                if st <= et:
+                    if not (st <= t < et):
+                        return False
+                elif not (t >= st or t < et):  # wraps past midnight
+                    return False
+            elif st is not None:
+                if t < st:
+                    return False
+            elif t >= et:
+                return False
+        if e.start_date is not None or e.end_date is not None:
+            day = local.date()
+            if e.start_date is not None and day < e.start_date:
+                return False
+            if e.end_date is not None and day >= e.end_date:
+                return False
+    if e.min_kwh is not None and energy < e.min_kwh:
+        return False
+    if e.max_kwh is not None and energy >= e.max_kwh:
+        return False
+    if e.min_dur is not None and dur_s < e.min_dur:
+        return False
+    if e.max_dur is not None and dur_s >= e.max_dur:
+        return False
+    if e.min_current is not None:
+        v = _measure(dims, "MIN_CURRENT", "CURRENT", "MAX_CURRENT")
+        if v is None or v < e.min_current:
+            return False
+    if e.max_current is not None:
+        v = _measure(dims, "MAX_CURRENT", "CURRENT", "MIN_CURRENT")
+        if v is None or v >= e.max_current:
+            return False
+    if e.min_power is not None:
+        v = _measure(dims, "MIN_POWER", "POWER", "MAX_POWER")
+        if v is None or v < e.min_power:
+            return False
+    if e.max_power is not None:
+        v = _measure(dims, "MAX_POWER", "POWER", "MIN_POWER")
+        if v is None or v >= e.max_power:
+            return False
+    return True
+
+
+def _ceil_to_step(units, step):
+    """Smallest multiple of ``step`` >= ``units`` (Decimal units, int step > 0)."""
+    q = (units / step).to_integral_value(rounding=ROUND_CEILING)
+    return q * step
+
+
+def _hours(td):
+    return (Decimal(td.days * 86400 + td.seconds) + Decimal(td.microseconds) * _MICRO) / _SECONDS_PER_HOUR
+
+
+def price_cdr(cdr, tariff, tz="UTC"):
+    """Price ``cdr`` (``ocpi.Cdr``) with ``tariff`` (``ocpi.Tariff``).
+
+    ``tz``: IANA zone name (or tzinfo) in which time restrictions (start/end time, dates,
+    day of week) are evaluated -- the local time of the location.
+    """
+    if tariff.currency is not None and cdr.currency is not None and tariff.currency != cdr.currency:
+        raise OcpiValidationError(
+            "$.currency", f"CDR currency {cdr.currency} differs from tariff currency {tariff.currency}")
+    ct = compile_tariff(tariff)
+    zone = _zone(tz) if ct.needs_local else None
+    with localcontext(_CTX):
+        return _price(cdr, ct, zone)
+
+
+def _price(cdr, ct, zone):
+    periods = cdr.charging_periods
+    n = len(periods)
+    session_start = cdr.start_date_time
+    session_end = cdr.end_date_time
+    needs_local = ct.needs_local
+
+    # Period kinds: reservation periods carry RESERVATION_TIME.
+    dim_maps = []
+    any_regular = False
+    for p in periods:
+        dm = {d.type: d.volume for d in p.dimensions}
+        dim_maps.append(dm)
+        if "RESERVATION_TIME" not in dm:
+            any_regular = True
+    res_kind = 1 if any_regular else 2
+
+    cands_by_kind = ct.cands
+    energy_so_far = _ZERO
+    total_energy = _ZERO
+    total_parking = _ZERO
+    total_res_time = _ZERO
+    prev_flat = None
+    lines = []  # [period_index, dimension, category, volume, billed, (component, vat_factor), element_index]
+    last_line = {}  # dimension -> index in lines of the last priced line
+
+    for i in range(n):
+        p = periods[i]
+        dm = dim_maps[i]
+        pstart = p.start_date_time
+        is_res = "RESERVATION_TIME" in dm
+        cands = cands_by_kind[res_kind if is_res else 0]
+        if needs_local:
+            local = pstart.astimezone(zone) if zone is not None else pstart
+        else:
+            local = None
+        dur = pstart - session_start
+        dur_s = dur.days * 86400 + dur.seconds + dur.microseconds / 1e6
+        memo = {}
+
+        def select(dim):
+            for e in cands[dim]:
+                if e.always:
+                    return e
+                ok = memo.get(e.index)
+                if ok is None:
+                    ok = _matches(e, local, energy_so_far, dur_s, dm)
+                    memo[e.index] = ok
+                if ok:
+                    return e
+            return None
+
+        # FLAT: charged when its element becomes active.
+        fe = select("FLAT") if cands["FLAT"] else None
+        if fe is not None and fe is not prev_flat:
+            lines.append([i, "FLAT", "RESERVATION" if is_res else "FIXED", _ONE, _ONE,
+                          fe.comps["FLAT"], fe.index])
+        prev_flat = fe
+
+        v = dm.get("ENERGY")
+        if v is not None:
+            total_energy += v
+            if v and cands["ENERGY"]:
+                e = select("ENERGY")
+                if e is not None:
+                    last_line["ENERGY"] = len(lines)
+                    lines.append([i, "ENERGY", "ENERGY", v, v, e.comps["ENERGY"], e.index])
+        v = dm.get("TIME")
+        if v and cands["TIME"]:
+            e = select("TIME")
+            if e is not None:
+                last_line["TIME"] = len(lines)
+                lines.append([i, "TIME", "TIME", v, v, e.comps["TIME"], e.index])
+        v = dm.get("PARKING_TIME")
+        if v is not None:
+            total_parking += v
+            if v and cands["PARKING_TIME"]:
+                e = select("PARKING_TIME")
+                if e is not None:
+                    last_line["PARKING_TIME"] = len(lines)
+                    lines.append([i, "PARKING_TIME", "PARKING", v, v, e.comps["PARKING_TIME"], e.index])
+        v = dm.get("RESERVATION_TIME")
+        if v is not None:
+            total_res_time += v
+            if v and cands["TIME"]:
+                e = select("TIME")
+                if e is not None:
+                    last_line["RESERVATION"] = len(lines)
+                    lines.append([i, "RESERVATION", "RESERVATION", v, v, e.comps["TIME"], e.index])
+        energy_so_far = total_energy  # session energy before the next period
+
+    # step_size, once per session and per dimension, on the billed total.
+    if last_line:
+        _apply_step(lines, last_line.get("ENERGY"), "ENERGY", _THOUSAND)
+        if "PARKING_TIME" in last_line:
+            _apply_step(lines, last_line["PARKING_TIME"], "PARKING_TIME", _SECONDS_PER_HOUR)
+        else:
+            _apply_step(lines, last_line.get("TIME"), "TIME", _SECONDS_PER_HOUR)
+        _apply_step(lines, last_line.get("RESERVATION"), "RESERVATION", _SECONDS_PER_HOUR)
+
+    # Amounts and totals.
+    ends = [p.start_date_time for p in periods[1:]]
+    ends.append(session_end)
+    cat_ex = {"FIXED": _ZERO, "ENERGY": _ZERO, "TIME": _ZERO, "PARKING": _ZERO, "RESERVATION": _ZERO}
+    cat_in = dict(cat_ex)
+    out = []
+    for i, dim, cat, vol, billed, (pc, factor), eidx in lines:
+        ex = pc.price * billed
+        inc = ex * factor if factor is not None else ex
+        cat_ex[cat] = _exact_add(cat_ex[cat], ex)
+        cat_in[cat] = _exact_add(cat_in[cat], inc)
+        out.append(PricedLine(i, periods[i].start_date_time, ends[i], dim, cat, vol, billed,
+                              pc.price, pc.vat, ex, inc, eidx, pc.step_size))
+
+    raw_ex = _exact_add(_exact_add(_exact_add(_exact_add(cat_ex["FIXED"], cat_ex["ENERGY"]),
+                                              cat_ex["TIME"]), cat_ex["PARKING"]), cat_ex["RESERVATION"])
+    raw_in = _exact_add(_exact_add(_exact_add(_exact_add(cat_in["FIXED"], cat_in["ENERGY"]),
+                                              cat_in["TIME"]), cat_in["PARKING"]), cat_in["RESERVATION"])
+    tariff = ct.tariff
+    new_ex, new_in = raw_ex, raw_in
+    if tariff.min_price is not None:
+        lo_ex, lo_in = _bounds(tariff.min_price, raw_ex, raw_in)
+        if new_ex < lo_ex:
+            new_ex = lo_ex
+        if new_in < lo_in:
+            new_in = lo_in
+    if tariff.max_price is not None:
+        hi_ex, hi_in = _bounds(tariff.max_price, raw_ex, raw_in)
+        if new_ex > hi_ex:
+            new_ex = hi_ex
+        if new_in > hi_in:
+            new_in = hi_in
+    adj = Price(_exact_sub(new_ex, raw_ex), _exact_sub(new_in, raw_in))
+    total = Price(_exact_add(raw_ex, adj.excl_vat), _exact_add(raw_in, adj.incl_vat))
+
+    return PriceResult(
+        currency=cdr.currency,
+        total_cost=total,
+        total_fixed_cost=Price(cat_ex["FIXED"], cat_in["FIXED"]),
+        total_energy=total_energy,
+        total_energy_cost=Price(cat_ex["ENERGY"], cat_in["ENERGY"]),
+        total_time=_hours(session_end - session_start),
+        total_time_cost=Price(cat_ex["TIME"], cat_in["TIME"]),
+        total_parking_time=total_parking,
+        total_parking_cost=Price(cat_ex["PARKING"], cat_in["PARKING"]),
+        total_reservation_time=total_res_time,
+        total_reservation_cost=Price(cat_ex["RESERVATION"], cat_in["RESERVATION"]),
+        min_max_adjustment=adj,
+        lines=tuple(out),
+    )
+
+
+def _bounds(bound, raw_ex, raw_in):
+    """(excl, incl) limits of a min_price/max_price.  When the bound has no incl_vat, the incl
+    limit keeps the session's effective VAT ratio (incl/excl), or equals excl_vat when the
+    session has no cost to derive a ratio from."""
+    ex = bound.excl_vat
+    if bound.incl_vat is not None:
+        return ex, bound.incl_vat
+    if raw_ex:
+        return ex, ex * raw_in / raw_ex
+    return ex, ex
+
+
+def _apply_step(lines, last_index, dim, units_per_unit):
+    """Round the billed total of ``dim`` up to the step_size of its last priced line; the
+    surplus is added to that last line's billed volume."""
+    if last_index is None:
+        return
+    last = lines[last_index]
+    step = last[5][0].step_size
+    if step <= 0:
+        return
+    total = _ZERO
+    for ln in lines:
+        if ln[1] == dim:
+            total = _exact_add(total, ln[3])
+    units = total * units_per_unit
+    billed_units = _ceil_to_step(units, step)
+    if billed_units > units:
+        last[4] = last[3] + (billed_units / units_per_unit - total)
