@@ -566,9 +566,11 @@ def _tariff_elements(d, path, strict):
             ctype = _enum(c, "type", cp, TARIFF_DIMENSION_TYPES, True, "TariffDimensionType")
             price = _number(c, "price", cp, True)
             vat = _number(c, "vat", cp, False)
-            # step_size "int, card. 1": strictly a positive number of units.  Lenient mode also
-            # accepts 0 (seen in the wild on FLAT components) and treats it as "no rounding".
-            step = _int(c, "step_size", cp, True, 1 if strict else 0)
+            # step_size "int, card. 1": a positive number of units for ENERGY/TIME/PARKING_TIME.
+            # FLAT has no unit ("Flat fee without unit for step_size"): the spec's own
+            # Free-of-Charge example uses 0 there.  Lenient mode accepts 0 on every dimension
+            # and treats it as "no rounding".
+            step = _int(c, "step_size", cp, True, 1 if strict and ctype != "FLAT" else 0)
             pcs.append(PriceComponent(ctype, price, vat, step))
         ro = _object(e, "restrictions", ep, False)
         restr = _restrictions(ro, f"{ep}.restrictions", strict) if ro is not None else None

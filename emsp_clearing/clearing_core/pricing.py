@@ -230,7 +230,7 @@ _ZONES = {}
 
 
 def _zone(tz):
-    if tz is None:
+    if not tz:  # None / "" / False: UTC
         return None
     if isinstance(tz, str):
         z = _ZONES.get(tz, _MISSING_ZONE)
@@ -334,7 +334,7 @@ def price_cdr(cdr, tariff, tz="UTC"):
         raise OcpiValidationError(
             "$.currency", f"CDR currency {cdr.currency} differs from tariff currency {tariff.currency}")
     ct = compile_tariff(tariff)
-    zone = _zone(tz) if ct.needs_local else None
+    zone = _zone(tz)  # validated even when no restriction needs it
     with localcontext(_CTX):
         return _price(cdr, ct, zone)
 
