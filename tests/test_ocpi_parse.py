@@ -310,7 +310,8 @@ def test_lenient_cdr_requires_only_pricing_fields_but_type_checks_the_rest():
     err = _error(ocpi.parse_cdr, _mutated(minimal, ["charging_periods", 0, "dimensions", 0, "volume"], "1"), strict=False)
     assert str(err) == '$.charging_periods[0].dimensions[0].volume: must be a number, got "1"'
     # Session-only dimensions are tolerated in lenient mode
-    lenient = _mutated(minimal, ["charging_periods", 0, "dimensions", 1], {"type": "POWER", "volume": -2})
+    lenient = copy.deepcopy(minimal)
+    lenient["charging_periods"][0]["dimensions"].append({"type": "POWER", "volume": -2})
     assert ocpi.parse_cdr(lenient, strict=False).charging_periods[0].dimensions[1].volume == Decimal(-2)
 
 
