@@ -519,12 +519,12 @@ class ClearingCdr(models.Model):
         if total_cost.incl_vat is not None:
             tax = money(Decimal(total_cost.incl_vat) - Decimal(total_cost.excl_vat))
         total = untaxed + tax
-        stated_excl = Decimal(str(self.stated_total_cost_excl))
+        # Compare with the exact stated values (the Monetary fields are rounded).
+        stated = (self.raw_json or {}).get("total_cost") or {}
+        stated_excl = self._json_number(stated.get("excl_vat"))
+        stated_incl = self._json_number(stated.get("incl_vat"))
         difference = stated_excl - untaxed
-        stated_incl = self.raw_json.get("total_cost", {}).get("incl_vat")
-        difference_incl = (
-            Decimal(str(stated_incl)) - total if stated_incl is not None else Decimal(0)
-        )
+        difference_incl = stated_incl - total if "incl_vat" in stated else Decimal(0)
         tolerance = Decimal(repr(self.contract_id.price_tolerance))
         vals.update(
             amount_untaxed=float(untaxed),
@@ -543,6 +543,14 @@ class ClearingCdr(models.Model):
         )
         return vals
 
+    @staticmethod
+    def _json_number(value):
+        if value is None:
+            return Decimal(0)
+        if isinstance(value, float):
+            return Decimal(repr(value))
+        return Decimal(value)
+
     @api.model
     def _priced_line_json(self, line):
         def fmt_dt(value):
@@ -552,6 +560,7 @@ class ClearingCdr(models.Model):
             "period_start": fmt_dt(line.period_start),
             "period_end": fmt_dt(line.period_end),
             "dimension": line.dimension,
+            "category": line.category,
             "volume": _json_decimal(line.volume),
             "billed_volume": _json_decimal(line.billed_volume),
             "unit_price": _json_decimal(line.unit_price),
@@ -559,6 +568,7 @@ class ClearingCdr(models.Model):
             "excl_vat": _json_decimal(line.excl_vat),
             "incl_vat": _json_decimal(line.incl_vat),
             "element_index": line.element_index,
+            "step_size": line.step_size,
         }
 
     def _repriceable(self):

@@ -483,11 +483,13 @@ class ClearingContract(models.Model):
                 ]
             )
         if not contracts:
-            return self.browse(), _(" nor ").join(
-                _("no active contract with %(label)s %(identity)s",
-                  label=label, identity="*".join(identity))
-                for _role, identity, label in candidates
-            )
+            missing = []
+            for _role, identity, label in candidates:
+                missing.append(
+                    _("no active contract with %(label)s %(identity)s",
+                      label=label, identity="*".join(identity))
+                )
+            return self.browse(), _(" nor ").join(missing)
         reasons = []
         in_currency = contracts.filtered(lambda c: c.currency_id == cdr.currency_id)
         for contract in contracts - in_currency:
