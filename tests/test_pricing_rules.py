@@ -631,6 +631,13 @@ def _random_tariff(rng):
         if rng.random() < 0.1 and all(c["type"] in ("FLAT", "TIME") for c in comps):
             restr["reservation"] = rng.choice(["RESERVATION", "RESERVATION_EXPIRES"])
         elements.append((comps, restr or None))
+    for kind in ("RESERVATION", "RESERVATION_EXPIRES"):
+        if rng.random() < 0.4:
+            comps = [{"type": "TIME", "price": D(rng.randint(0, 600)) / 100, "step_size": rng.choice([1, 60, 600]),
+                      "vat": D(20)}]
+            if rng.random() < 0.5:
+                comps.append({"type": "FLAT", "price": D(rng.randint(0, 400)) / 100, "step_size": 1})
+            elements.insert(rng.randint(0, len(elements)), (comps, {"reservation": kind}))
     extra = {}
     if rng.random() < 0.3:
         extra["min_price"] = {"excl_vat": D(rng.randint(0, 300)) / 100}
@@ -645,9 +652,13 @@ def _random_cdr(rng):
     start = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(minutes=rng.randint(0, 525600))
     t = start
     periods = []
-    if rng.random() < 0.1:
+    if rng.random() < 0.3:
         mins = rng.randint(1, 90)
-        periods.append((t, {"RESERVATION_TIME": D(mins) / 60}))
+        periods.append((t, {"RESERVATION_TIME": (D(mins) / 60).quantize(D("0.0001"))}))
+        if rng.random() < 0.3:  # expired reservation: nothing else in the CDR
+            fmt = "%Y-%m-%dT%H:%M:%SZ"
+            end = t + timedelta(minutes=mins)
+            return make_cdr(start.strftime(fmt), end.strftime(fmt), [(p.strftime(fmt), d) for p, d in periods])
         t += timedelta(minutes=mins)
     for _ in range(rng.randint(1, 8)):
         mins = rng.randint(0, 180)
