@@ -23,7 +23,9 @@
         "views/res_config_settings_views.xml",
         "views/clearing_menus.xml",
     ],
-    "demo": [],
+    "demo": [
+        "demo/clearing_demo.xml",
+    ],
     "application": True,
     "installable": True,
 }

@@ -4,3 +4,4 @@ from . import res_partner
 from . import clearing_price_line
 from . import clearing_contract
 from . import clearing_cdr
+from . import clearing_cdr_demo

@@ -13,8 +13,8 @@ def make_ocpi_cdr(
     start,
     periods,
     end=None,
-    sender=("FR", "OUR"),
-    issuer=("FR", "EMA"),
+    sender=("FR", "TST"),
+    issuer=("FR", "TEM"),
     currency="EUR",
     total_cost=None,
     **extra,
@@ -61,7 +61,7 @@ def make_ocpi_cdr(
             "country": "FRA",
             "coordinates": {"latitude": "48.835100", "longitude": "2.380300"},
             "evse_uid": "EVSE-0001",
-            "evse_id": "FR*OUR*E0001",
+            "evse_id": "FR*TST*E0001",
             "connector_id": "1",
             "connector_standard": "IEC_62196_T2",
             "connector_format": "SOCKET",
@@ -87,7 +87,7 @@ class ClearingCase(TransactionCase):
         cls.env = cls.env(context=dict(cls.env.context, tracking_disable=True))
         cls.company = cls.env.company
         cls.company.partner_id.write(
-            {"ocpi_country_code": "FR", "ocpi_party_id": "OUR", "ocpi_is_cpo": True}
+            {"ocpi_country_code": "FR", "ocpi_party_id": "TST", "ocpi_is_cpo": True}
         )
         cls.company.clearing_price_tolerance = 0.01
         cls.eur = cls.env.ref("base.EUR")
@@ -98,7 +98,7 @@ class ClearingCase(TransactionCase):
                 "name": "Test eMSP",
                 "is_company": True,
                 "ocpi_country_code": "FR",
-                "ocpi_party_id": "EMA",
+                "ocpi_party_id": "TEM",
                 "ocpi_is_emsp": True,
             }
         )
@@ -151,7 +151,7 @@ class ClearingCase(TransactionCase):
         return contract
 
     @classmethod
-    def _raw_cdr(cls, ocpi_id, end, sender=("FR", "OUR"), issuer=("FR", "EMA"),
+    def _raw_cdr(cls, ocpi_id, end, sender=("FR", "TST"), issuer=("FR", "TEM"),
                  currency=None, company=None):
         """A clearing.cdr stored directly (no OCPI parsing), for matching tests."""
         end = end if isinstance(end, datetime) else datetime.fromisoformat(end)

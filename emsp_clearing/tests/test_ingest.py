@@ -168,7 +168,7 @@ class TestIngest(ClearingCase):
     def test_duplicate_refused(self):
         data = make_ocpi_cdr("D-1", datetime(2026, 4, 14, 8, 0), [(0, {"ENERGY": 1.0})])
         self.Cdr._ingest_ocpi(data)
-        with self.assertRaisesRegex(ValidationError, "D-1 from FR\\*OUR was already received"):
+        with self.assertRaisesRegex(ValidationError, "D-1 from FR\\*TST was already received"):
             self.Cdr._ingest_ocpi(data)
         # the same id from another party is another CDR
         other = dict(data, party_id="OTH")
@@ -251,7 +251,7 @@ class TestIngest(ClearingCase):
                                   lines=[{"dimension": "ENERGY", "price": 0.5}])
         cdr = self.Cdr._ingest_ocpi(
             make_ocpi_cdr("E-1", datetime(2026, 4, 14, 8, 0), [(0, {"ENERGY": 7.0})],
-                          sender=("DE", "CPX"), issuer=("FR", "OUR"))
+                          sender=("DE", "CPX"), issuer=("FR", "TST"))
         )
         self.assertEqual(cdr.contract_id, contract)
         self.assertEqual(cdr.applied_tariff["country_code"], "DE")

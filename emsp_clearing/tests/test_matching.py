@@ -8,7 +8,7 @@ class TestMatching(ClearingCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        # we are the CPO billing FR*EMA
+        # we are the CPO billing FR*TEM
         cls.cpo_contract = cls._contract(date_start="2026-04-01", date_end="2026-06-30")
         # we are the eMSP billed by DE*CPX
         cls.emsp_contract = cls._contract(partner=cls.cpo, role="emsp",
@@ -28,7 +28,7 @@ class TestMatching(ClearingCase):
     def test_role_emsp_matches_sender(self):
         cdr = self._match(
             self._raw_cdr("C2", "2026-02-10 12:00:00", sender=("DE", "CPX"),
-                          issuer=("FR", "OUR"))
+                          issuer=("FR", "TST"))
         )
         self.assertEqual(cdr.contract_id, self.emsp_contract)
         self.assertEqual(cdr.partner_id, self.cpo)
@@ -42,18 +42,18 @@ class TestMatching(ClearingCase):
     def test_unknown_cpo(self):
         cdr = self._match(
             self._raw_cdr("C3b", "2026-04-10 12:00:00", sender=("NL", "XYZ"),
-                          issuer=("FR", "OUR"))
+                          issuer=("FR", "TST"))
         )
         self.assertEqual(cdr.unmatched_reason, "no active contract with CPO NL*XYZ")
 
     def test_neither_party_is_us(self):
         cdr = self._match(
             self._raw_cdr("C4", "2026-04-10 12:00:00", sender=("DE", "CPX"),
-                          issuer=("FR", "EMA"))
+                          issuer=("FR", "TEM"))
         )
         self.assertEqual(
             cdr.unmatched_reason,
-            "CDR sent by DE*CPX for a token of FR*EMA: neither is our identity FR*OUR",
+            "CDR sent by DE*CPX for a token of FR*TEM: neither is our identity FR*TST",
         )
         # the counterparty is still resolved from the identity for follow-up
         self.assertEqual(cdr.partner_id, self.cpo)
@@ -85,7 +85,7 @@ class TestMatching(ClearingCase):
     def test_draft_and_closed_contracts_do_not_match(self):
         self.cpo_contract.action_close()
         cdr = self._match(self._raw_cdr("C9", "2026-04-10 12:00:00"))
-        self.assertEqual(cdr.unmatched_reason, "no active contract with eMSP FR*EMA")
+        self.assertEqual(cdr.unmatched_reason, "no active contract with eMSP FR*TEM")
 
     def test_ambiguous(self):
         other = self._contract(date_start="2026-04-05")

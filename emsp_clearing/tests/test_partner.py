@@ -32,20 +32,20 @@ class TestPartnerIdentity(ClearingCase):
             self.env["res.partner"].create({"name": "Half", "ocpi_party_id": "ABC"})
 
     def test_identity_unique_among_commercial_partners(self):
-        with self.assertRaisesRegex(ValidationError, "FR\\*EMA is already used by Test eMSP"):
+        with self.assertRaisesRegex(ValidationError, "FR\\*TEM is already used by Test eMSP"):
             self.env["res.partner"].create(
                 {"name": "Clone", "is_company": True, "ocpi_country_code": "FR",
-                 "ocpi_party_id": "EMA"}
+                 "ocpi_party_id": "TEM"}
             )
 
     def test_contacts_inherit_identity(self):
         contact = self.env["res.partner"].create(
             {"name": "Billing Desk", "parent_id": self.emsp.id, "type": "invoice"}
         )
-        self.assertEqual(contact.ocpi_identity, "FR*EMA")
+        self.assertEqual(contact.ocpi_identity, "FR*TEM")
         self.emsp.clearing_billing_contact_ids = contact
         self.assertEqual(self.emsp.clearing_billing_contact_ids, contact)
 
     def test_find_by_identity(self):
-        found = self.env["res.partner"]._find_by_ocpi_identity("fr", "ema", self.company)
+        found = self.env["res.partner"]._find_by_ocpi_identity("fr", "tem", self.company)
         self.assertEqual(found, self.emsp)

@@ -43,7 +43,7 @@ class TestTariffRoundTrip(ClearingCase):
         tariff = self.contract.to_ocpi_tariff()
         self.assertEqual(
             {k: tariff[k] for k in ("country_code", "party_id", "id", "currency", "type")},
-            {"country_code": "FR", "party_id": "OUR", "id": self.contract.name,
+            {"country_code": "FR", "party_id": "TST", "id": self.contract.name,
              "currency": "EUR", "type": "REGULAR"},
         )
         self.assertEqual(tariff["min_price"], {"excl_vat": 1.5})
