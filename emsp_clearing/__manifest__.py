@@ -17,6 +17,7 @@
         "security/clearing_security.xml",
         "data/ir_sequence_data.xml",
         "views/res_partner_views.xml",
+        "wizard/clearing_tariff_import_views.xml",
         "views/clearing_price_line_views.xml",
         "views/clearing_contract_views.xml",
         "views/clearing_cdr_views.xml",

@@ -211,8 +211,8 @@ class ClearingCdr(models.Model):
     @api.depends("price_breakdown")
     def _compute_price_breakdown_html(self):
         headers = (
-            _("Period"), _("Dimension"), _("Volume"), _("Billed"), _("Unit Price"),
-            _("VAT %"), _("Excl. VAT"), _("Incl. VAT"), _("Element"),
+            _("Period (UTC)"), _("Dimension"), _("Volume"), _("Billed"), _("Unit Price"),
+            _("VAT %"), _("Excl. VAT"), _("Incl. VAT"), _("Tariff Element"),
         )
         for cdr in self:
             lines = cdr.price_breakdown or []
@@ -230,7 +230,8 @@ class ClearingCdr(models.Model):
                     line.get("vat") if line.get("vat") is not None else "",
                     line.get("excl_vat", ""),
                     line.get("incl_vat", ""),
-                    line.get("element_index", ""),
+                    "#%s" % (line["element_index"] + 1)
+                    if line.get("element_index") is not None else "",
                 )
                 rows.append(
                     Markup("<tr>%s</tr>")

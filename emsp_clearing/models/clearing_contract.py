@@ -1,3 +1,4 @@
+import json
 from decimal import Decimal
 
 import pytz
@@ -145,6 +146,10 @@ class ClearingContract(models.Model):
     cdr_amount_total = fields.Monetary("Priced (incl. VAT)", compute="_compute_tracking")
     cdr_mismatch_count = fields.Integer("Mismatches", compute="_compute_tracking")
     notes = fields.Html()
+    ocpi_tariff_json = fields.Text(
+        "OCPI Tariff (JSON)", compute="_compute_ocpi_tariff_json",
+        help="The OCPI 2.2.1 Tariff object built from the grid.",
+    )
 
     _sql_constraints = [
         (
@@ -161,6 +166,21 @@ class ClearingContract(models.Model):
     def _compute_vat_rate(self):
         for contract in self:
             contract.vat_rate = sum(contract.tax_ids.mapped("amount"))
+
+    @api.depends(
+        "name", "currency_id", "role", "partner_id", "min_price", "max_price", "tax_ids",
+        "price_line_ids", *("price_line_ids.%s" % fname for fname in (
+            "sequence", "dimension", "price", "time_unit", "step_size", "start_time",
+            "end_time", "day_mon", "day_tue", "day_wed", "day_thu", "day_fri", "day_sat",
+            "day_sun", "date_start", "date_end", "min_kwh", "max_kwh", "min_duration",
+            "max_duration", "min_power", "max_power",
+        )),
+    )
+    def _compute_ocpi_tariff_json(self):
+        for contract in self:
+            contract.ocpi_tariff_json = json.dumps(
+                contract.to_ocpi_tariff(), indent=2, ensure_ascii=False
+            )
 
     def _compute_tracking(self):
         stats = {}
@@ -390,7 +410,7 @@ class ClearingContract(models.Model):
             "type": "REGULAR",
             "elements": [
                 line._to_ocpi_element(vat=vat)
-                for line in self.price_line_ids.sorted(lambda l: (l.sequence, l.id))
+                for line in self.price_line_ids.sorted("sequence")
             ],
             "last_updated": (self.write_date or fields.Datetime.now()).strftime(
                 "%Y-%m-%dT%H:%M:%SZ"

@@ -1,5 +1,7 @@
+import json
+
 from odoo import fields
-from odoo.exceptions import ValidationError
+from odoo.exceptions import UserError, ValidationError
 from odoo.tests import tagged
 
 from ..clearing_core import ocpi
@@ -126,3 +128,24 @@ class TestTariffRoundTrip(ClearingCase):
         with self.assertRaisesRegex(ValidationError, "the tariff is in USD"):
             contract._lines_from_ocpi_tariff({"currency": "USD", "elements": []})
         self.assertEqual(fields.Date.to_string(contract.date_start), "2026-01-01")
+
+    def test_import_wizard(self):
+        contract = self._contract(activate=False)
+        wizard = self.env["clearing.tariff.import"].create(
+            {"contract_id": contract.id, "tariff_json": "{not json"}
+        )
+        with self.assertRaisesRegex(UserError, "not valid JSON"):
+            wizard.action_import()
+        wizard.tariff_json = json.dumps(
+            {"currency": "EUR", "elements": [
+                {"price_components": [{"type": "ENERGY", "price": -1, "step_size": 1}]}]}
+        )
+        with self.assertRaisesRegex(
+            ValidationError, r"\$\.elements\[0\]\.price_components\[0\]\.price"
+        ):
+            wizard.action_import()
+        wizard.tariff_json = json.dumps(self.contract.to_ocpi_tariff())
+        wizard.action_import()
+        self.assertEqual(len(contract.price_line_ids), 5)
+        self.assertEqual(json.loads(contract.ocpi_tariff_json)["elements"],
+                         self.contract.to_ocpi_tariff()["elements"])

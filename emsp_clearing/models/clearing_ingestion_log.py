@@ -1,0 +1,285 @@
+"""Ingestion log: every inbound OCPI call and every imported file, with its outcome.
+
+``clearing.ingestion.log._ingest_cdrs`` is the one place where CDRs coming from outside (OCPI
+push, OCPI pull, file import) are checked for idempotency and handed to
+``clearing.cdr._ingest_ocpi_batch``; every CDR it does not store gets a log line with the reason
+and the JSON path (and the CSV column for files). Nothing is dropped silently.
+"""
+
+import json
+import logging
+import re
+
+from odoo import _, api, fields, models
+
+from ..clearing_core import ocpi
+from ..clearing_core.errors import OcpiValidationError
+
+_logger = logging.getLogger(__name__)
+
+_PATH_IN_MESSAGE = re.compile(r"(\$[\w.\[\]]*):")
+
+CHANNELS = [
+    ("push", "OCPI push (POST)"),
+    ("pull", "OCPI pull (GET)"),
+    ("file", "File import"),
+    ("credentials", "OCPI credentials"),
+    ("versions", "OCPI versions"),
+    ("cdr_get", "OCPI CDR read"),
+]
+OUTCOMES = [
+    ("success", "Success"),
+    ("partial", "Partly rejected"),
+    ("rejected", "Rejected"),
+    ("error", "Error"),
+    ("unauthorized", "Unauthorized"),
+    ("running", "Running"),
+]
+
+
+def _normalized(value):
+    """JSON value without null members, for "same CDR?" comparisons (a peer re-serialising a
+    CDR may add ``"remark": null`` or write ``2.0`` for ``2``; both are the same CDR)."""
+    if isinstance(value, dict):
+        return {k: _normalized(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_normalized(v) for v in value]
+    return value
+
+
+def _key(country_code, party_id, cdr_id):
+    return ((country_code or "").upper(), (party_id or "").upper(), cdr_id or "")
+
+
+class ClearingIngestionLog(models.Model):
+    _name = "clearing.ingestion.log"
+    _description = "CDR Ingestion Log"
+    _order = "date desc, id desc"
+    _check_company_auto = True
+
+    name = fields.Char(compute="_compute_name")
+    date = fields.Datetime(required=True, default=fields.Datetime.now, readonly=True, index=True)
+    channel = fields.Selection(CHANNELS, required=True, readonly=True, index=True)
+    connection_id = fields.Many2one("clearing.ocpi.connection", readonly=True, index=True,
+                                    ondelete="set null")
+    partner_id = fields.Many2one("res.partner", string="Partner", readonly=True, index=True)
+    company_id = fields.Many2one("res.company", required=True, readonly=True, index=True,
+                                 default=lambda self: self.env.company)
+    user_id = fields.Many2one("res.users", string="Imported By", readonly=True)
+    endpoint = fields.Char(readonly=True, help="HTTP method and URL, or the file name.")
+    http_status = fields.Integer("HTTP Status", readonly=True)
+    ocpi_status_code = fields.Integer("OCPI Status", readonly=True)
+    outcome = fields.Selection(OUTCOMES, required=True, default="success", readonly=True,
+                               index=True)
+    message = fields.Text(readonly=True)
+    request_id = fields.Char("X-Request-ID", readonly=True)
+    correlation_id = fields.Char("X-Correlation-ID", readonly=True)
+    count_received = fields.Integer("Received", readonly=True)
+    count_created = fields.Integer("Stored", readonly=True)
+    count_duplicate = fields.Integer("Replays", readonly=True,
+                                     help="Already received, identical: acknowledged, nothing stored.")
+    count_rejected = fields.Integer("Rejected", readonly=True)
+    pages = fields.Integer(readonly=True, help="Pages fetched (pull).")
+    total_announced = fields.Integer("X-Total-Count", readonly=True,
+                                     help="Objects the peer announced for the pulled window.")
+    duration = fields.Float("Duration (s)", readonly=True, digits=(16, 3))
+    line_ids = fields.One2many("clearing.ingestion.log.line", "log_id", string="Rejections",
+                               readonly=True)
+
+    @api.depends("channel", "date", "endpoint")
+    def _compute_name(self):
+        labels = dict(CHANNELS)
+        for log in self:
+            log.name = "%s %s" % (labels.get(log.channel, log.channel or ""),
+                                  fields.Datetime.to_string(log.date) if log.date else "")
+
+    def _set_outcome(self, message=None, **vals):
+        """Final counts -> outcome (success / partial / rejected) unless given."""
+        self.ensure_one()
+        if "outcome" not in vals:
+            if self.count_rejected and (self.count_created or self.count_duplicate):
+                vals["outcome"] = "partial"
+            elif self.count_rejected:
+                vals["outcome"] = "rejected"
+            else:
+                vals["outcome"] = "success"
+        if message is not None:
+            vals["message"] = message
+        self.write(vals)
+
+    # ------------------------------------------------------------------ ingestion
+    @api.model
+    def _error_path(self, error):
+        """JSON path of a core validation error carried by (or written in) ``error``."""
+        cause = error
+        while cause is not None:
+            if isinstance(cause, OcpiValidationError):
+                return cause.path, cause.message
+            cause = cause.__cause__
+        text = str(error)
+        m = _PATH_IN_MESSAGE.search(text)
+        if m:
+            return m.group(1), text[m.end():].strip()
+        return None, text
+
+    def _ingest_cdrs(self, items, connection=None, company=None, positions=None,
+                     allowed_parties=None):
+        """Ingest ``items`` (raw CDR JSON values) and record the outcome on this log.
+
+        * invalid CDR -> rejected, line with reason and JSON path; the others still land;
+        * same (country_code, party_id, id) already stored with the same content -> replay:
+          acknowledged, nothing stored;
+        * same key, different content -> refused (CDRs are immutable; send a credit CDR);
+        * ``allowed_parties``: set of (country_code, party_id) the sender may send CDRs for.
+
+        ``positions``: the label of each item in the source (CSV row number...), default its
+        index. Returns one dict per item: ``{"outcome": "created"|"duplicate"|"rejected",
+        "record": clearing.cdr or None, "reason", "path"}``.
+        """
+        self.ensure_one()
+        company = company or self.company_id
+        cdr_model = self.env["clearing.cdr"].with_company(company)
+        positions = positions or list(range(len(items)))
+        results = [None] * len(items)
+        parsed_keys = {}
+        for i, data in enumerate(items):
+            if not isinstance(data, dict):
+                results[i] = self._rejected("$", _("a CDR must be a JSON object"))
+                continue
+            try:
+                cdr = ocpi.parse_cdr(data, strict=True)
+            except OcpiValidationError as e:
+                results[i] = self._rejected(e.path, e.message, data)
+                continue
+            key = _key(cdr.country_code, cdr.party_id, cdr.id)
+            if allowed_parties is not None and key[:2] not in allowed_parties:
+                results[i] = self._rejected(
+                    "$.party_id",
+                    _("%(cc)s*%(party)s is not a party of this OCPI connection (registered: "
+                      "%(allowed)s)", cc=key[0], party=key[1],
+                      allowed=", ".join("*".join(p) for p in sorted(allowed_parties)) or "-"),
+                    data)
+                continue
+            parsed_keys[i] = key
+        existing = self._existing_cdrs(company, set(parsed_keys.values()))
+        new_indexes = []
+        batch_seen = {}
+        for i, key in parsed_keys.items():
+            previous = existing.get(key)
+            if previous is None and key in batch_seen:
+                previous = batch_seen[key]
+            if previous is not None:
+                prev_id, prev_raw = previous
+                if _normalized(prev_raw) == _normalized(items[i]):
+                    results[i] = {"outcome": "duplicate", "record": cdr_model.browse(prev_id) if prev_id else None,
+                                  "reason": None, "path": None, "same_batch": prev_id is None}
+                else:
+                    results[i] = self._rejected(
+                        "$.id",
+                        _("a different CDR %(id)s from %(cc)s*%(party)s was already received; "
+                          "CDRs cannot be changed (send a credit CDR)",
+                          id=key[2], cc=key[0], party=key[1]),
+                        items[i])
+                continue
+            batch_seen[key] = (None, items[i])
+            new_indexes.append(i)
+        if new_indexes:
+            outs = cdr_model._ingest_ocpi_batch([items[i] for i in new_indexes], company=company)
+            for i, out in zip(new_indexes, outs):
+                if out["record"]:
+                    results[i] = {"outcome": "created", "record": out["record"], "reason": None,
+                                  "path": None}
+                else:
+                    path, reason = self._error_path(out.get("exception") or out["error"])
+                    results[i] = self._rejected(path, reason, items[i])
+        # same-batch replays point at the record created for the first occurrence
+        by_key = {parsed_keys[i]: r["record"] for i, r in enumerate(results)
+                  if r and r["outcome"] == "created"}
+        for i, r in enumerate(results):
+            if r["outcome"] == "duplicate" and r.get("same_batch"):
+                r["record"] = by_key.get(parsed_keys[i])
+        self._record(results, positions, items)
+        return results
+
+    @api.model
+    def _rejected(self, path, reason, data=None):
+        cdr_id = data.get("id") if isinstance(data, dict) and isinstance(data.get("id"), str) else None
+        return {"outcome": "rejected", "record": None, "reason": reason, "path": path,
+                "cdr_ocpi_id": cdr_id,
+                "sender": "%s*%s" % (data.get("country_code"), data.get("party_id"))
+                if isinstance(data, dict) and data.get("country_code") else None}
+
+    def _existing_cdrs(self, company, keys):
+        """{key: (record id, raw_json)} of stored CDRs among ``keys`` — one query per 1000."""
+        found = {}
+        keys = list(keys)
+        if not keys:
+            return found
+        self.env["clearing.cdr"].flush_model(["company_id", "country_code", "party_id", "ocpi_id", "raw_json"])
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start:start + 1000]
+            self.env.cr.execute(
+                """SELECT id, upper(country_code), upper(party_id), ocpi_id, raw_json
+                     FROM clearing_cdr
+                    WHERE company_id = %s AND ocpi_id = ANY(%s)""",
+                (company.id, [k[2] for k in chunk]),
+            )
+            wanted = set(chunk)
+            for rid, cc, party, cid, raw in self.env.cr.fetchall():
+                key = (cc, party, cid)
+                if key in wanted:
+                    if isinstance(raw, str):
+                        raw = json.loads(raw)
+                    found[key] = (rid, raw)
+        return found
+
+    def _record(self, results, positions, items):
+        created = sum(1 for r in results if r["outcome"] == "created")
+        duplicate = sum(1 for r in results if r["outcome"] == "duplicate")
+        rejected = [(i, r) for i, r in enumerate(results) if r["outcome"] == "rejected"]
+        if rejected:
+            column_for = None
+            if self.channel == "file":
+                from ..clearing_core import cdr_csv
+                column_for = cdr_csv.column_for_path
+            self.env["clearing.ingestion.log.line"].sudo().create([{
+                "log_id": self.id,
+                "position": str(positions[i]),
+                "cdr_ocpi_id": r.get("cdr_ocpi_id"),
+                "sender": r.get("sender"),
+                "reason": r["reason"],
+                "json_path": r["path"],
+                "column": column_for(r["path"]) if column_for and r["path"] else False,
+            } for i, r in rejected])
+        self.write({
+            "count_received": self.count_received + len(results),
+            "count_created": self.count_created + created,
+            "count_duplicate": self.count_duplicate + duplicate,
+            "count_rejected": self.count_rejected + len(rejected),
+        })
+
+    def _add_rejection(self, position, reason, path=None, column=None, cdr_ocpi_id=None):
+        """A rejection found before OCPI validation (CSV cell, unreadable file...)."""
+        self.ensure_one()
+        self.env["clearing.ingestion.log.line"].sudo().create({
+            "log_id": self.id, "position": str(position), "reason": reason,
+            "json_path": path, "column": column, "cdr_ocpi_id": cdr_ocpi_id,
+        })
+        self.write({"count_received": self.count_received + 1,
+                    "count_rejected": self.count_rejected + 1})
+
+
+class ClearingIngestionLogLine(models.Model):
+    _name = "clearing.ingestion.log.line"
+    _description = "CDR Ingestion Rejection"
+    _order = "log_id desc, id"
+
+    log_id = fields.Many2one("clearing.ingestion.log", required=True, ondelete="cascade",
+                             index=True, readonly=True)
+    company_id = fields.Many2one(related="log_id.company_id", store=True, readonly=True)
+    position = fields.Char(readonly=True, help="Index in the batch, or CSV row number.")
+    cdr_ocpi_id = fields.Char("CDR ID", readonly=True, index=True)
+    sender = fields.Char(readonly=True, help="country_code*party_id of the CDR, when readable.")
+    reason = fields.Text(required=True, readonly=True)
+    json_path = fields.Char("JSON Path", readonly=True)
+    column = fields.Char("CSV Column", readonly=True)

@@ -1,0 +1,1 @@
+from . import clearing_tariff_import
