@@ -17,6 +17,10 @@ LINE = re.compile(
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \d+ (?P<level>[A-Z]+) \S+ (?P<logger>[\w.]+): (?P<msg>.*)$"
 )
 TEST_FAIL = re.compile(r"^(FAIL|ERROR): (?P<test>\S+)")
+SUMMARY = re.compile(
+    r"at least one error occurred in a test|^At least one test failed"
+    r"|^\d+ failed, \d+ error\(s\) of \d+ tests"
+)
 
 
 def summarise(lines, module, exit_code):
@@ -38,10 +42,8 @@ def summarise(lines, module, exit_code):
             t = TEST_FAIL.match(msg)
             if t:
                 failed_tests.append(f"{logger}: {msg}")
-            elif "at least one error occurred in a test" in msg or msg.startswith(
-                "At least one test failed"
-            ) or re.match(r"Module \S+: \d+ failures?, \d+ errors?", msg):
-                continue  # summaries of failures already counted
+            elif SUMMARY.search(msg):
+                continue  # Odoo's own summaries of failures already counted one by one
             else:
                 other_errors.append(f"{level} {logger}: {msg}")
         elif level == "WARNING" and (module in raw or logger.startswith(f"odoo.addons.{module}")):
