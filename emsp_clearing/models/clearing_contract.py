@@ -288,6 +288,7 @@ class ClearingContract(models.Model):
     def _check_taxes(self):
         for contract in self:
             expected = "sale" if contract.role == "cpo" else "purchase"
+            expected_label = _("sale") if expected == "sale" else _("purchase")
             for tax in contract.tax_ids:
                 if tax.amount_type != "percent":
                     raise ValidationError(
@@ -310,7 +311,7 @@ class ClearingContract(models.Model):
                             "for this role.",
                             contract=contract.name,
                             tax=tax.name,
-                            type=expected,
+                            type=expected_label,
                         )
                     )
 
@@ -480,9 +481,13 @@ class ClearingContract(models.Model):
         # (role, counterparty identity, label) the CDR can belong to.
         candidates = []
         if own_identity is None or sender == own_identity:
-            candidates.append(("cpo", issuer, _("eMSP")))
+            candidates.append(
+                ("cpo", issuer, _("no active contract with eMSP %s", "*".join(issuer)))
+            )
         if own_identity is None or issuer == own_identity:
-            candidates.append(("emsp", sender, _("CPO")))
+            candidates.append(
+                ("emsp", sender, _("no active contract with CPO %s", "*".join(sender)))
+            )
         if not candidates:
             return self.browse(), _(
                 "CDR sent by %(sender)s for a token of %(issuer)s: neither is our "
@@ -492,7 +497,7 @@ class ClearingContract(models.Model):
                 own="*".join(own_identity),
             )
         contracts = self.browse()
-        for role, identity, _label in candidates:
+        for role, identity, _missing in candidates:
             contracts |= self.search(
                 [
                     ("company_id", "=", company.id),
@@ -503,13 +508,9 @@ class ClearingContract(models.Model):
                 ]
             )
         if not contracts:
-            missing = []
-            for _role, identity, label in candidates:
-                missing.append(
-                    _("no active contract with %(label)s %(identity)s",
-                      label=label, identity="*".join(identity))
-                )
-            return self.browse(), _(" nor ").join(missing)
+            return self.browse(), _(" nor ").join(
+                [missing for _role, _identity, missing in candidates]
+            )
         reasons = []
         in_currency = contracts.filtered(lambda c: c.currency_id == cdr.currency_id)
         for contract in contracts - in_currency:

@@ -172,12 +172,12 @@ class ClearingPriceLine(models.Model):
             ):
                 if line[low] < 0 or line[high] < 0:
                     raise ValidationError(
-                        _("%(name)s: the %(what)s bounds cannot be negative.",
+                        _("%(name)s: the bounds (%(what)s) cannot be negative.",
                           name=name, what=label)
                     )
                 if line[high] and line[low] > line[high]:
                     raise ValidationError(
-                        _("%(name)s: the minimum %(what)s is above the maximum.",
+                        _("%(name)s: the minimum (%(what)s) is above the maximum.",
                           name=name, what=label)
                     )
 

@@ -76,7 +76,7 @@ class TestContract(ClearingCase):
         line = contract.price_line_ids
         with self.assertRaisesRegex(ValidationError, "between 00:00 and 23:59"), self.cr.savepoint():
             line.end_time = 24.0
-        with self.assertRaisesRegex(ValidationError, "minimum energy is above"), self.cr.savepoint():
+        with self.assertRaisesRegex(ValidationError, r"minimum \(energy\) is above"), self.cr.savepoint():
             line.write({"min_kwh": 10, "max_kwh": 5})
         with self.assertRaisesRegex(ValidationError, "step size must be strictly positive"), self.cr.savepoint():
             line.step_size = 0
