@@ -354,7 +354,9 @@ class ClearingCdr(models.Model):
                     party=parsed.party_id,
                 )
             )
-        cdr = self.create(self._vals_from_ocpi(parsed, data, company))
+        cdr = self.with_context(mail_create_nolog=True).create(
+            self._vals_from_ocpi(parsed, data, company)
+        ).with_context(mail_create_nolog=False)
         cdr._resolve_credit_links()
         cdr._match_and_price(tariff_cache=tariff_cache, parsed={cdr.id: parsed})
         return cdr
