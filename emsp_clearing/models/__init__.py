@@ -5,3 +5,5 @@ from . import clearing_price_line
 from . import clearing_contract
 from . import clearing_cdr
 from . import clearing_cdr_demo
+from . import clearing_ingestion_log
+from . import ocpi_connection

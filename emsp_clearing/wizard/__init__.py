@@ -1,1 +1,2 @@
 from . import clearing_tariff_import
+from . import cdr_import_wizard
