@@ -23,6 +23,11 @@
         "views/clearing_cdr_views.xml",
         "views/res_config_settings_views.xml",
         "views/clearing_menus.xml",
+        "security/ocpi_security.xml",
+        "data/ir_cron_data.xml",
+        "views/ocpi_connection_views.xml",
+        "views/clearing_ingestion_log_views.xml",
+        "wizard/cdr_import_wizard_views.xml",
     ],
     "demo": [
         "demo/clearing_demo.xml",

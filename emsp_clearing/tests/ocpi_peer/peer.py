@@ -310,11 +310,16 @@ def build_app():
         result = {"steps": []}
         async with httpx.AsyncClient(timeout=30) as client:
             r = await client.get(body["versions_url"], headers=auth)
-            result["steps"].append({"get": body["versions_url"], "status": r.status_code})
+            result["steps"].append({"get": body["versions_url"], "status": r.status_code,
+                                    "body": r.text[:2000]})
+            if r.status_code != 200:
+                return dict(result, status=r.status_code, body=r.text)
             versions = r.json()["data"]
             url = next(v["url"] for v in versions if v["version"] == "2.2.1")
             r = await client.get(url, headers=auth)
-            result["steps"].append({"get": url, "status": r.status_code})
+            result["steps"].append({"get": url, "status": r.status_code, "body": r.text[:2000]})
+            if r.status_code != 200:
+                return dict(result, status=r.status_code, body=r.text)
             endpoints = r.json()["data"]["endpoints"]
             cred_url = next(e["url"] for e in endpoints if e["identifier"] == "credentials")
             # our credentials object, validated by the library's own model

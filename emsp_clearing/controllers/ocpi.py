@@ -1,0 +1,247 @@
+"""OCPI 2.2.1 endpoints (plain JSON over HTTP, not JSON-RPC).
+
+* ``GET /ocpi/versions``, ``GET /ocpi/2.2.1`` — versions module (Token A or C);
+* ``/ocpi/2.2.1/credentials`` — GET/POST/PUT/DELETE (Token A or C, see credentials.asciidoc);
+* ``POST /ocpi/2.2.1/cdrs`` — CDRs receiver (Token C) -> 201 + Location;
+  ``GET /ocpi/2.2.1/cdrs/<id>`` — the CDR at that Location.
+
+Every answer is the OCPI envelope and echoes ``X-Request-ID``/``X-Correlation-ID``; every call
+is written to ``clearing.ingestion.log``. ``auth='none'`` + our own ``Authorization: Token``
+check (the header is OCPI's, not Odoo's session), ``csrf=False`` (machine-to-machine),
+``readonly=False`` (every call writes its log line). The database is the one Odoo serves for the
+request's host (``--db-filter`` or a single ``-d`` database), as for any public Odoo URL.
+"""
+
+import logging
+import time
+
+from odoo import SUPERUSER_ID, http
+from odoo.http import request
+
+from ..clearing_core import ocpi_transport as ot
+
+_logger = logging.getLogger(__name__)
+
+ROLES = {"CPO", "EMSP", "HUB", "NAP", "NSP", "OTHER", "SCSP"}
+BASE = "/ocpi/2.2.1"
+
+
+class _Reply(Exception):
+    """Stop handling and answer: ``(http_status, envelope kwargs, headers)``."""
+
+    def __init__(self, http_status, status_code, message=None, data=ot._MISSING, headers=None):
+        super().__init__(message)
+        self.http_status = http_status
+        self.status_code = status_code
+        self.message = message
+        self.data = data
+        self.headers = headers or {}
+
+
+def _validate_credentials(body):
+    """``(path, message)`` of the first problem of a credentials object, or ``None``."""
+    if not isinstance(body, dict):
+        return "$", "a credentials object is expected"
+    token = body.get("token")
+    if not isinstance(token, str) or not ot.is_valid_token(token):
+        return "$.token", "must be 1 to 64 printable non-whitespace ASCII characters"
+    url = body.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 255:
+        return "$.url", "must be the http(s) URL of your versions endpoint"
+    roles = body.get("roles")
+    if not isinstance(roles, list) or not roles:
+        return "$.roles", "at least one CredentialsRole is required"
+    for i, r in enumerate(roles):
+        p = "$.roles[%d]" % i
+        if not isinstance(r, dict):
+            return p, "must be an object"
+        if r.get("role") not in ROLES:
+            return p + ".role", "must be one of %s" % ", ".join(sorted(ROLES))
+        cc, party = r.get("country_code"), r.get("party_id")
+        if not isinstance(cc, str) or len(cc) != 2 or not cc.isascii():
+            return p + ".country_code", "must be a 2-letter ISO 3166-1 country code"
+        if not isinstance(party, str) or not 1 <= len(party) <= 3 or not party.isascii():
+            return p + ".party_id", "must be 1 to 3 ASCII characters"
+        bd = r.get("business_details")
+        if not isinstance(bd, dict) or not isinstance(bd.get("name"), str) or not bd["name"]:
+            return p + ".business_details.name", "required"
+    return None
+
+
+class OcpiController(http.Controller):
+
+    # ------------------------------------------------------------------ plumbing
+    def _handle(self, channel, handler, token_kinds=("C",), **kw):
+        """Authenticate, run ``handler(conn, kind, **kw)``, answer, log — for every route."""
+        started = time.monotonic()
+        hreq = request.httprequest
+        ids = ot.echo_ids(hreq.headers)
+        request.update_env(user=SUPERUSER_ID)
+        env = request.env
+        endpoint = "%s %s" % (hreq.method, hreq.path)
+        log_vals = {"channel": channel, "endpoint": endpoint[:255],
+                    "request_id": ids["X-Request-ID"], "correlation_id": ids["X-Correlation-ID"]}
+        conn = env["clearing.ocpi.connection"]
+        log = None
+        try:
+            try:
+                auth = ot.parse_authorization(hreq.headers.get("Authorization"))
+            except ot.OcpiAuthError as e:
+                raise _Reply(401, ot.CLIENT_ERROR, "Unauthorized: %s" % e)
+            conn, kind = conn._find_by_token(auth)
+            if not conn:
+                raise _Reply(401, ot.CLIENT_ERROR, "Unauthorized: unknown credentials token")
+            if kind not in token_kinds:
+                raise _Reply(401, ot.CLIENT_ERROR,
+                             "Unauthorized: the registration token (Token A) is only valid for "
+                             "the versions and credentials modules")
+            env = env(context=dict(env.context, allowed_company_ids=[conn.company_id.id]))
+            conn = conn.with_env(env)
+            log_vals.update(connection_id=conn.id, partner_id=conn.partner_id.id,
+                            company_id=conn.company_id.id)
+            log = env["clearing.ingestion.log"].create(dict(log_vals, outcome="running"))
+            reply = handler(conn, kind, log, **kw)
+        except _Reply as r:
+            reply = r
+        except Exception as e:  # noqa: BLE001 — answer 3000 and keep a trace, never a bare 500
+            _logger.exception("OCPI %s failed", endpoint)
+            request.env.cr.rollback()
+            log = None
+            reply = _Reply(500, ot.SERVER_ERROR, "Generic server error: %s" % type(e).__name__)
+        if log is None:
+            if conn:
+                log_vals.update(connection_id=conn.id, partner_id=conn.partner_id.id,
+                                company_id=conn.company_id.id)
+            log = request.env["clearing.ingestion.log"].sudo().create(log_vals)
+        if reply.http_status == 401:
+            outcome = "unauthorized"
+        elif ot.is_success(reply.status_code) and reply.http_status < 400:
+            outcome = None  # from the counts
+        elif reply.status_code >= 3000 or reply.http_status >= 500:
+            outcome = "error"
+        else:
+            outcome = "rejected"
+        vals = {"http_status": reply.http_status, "ocpi_status_code": reply.status_code,
+                "duration": time.monotonic() - started}
+        if outcome:
+            vals["outcome"] = outcome
+        log._set_outcome(message=reply.message if not ot.is_success(reply.status_code) else None,
+                         **vals)
+        body = ot.envelope_bytes(reply.data, status_code=reply.status_code,
+                                 status_message=reply.message)
+        headers = [("Content-Type", "application/json")] + list(ids.items()) + list(reply.headers.items())
+        return request.make_response(body, headers=headers, status=reply.http_status)
+
+    @staticmethod
+    def _base():
+        return request.httprequest.host_url.rstrip("/")
+
+    @staticmethod
+    def _json_body():
+        try:
+            return ot.parse_json_body(request.httprequest.get_data())
+        except ot.OcpiBadJson as e:
+            raise _Reply(400, ot.CLIENT_ERROR, "Bad request: %s" % e)
+
+    # ------------------------------------------------------------------ versions
+    @http.route("/ocpi/versions", type="http", auth="none", methods=["GET"], csrf=False,
+                save_session=False, readonly=False)
+    def ocpi_versions(self, **kw):
+        def handler(conn, kind, log):
+            return _Reply(200, ot.SUCCESS, None,
+                          data=[{"version": ot.VERSION, "url": self._base() + BASE}])
+        return self._handle("versions", handler, token_kinds=("A", "C"))
+
+    @http.route([BASE, BASE + "/"], type="http", auth="none", methods=["GET"], csrf=False,
+                save_session=False, readonly=False)
+    def ocpi_version_details(self, **kw):
+        def handler(conn, kind, log):
+            base = self._base() + BASE
+            return _Reply(200, ot.SUCCESS, None, data={
+                "version": ot.VERSION,
+                "endpoints": [
+                    {"identifier": "credentials", "role": "SENDER", "url": base + "/credentials"},
+                    {"identifier": "cdrs", "role": "RECEIVER", "url": base + "/cdrs"},
+                ],
+            })
+        return self._handle("versions", handler, token_kinds=("A", "C"))
+
+    # ------------------------------------------------------------------ credentials
+    @http.route([BASE + "/credentials", BASE + "/credentials/"], type="http", auth="none",
+                methods=["GET", "POST", "PUT", "DELETE"], csrf=False, save_session=False,
+                readonly=False)
+    def ocpi_credentials(self, **kw):
+        return self._handle("credentials", self._credentials, token_kinds=("A", "C"))
+
+    def _credentials(self, conn, kind, log):
+        method = request.httprequest.method
+        auth = ot.parse_authorization(request.httprequest.headers.get("Authorization"))
+        used_token = auth.decoded if auth.decoded is not None else auth.value
+        if method == "GET":
+            creds = conn._our_credentials(used_token, self._base())
+            if creds is None:
+                raise _Reply(200, ot.SERVER_ERROR, "Our OCPI identity (country code, party id) "
+                             "is not configured on the company")
+            return _Reply(200, ot.SUCCESS, None, data=creds)
+        if method == "DELETE":
+            if kind != "C":
+                raise _Reply(405, ot.CLIENT_ERROR, "Method not allowed: not registered")
+            conn._unregister()
+            conn.message_post(body="Unregistered by the partner (credentials DELETE).")
+            return _Reply(200, ot.SUCCESS, None)
+        # POST registers (Token A), PUT updates (Token C)
+        if method == "POST" and kind == "C":
+            raise _Reply(405, ot.CLIENT_ERROR, "Method not allowed: already registered, use PUT")
+        if method == "PUT" and kind != "C":
+            raise _Reply(405, ot.CLIENT_ERROR, "Method not allowed: not registered yet, use POST")
+        body = self._json_body()
+        problem = _validate_credentials(body)
+        if problem:
+            raise _Reply(200, ot.INVALID_PARAMETERS, "%s: %s" % problem,
+                         data={"path": problem[0], "reason": problem[1]})
+        new_token = ot.generate_token()
+        creds = conn._our_credentials(new_token, self._base())
+        if creds is None:
+            raise _Reply(200, ot.SERVER_ERROR, "Our OCPI identity (country code, party id) is "
+                         "not configured on the company")
+        code, message = conn._register_partner(body, new_token)
+        if code != ot.SUCCESS:
+            raise _Reply(200, code, message)
+        conn.message_post(body="Partner %s its credentials (%s)." % (
+            "registered" if method == "POST" else "updated", body["url"]))
+        return _Reply(200, ot.SUCCESS, None, data=creds)
+
+    # ------------------------------------------------------------------ CDRs receiver
+    @http.route([BASE + "/cdrs", BASE + "/cdrs/"], type="http", auth="none", methods=["POST"],
+                csrf=False, save_session=False, readonly=False)
+    def ocpi_cdrs_post(self, **kw):
+        return self._handle("push", self._cdr_post)
+
+    def _cdr_post(self, conn, kind, log):
+        body = self._json_body()
+        if not isinstance(body, dict):
+            log._ingest_cdrs([body], connection=conn, company=conn.company_id)
+            raise _Reply(200, ot.INVALID_PARAMETERS, "$: one CDR object is expected",
+                         data={"path": "$", "reason": "one CDR object is expected"})
+        result = log._ingest_cdrs([body], connection=conn, company=conn.company_id,
+                                  allowed_parties=conn._allowed_parties())[0]
+        if result["outcome"] == "rejected":
+            raise _Reply(200, ot.INVALID_PARAMETERS, "%s: %s" % (result["path"], result["reason"]),
+                         data={"path": result["path"], "reason": result["reason"]})
+        location = "%s%s/cdrs/%d" % (self._base(), BASE, result["record"].id)
+        if result["outcome"] == "duplicate":
+            return _Reply(200, ot.SUCCESS, "CDR already received (identical), nothing stored",
+                          headers={"Location": location})
+        return _Reply(201, ot.SUCCESS, None, headers={"Location": location})
+
+    @http.route(BASE + "/cdrs/<int:cdr_id>", type="http", auth="none", methods=["GET"],
+                csrf=False, save_session=False, readonly=False)
+    def ocpi_cdr_get(self, cdr_id, **kw):
+        return self._handle("cdr_get", self._cdr_get, cdr_id=cdr_id)
+
+    def _cdr_get(self, conn, kind, log, cdr_id):
+        cdr = conn.env["clearing.cdr"].browse(cdr_id).exists()
+        if (not cdr or cdr.company_id != conn.company_id
+                or (cdr.country_code.upper(), cdr.party_id.upper()) not in conn._allowed_parties()):
+            raise _Reply(404, ot.CLIENT_ERROR, "Unknown CDR")
+        return _Reply(200, ot.SUCCESS, None, data=cdr.raw_json)

@@ -1,0 +1,255 @@
+"""OCPI 2.2.1 endpoints against the real HTTP stack: tokens, envelope, CDR receiver rules."""
+
+import copy
+
+from odoo.tests import tagged
+
+from ..clearing_core import ocpi_transport as ot
+from .ocpi_common import OcpiHttpCase, launcher, spec_example
+
+
+@tagged("post_install", "-at_install")
+class TestOcpiEndpoints(OcpiHttpCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.cdrs = launcher.make_cdrs(3)
+
+    def setUp(self):
+        super().setUp()
+        self.conn, self.token_c = self._connection()
+
+    def assertEnvelope(self, payload, status_code):
+        self.assertIsInstance(payload, dict)
+        self.assertEqual(payload["status_code"], status_code, payload)
+        self.assertRegex(payload["timestamp"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+    # ------------------------------------------------------------------ tokens
+    def test_versions_and_details_with_token_a_and_c(self):
+        conn_a, _ = self._connection(registered=False)
+        token_a = conn_a._new_token_a()
+        for token in (token_a, self.token_c):
+            r, p = self.ocpi("GET", "/ocpi/versions", token)
+            self.assertEqual(r.status_code, 200)
+            self.assertEnvelope(p, 1000)
+            self.assertEqual(p["data"], [{"version": "2.2.1", "url": self.base_url() + "/ocpi/2.2.1"}])
+            r, p = self.ocpi("GET", "/ocpi/2.2.1", token)
+            self.assertEqual(r.status_code, 200)
+            eps = {(e["identifier"], e["role"]): e["url"] for e in p["data"]["endpoints"]}
+            self.assertEqual(eps, {
+                ("credentials", "SENDER"): self.base_url() + "/ocpi/2.2.1/credentials",
+                ("cdrs", "RECEIVER"): self.base_url() + "/ocpi/2.2.1/cdrs"})
+        self.assertEqual(self.last_log(channel="versions").connection_id, self.conn)
+
+    def test_missing_unknown_malformed_token_401(self):
+        for headers_token, raw in ((None, False), ("not-a-known-token", False),
+                                   (self.token_c, True)):  # raw token on a base64 connection
+            r, p = self.ocpi("GET", "/ocpi/versions", headers_token, raw_token=raw)
+            self.assertEqual(r.status_code, 401, headers_token)
+            self.assertEnvelope(p, 2000)
+        r, p = self.ocpi("GET", "/ocpi/versions", headers={"Authorization": "Bearer xyz"})
+        self.assertEqual(r.status_code, 401)
+        log = self.last_log(channel="versions")
+        self.assertEqual(log.outcome, "unauthorized")
+        self.assertFalse(log.connection_id)
+        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", "unknown", body=self.cdrs[0])
+        self.assertEqual(r.status_code, 401)
+        self.assertEqual(self.cdr_count(), 0)
+
+    def test_raw_token_option(self):
+        conn, token = self._connection(partner=self.env["res.partner"].create({
+            "name": "Legacy CPO", "ocpi_country_code": "NL", "ocpi_party_id": "LEG"}),
+            raw_token=True)
+        r, p = self.ocpi("GET", "/ocpi/versions", token, raw_token=True)
+        self.assertEqual(r.status_code, 200)
+        r, p = self.ocpi("GET", "/ocpi/versions", token)  # base64 still accepted
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(self.last_log(channel="versions").connection_id, conn)
+
+    def test_token_a_outside_credentials_and_versions_401(self):
+        conn_a, _ = self._connection(registered=False)
+        token_a = conn_a._new_token_a()
+        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", token_a, body=self.cdrs[0])
+        self.assertEqual(r.status_code, 401)
+        self.assertIn("Token A", p["status_message"])
+        r, p = self.ocpi("GET", "/ocpi/2.2.1/cdrs/1", token_a)
+        self.assertEqual(r.status_code, 401)
+        self.assertEqual(self.cdr_count(), 0)
+        # tokens are stored as digests only
+        self.assertNotIn(token_a, str(conn_a.sudo().read()[0]))
+        self.assertEqual(conn_a.sudo().token_a_hash, ot.hash_token(token_a))
+
+    def test_request_and_correlation_ids_echoed(self):
+        r, _p = self.ocpi("GET", "/ocpi/versions", self.token_c,
+                          headers={"X-Request-ID": "req-123", "X-Correlation-ID": "corr-456"})
+        self.assertEqual(r.headers["X-Request-ID"], "req-123")
+        self.assertEqual(r.headers["X-Correlation-ID"], "corr-456")
+        log = self.last_log(channel="versions")
+        self.assertEqual((log.request_id, log.correlation_id), ("req-123", "corr-456"))
+        r, _p = self.ocpi("GET", "/ocpi/versions", "unknown-token",
+                          headers={"X-Request-ID": "req-401"})
+        self.assertEqual(r.headers["X-Request-ID"], "req-401")
+        self.assertTrue(r.headers["X-Correlation-ID"])  # generated when missing
+
+    # ------------------------------------------------------------------ CDR receiver
+    def test_post_cdr_201_location_and_get(self):
+        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=self.cdrs[0],
+                         headers={"X-Request-ID": "r1"})
+        self.assertEqual(r.status_code, 201, p)
+        self.assertEnvelope(p, 1000)
+        self.assertEqual(r.headers["X-Request-ID"], "r1")
+        cdr = self.env["clearing.cdr"].search([("ocpi_id", "=", self.cdrs[0]["id"])])
+        self.assertEqual(len(cdr), 1)
+        self.assertEqual(r.headers["Location"], "%s/ocpi/2.2.1/cdrs/%d" % (self.base_url(), cdr.id))
+        self.assertEqual(cdr.contract_id, self.contract)  # matched and priced like any CDR
+        self.assertEqual(cdr.state, "priced")
+        r, p = self.ocpi("GET", r.headers["Location"][len(self.base_url()):], self.token_c)
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(p["data"], self.cdrs[0])
+        log = self.last_log(channel="push")
+        self.assertEqual((log.outcome, log.count_created, log.http_status), ("success", 1, 201))
+        # another partner's connection cannot read it
+        other, token_other = self._connection(partner=self.env["res.partner"].create({
+            "name": "Other CPO", "ocpi_country_code": "BE", "ocpi_party_id": "OTH"}))
+        r, p = self.ocpi("GET", "/ocpi/2.2.1/cdrs/%d" % cdr.id, token_other)
+        self.assertEqual(r.status_code, 404)
+        r, p = self.ocpi("GET", "/ocpi/2.2.1/cdrs/999999999", self.token_c)
+        self.assertEqual(r.status_code, 404)
+
+    def test_unparseable_json_400(self):
+        for raw in ('{"id": "x",', "", "\xff"):
+            r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, raw_body=raw.encode("latin-1"))
+            self.assertEqual(r.status_code, 400, raw)
+            self.assertEnvelope(p, 2000)
+            self.assertNotIn("data", p)
+        self.assertEqual(self.last_log(channel="push").outcome, "rejected")
+        self.assertEqual(self.cdr_count(), 0)
+
+    def test_schema_error_names_json_path(self):
+        bad = copy.deepcopy(self.cdrs[0])
+        del bad["cdr_token"]["uid"]
+        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=bad)
+        self.assertEqual(r.status_code, 200)  # reached the OCPI layer: no HTTP error
+        self.assertEnvelope(p, 2001)
+        self.assertIn("$.cdr_token.uid", p["status_message"])
+        self.assertEqual(p["data"]["path"], "$.cdr_token.uid")
+        bad2 = dict(self.cdrs[1], charging_periods=[{"start_date_time": self.cdrs[1]["start_date_time"],
+                                                     "dimensions": [{"type": "ENERGY", "volume": -1}]}])
+        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=bad2)
+        self.assertEqual(p["data"]["path"], "$.charging_periods[0].dimensions[0].volume")
+        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=[self.cdrs[2]])
+        self.assertEnvelope(p, 2001)
+        self.assertEqual(self.cdr_count(), 0)  # nothing partial stored
+        log = self.last_log(channel="push")
+        self.assertEqual(log.outcome, "rejected")
+        line = self.env["clearing.ingestion.log.line"].search(
+            [("log_id.connection_id", "=", self.conn.id), ("cdr_ocpi_id", "=", self.cdrs[0]["id"])])
+        self.assertEqual(line.json_path, "$.cdr_token.uid")
+        self.assertIn("missing", line.reason)
+
+    def test_cdr_of_another_party_refused(self):
+        other = dict(self.cdrs[0], party_id="XYZ")
+        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=other)
+        self.assertEnvelope(p, 2001)
+        self.assertEqual(p["data"]["path"], "$.party_id")
+        self.assertEqual(self.cdr_count(), 0)
+
+    def test_duplicate_replay_is_success_without_new_row(self):
+        r1, p1 = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=self.cdrs[0])
+        self.assertEqual(r1.status_code, 201)
+        # a re-serialising peer: nulls added, 2.0 for 2 — still the same CDR
+        replay = dict(copy.deepcopy(self.cdrs[0]), remark=None, meter_id=None)
+        r2, p2 = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=replay)
+        self.assertEqual(r2.status_code, 200)
+        self.assertEnvelope(p2, 1000)
+        self.assertEqual(r2.headers["Location"], r1.headers["Location"])
+        self.assertEqual(self.cdr_count(ocpi_id=self.cdrs[0]["id"]), 1)
+        log = self.last_log(channel="push")
+        self.assertEqual((log.count_created, log.count_duplicate, log.outcome), (0, 1, "success"))
+
+    def test_conflicting_duplicate_refused(self):
+        self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=self.cdrs[0])
+        changed = copy.deepcopy(self.cdrs[0])
+        changed["total_cost"] = {"excl_vat": 99.0, "incl_vat": 119.79}
+        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=changed)
+        self.assertEqual(r.status_code, 200)
+        self.assertEnvelope(p, 2001)
+        self.assertEqual(p["data"]["path"], "$.id")
+        self.assertIn("credit", p["status_message"])
+        cdr = self.env["clearing.cdr"].search([("ocpi_id", "=", self.cdrs[0]["id"])])
+        self.assertEqual(len(cdr), 1)
+        self.assertEqual(cdr.raw_json["total_cost"], self.cdrs[0]["total_cost"])
+
+    def test_credit_cdr_linked(self):
+        original = self.cdrs[0]
+        credit = copy.deepcopy(original)
+        credit.update(id=original["id"] + "-C", credit=True, credit_reference_id=original["id"],
+                      total_cost={k: -v for k, v in original["total_cost"].items()})
+        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=original)
+        self.assertEqual(r.status_code, 201)
+        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=credit)
+        self.assertEqual(r.status_code, 201, p)
+        orig = self.env["clearing.cdr"].search([("ocpi_id", "=", original["id"])])
+        cred = self.env["clearing.cdr"].search([("ocpi_id", "=", credit["id"])])
+        self.assertTrue(cred.credit)
+        self.assertEqual(cred.credited_cdr_id, orig)
+
+    def test_spec_cdr_example_accepted_as_is(self):
+        example = spec_example("cdr_example.json")
+        bec = self.env["res.partner"].create({"name": "BeCharged", "ocpi_country_code": "BE",
+                                              "ocpi_party_id": "BEC", "ocpi_is_cpo": True})
+        _conn, token = self._connection(partner=bec)
+        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", token, body=example)
+        self.assertEqual(r.status_code, 201, p)
+        cdr = self.env["clearing.cdr"].search([("ocpi_id", "=", "12345"), ("party_id", "=", "BEC")])
+        self.assertEqual(cdr.raw_json, example)
+        r, p = self.ocpi("GET", r.headers["Location"][len(self.base_url()):], token)
+        self.assertEqual(p["data"], example)
+
+    def test_unsupported_methods(self):
+        r, _p = self.ocpi("PUT", "/ocpi/2.2.1/cdrs", self.token_c, body=self.cdrs[0])
+        self.assertEqual(r.status_code, 405)
+        r, _p = self.ocpi("DELETE", "/ocpi/2.2.1/cdrs", self.token_c)
+        self.assertEqual(r.status_code, 405)
+
+    # ------------------------------------------------------------------ credentials (no peer)
+    def test_credentials_get_post_put_delete_rules(self):
+        r, p = self.ocpi("GET", "/ocpi/2.2.1/credentials", self.token_c)
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(p["data"]["token"], self.token_c)
+        self.assertEqual(p["data"]["url"], self.base_url() + "/ocpi/versions")
+        self.assertEqual(p["data"]["roles"][0]["role"], "EMSP")
+        self.assertEqual((p["data"]["roles"][0]["country_code"], p["data"]["roles"][0]["party_id"]),
+                         ("DE", "MSP"))
+        creds = spec_example("credentials_example.json")
+        # second POST (already registered) -> 405
+        r, p = self.ocpi("POST", "/ocpi/2.2.1/credentials", self.token_c, body=creds)
+        self.assertEqual(r.status_code, 405)
+        # PUT / DELETE before registration (Token A) -> 405
+        conn_a, _ = self._connection(registered=False)
+        token_a = conn_a._new_token_a()
+        for method in ("PUT", "DELETE"):
+            r, p = self.ocpi(method, "/ocpi/2.2.1/credentials", token_a, body=creds)
+            self.assertEqual(r.status_code, 405, method)
+        # invalid credentials object -> 2001 with path; nothing registered
+        bad = dict(creds, roles=[dict(creds["roles"][0], party_id="TOOLONG")])
+        r, p = self.ocpi("POST", "/ocpi/2.2.1/credentials", token_a, body=bad)
+        self.assertEqual(r.status_code, 200)
+        self.assertEnvelope(p, 2001)
+        self.assertEqual(p["data"]["path"], "$.roles[0].party_id")
+        # unreachable partner versions URL -> 3001; Token A still valid, nothing stored
+        r, p = self.ocpi("POST", "/ocpi/2.2.1/credentials", token_a,
+                         body=dict(creds, url="http://127.0.0.1:9/ocpi/versions"))
+        self.assertEnvelope(p, 3001)
+        conn_a.invalidate_recordset()
+        self.assertEqual(conn_a.state, "new")
+        self.assertFalse(conn_a.sudo().token_b)
+        # DELETE with Token C unregisters; the token is then unknown
+        r, p = self.ocpi("DELETE", "/ocpi/2.2.1/credentials", self.token_c)
+        self.assertEqual(r.status_code, 200)
+        self.assertEnvelope(p, 1000)
+        self.conn.invalidate_recordset()
+        self.assertEqual(self.conn.state, "unregistered")
+        r, p = self.ocpi("GET", "/ocpi/versions", self.token_c)
+        self.assertEqual(r.status_code, 401)
