@@ -10,6 +10,7 @@ object (``dict``; numbers may be ``int``, ``float`` or ``Decimal`` -- floats are
 charging periods; Tariff: elements) but still type-checks every field that is present.
 """
 
+import copy
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -295,17 +296,32 @@ def _bool(d, key, path, required):
     return v
 
 
+# float -> Decimal through the float's shortest repr (0.1 -> Decimal('0.1')), memoised: CDRs
+# repeat the same values a lot (prices, VAT rates, durations in whole minutes...).
+_FLOAT_DECIMALS = {}
+
+
+def _float_decimal(v):
+    d = _FLOAT_DECIMALS.get(v)
+    if d is None:
+        d = Decimal(repr(v))
+        if len(_FLOAT_DECIMALS) >= 8192:
+            _FLOAT_DECIMALS.clear()
+        _FLOAT_DECIMALS[v] = d
+    return d
+
+
 def _to_decimal(v):
     """Decimal from a JSON number, or None when ``v`` is not a finite number (bool excluded)."""
     t = type(v)
+    if t is float:
+        if v - v != 0:  # inf, nan
+            return None
+        return _float_decimal(v)
     if t is int:
         return Decimal(v)
     if t is Decimal:
         return v if v.is_finite() else None
-    if t is float:
-        if v != v or v in (float("inf"), float("-inf")):
-            return None
-        return Decimal(repr(v))
     return None
 
 
@@ -419,10 +435,36 @@ def _currency(d, key, path, required):
 
 
 # OCPI DateTime: RFC 3339 restricted to UTC, 'Z' optional, fractional seconds optional.
-_DT_RE = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})?\Z"
-)
-_OFFSET_CACHE = {}
+_DT_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?\Z")
+_fromisoformat = datetime.fromisoformat
+
+
+class _BadValue(Exception):
+    """Internal: a value is invalid; the caller knows the path."""
+
+
+def _datetime_value(value, strict):
+    if type(value) is not str:
+        raise _BadValue(f"must be a date-time string, got {_show(value)}")
+    m = _DT_RE.match(value)
+    if m is None:
+        raise _BadValue(f"must be an OCPI DateTime (RFC 3339, e.g. 2015-06-29T20:39:09Z), got {_show(value)}")
+    tz = m.group(1)
+    if strict:
+        if len(value) > 25:
+            raise _BadValue(f"must be at most 25 characters (OCPI DateTime), got {len(value)}")
+        if tz is not None and tz != "Z":
+            raise _BadValue(f"must be in UTC ('Z' or no designator), got offset {tz}")
+    try:
+        dt = _fromisoformat(value)  # the regex above restricts what reaches it
+    except ValueError:
+        raise _BadValue(f"is not a valid date-time, got {_show(value)}") from None
+    tzinfo = dt.tzinfo
+    if tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    if tzinfo is not UTC:
+        return dt.astimezone(UTC)
+    return dt
 
 
 def parse_datetime(value, path="$", strict=True):
@@ -433,30 +475,10 @@ def parse_datetime(value, path="$", strict=True):
     (the spec: "All timestamps SHALL be in UTC ... +00:00 is not the same as UTC") and
     converted to UTC otherwise.
     """
-    if type(value) is not str:
-        _fail(path, f"must be a date-time string, got {_show(value)}")
-    m = _DT_RE.match(value)
-    if m is None:
-        _fail(path, f"must be an OCPI DateTime (RFC 3339, e.g. 2015-06-29T20:39:09Z), got {_show(value)}")
-    y, mo, d, h, mi, s, frac, tz = m.groups()
-    if strict:
-        if len(value) > 25:
-            _fail(path, f"must be at most 25 characters (OCPI DateTime), got {len(value)}")
-        if tz is not None and tz != "Z":
-            _fail(path, f"must be in UTC ('Z' or no designator), got offset {tz}")
-    us = int((frac + "00000")[:6]) if frac else 0
     try:
-        dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), us, tzinfo=UTC)
-    except ValueError:
-        _fail(path, f"is not a valid date-time, got {_show(value)}")
-    if tz is not None and tz != "Z":
-        off = _OFFSET_CACHE.get(tz)
-        if off is None:
-            sign = -1 if tz[0] == "-" else 1
-            off = timezone(sign * (datetime.strptime(tz[1:], "%H:%M") - datetime(1900, 1, 1)))
-            _OFFSET_CACHE[tz] = off
-        dt = dt.replace(tzinfo=off).astimezone(UTC)
-    return dt
+        return _datetime_value(value, strict)
+    except _BadValue as exc:
+        raise OcpiValidationError(path, str(exc)) from None
 
 
 def _dt(d, key, path, required, strict):
@@ -465,7 +487,10 @@ def _dt(d, key, path, required, strict):
         if required:
             _get(d, key, path, True)
         return None
-    return parse_datetime(v, f"{path}.{key}", strict)
+    try:
+        return _datetime_value(v, strict)
+    except _BadValue as exc:
+        raise OcpiValidationError(f"{path}.{key}", str(exc)) from None
 
 
 def _price(d, key, path, required, sign):
@@ -615,51 +640,176 @@ def parse_tariff(data, strict=True):
     return _parse_tariff(data, strict, "$")
 
 
+# CPOs embed the same Tariff object in every CDR (CDR.tariffs).  Validating it again for each
+# CDR would cost more than the rest of the CDR, so validated embedded tariffs are remembered:
+# a later tariff is reused only when it is EQUAL (==) to a remembered one.  Python equality
+# confuses true/false with 1/0, the only difference == cannot see that validation cares about
+# (ints, floats and Decimals are all accepted as numbers), so the leaves that are 0 or 1 in the
+# remembered tariff are checked not to be booleans in the new one.
+_TARIFF_CACHE = {}
+_TARIFF_CACHE_SIZE = 256
+
+
+def _zero_one_paths(node, path, out):
+    if type(node) is dict:
+        for k, v in node.items():
+            _zero_one_paths(v, path + (k,), out)
+    elif type(node) is list:
+        for i, v in enumerate(node):
+            _zero_one_paths(v, path + (i,), out)
+    elif type(node) in (int, float, Decimal) and (node == 0 or node == 1):
+        out.append(path)
+    return out
+
+
+def _embedded_tariff(t, strict, path):
+    if type(t) is not dict:
+        return _parse_tariff(t, strict, path)
+    key = (strict, t.get("id"), t.get("last_updated"), t.get("country_code"), t.get("party_id"))
+    try:
+        hit = _TARIFF_CACHE.get(key)
+    except TypeError:  # unhashable id/last_updated: not cacheable, validation will say why
+        return _parse_tariff(t, strict, path)
+    if hit is not None:
+        snapshot, risky, tariff = hit
+        if snapshot == t:
+            for leaf in risky:
+                v = t
+                for k in leaf:
+                    v = v[k]
+                if type(v) is bool:
+                    break
+            else:
+                return tariff
+    tariff = _parse_tariff(t, strict, path)
+    if len(_TARIFF_CACHE) >= _TARIFF_CACHE_SIZE:
+        _TARIFF_CACHE.clear()
+    _TARIFF_CACHE[key] = (copy.deepcopy(t), tuple(_zero_one_paths(t, (), [])), tariff)
+    return tariff
+
+
 # --------------------------------------------------------------------------------------------
 # CDR
 # --------------------------------------------------------------------------------------------
+# Table-driven validation of flat objects (the CDR itself, its token and location): one pass over
+# the fields present, required fields checked afterwards.  Kinds: "s" string (maxlen, CiString,
+# regex, what the regex means), "e" enum (values, name), "n" number >= min, "b" boolean,
+# "d" DateTime, "p" Price (>= 0), "x" handled by the caller.
+def _s(maxlen, ci=False, regex=None, meaning=None):
+    return ("s", maxlen, ci, regex, meaning)
+
+
+_CC = _s(2, True, _COUNTRY2_RE, "be an ISO 3166-1 alpha-2 country code (2 letters)")
+_PID = _s(3, True, _PARTY_RE, "be a 3-character party id (letters/digits)")
+
+
+def _field_error(d, key, path, spec, strict):
+    """Raise the error for d[key] that failed the fast check of ``spec``."""
+    kind = spec[0]
+    if kind == "s":
+        v = _str(d, key, path, spec[1], False, ci=spec[2])
+        _fail(f"{path}.{key}", f"must {spec[4]}, got {_show(v)}")
+    if kind == "e":
+        _enum(d, key, path, spec[1], False, spec[2])
+    if kind == "n":
+        _number(d, key, path, False, spec[1])
+    if kind == "b":
+        _bool(d, key, path, False)
+    raise AssertionError(key)  # pragma: no cover
+
+
+def _fields(d, path, schema, strict):
+    out = {}
+    for k, v in d.items():
+        spec = schema.get(k)
+        if spec is None or v is None:
+            continue
+        kind = spec[0]
+        if kind == "s":
+            if (type(v) is not str or len(v) > spec[1] or not v.isprintable()
+                    or (spec[2] and not v.isascii()) or (spec[3] is not None and spec[3].match(v) is None)):
+                _field_error(d, k, path, spec, strict)
+        elif kind == "e":
+            if type(v) is not str or v not in spec[1]:
+                _field_error(d, k, path, spec, strict)
+        elif kind == "n":
+            t = type(v)
+            if t is float and v - v == 0:
+                v = _FLOAT_DECIMALS.get(v) or _float_decimal(v)
+            elif t is int:
+                v = Decimal(v)
+            elif t is not Decimal or not v.is_finite():
+                _field_error(d, k, path, spec, strict)
+            if v < spec[1]:
+                _field_error(d, k, path, spec, strict)
+        elif kind == "d":
+            try:
+                v = _datetime_value(v, strict)
+            except _BadValue as exc:
+                raise OcpiValidationError(f"{path}.{k}", str(exc)) from None
+        elif kind == "p":
+            v = _price(d, k, path, False, 1)
+        elif kind == "b":
+            if type(v) is not bool:
+                _field_error(d, k, path, spec, strict)
+        else:
+            continue
+        out[k] = v
+    return out
+
+
+def _require(d, out, path, keys):
+    for k in keys:
+        if k not in out:
+            _get(d, k, path, True)
+
+
+_TOKEN_SCHEMA = {
+    "uid": _s(36, True), "type": ("e", TOKEN_TYPES, "TokenType"), "contract_id": _s(36, True),
+    "country_code": _CC, "party_id": _PID,
+}
+
+
 def _cdr_token(d, path, strict):
-    return CdrToken(
-        uid=_str(d, "uid", path, 36, strict, ci=True),
-        type=_enum(d, "type", path, TOKEN_TYPES, strict, "TokenType"),
-        contract_id=_str(d, "contract_id", path, 36, strict, ci=True),
-        country_code=_country_code(d, "country_code", path, strict),
-        party_id=_party_id(d, "party_id", path, strict),
-    )
+    f = _fields(d, path, _TOKEN_SCHEMA, strict)
+    if strict:
+        _require(d, f, path, _TOKEN_SCHEMA)
+    g = f.get
+    return CdrToken(g("uid"), g("type"), g("contract_id"), g("country_code"), g("party_id"))
+
+
+_COORD_SCHEMA = {
+    "latitude": _s(10, False, _LAT_RE, "match -?[0-9]{1,2}\\.[0-9]{5,7}"),
+    "longitude": _s(11, False, _LON_RE, "match -?[0-9]{1,3}\\.[0-9]{5,7}"),
+}
+_LOCATION_SCHEMA = {
+    "id": _s(36, True), "name": _s(255), "address": _s(45), "city": _s(45), "postal_code": _s(10),
+    "state": _s(20), "country": _s(3, False, _COUNTRY3_RE, "be an ISO 3166-1 alpha-3 country code"),
+    "coordinates": ("x",), "evse_uid": _s(36, True), "evse_id": _s(48, True), "connector_id": _s(36, True),
+    "connector_standard": ("e", CONNECTOR_TYPES, "ConnectorType"),
+    "connector_format": ("e", CONNECTOR_FORMATS, "ConnectorFormat"),
+    "connector_power_type": ("e", POWER_TYPES, "PowerType"),
+}
+_LOCATION_REQUIRED = ("id", "address", "city", "country", "coordinates", "evse_uid", "evse_id",
+                      "connector_id", "connector_standard", "connector_format", "connector_power_type")
 
 
 def _cdr_location(d, path, strict):
-    p = path
-    country = _str(d, "country", p, 3, strict)
-    if country is not None and not _COUNTRY3_RE.match(country):
-        _fail(f"{p}.country", f"must be an ISO 3166-1 alpha-3 country code, got {_show(country)}")
-    co = _object(d, "coordinates", p, strict)
+    f = _fields(d, path, _LOCATION_SCHEMA, strict)
+    co = _object(d, "coordinates", path, strict)
     coords = None
     if co is not None:
-        cp = f"{p}.coordinates"
-        lat = _str(co, "latitude", cp, 10, strict)
-        lon = _str(co, "longitude", cp, 11, strict)
-        if lat is not None and not _LAT_RE.match(lat):
-            _fail(f"{cp}.latitude", f"must match -?[0-9]{{1,2}}\\.[0-9]{{5,7}}, got {_show(lat)}")
-        if lon is not None and not _LON_RE.match(lon):
-            _fail(f"{cp}.longitude", f"must match -?[0-9]{{1,3}}\\.[0-9]{{5,7}}, got {_show(lon)}")
-        coords = GeoLocation(lat, lon)
-    return CdrLocation(
-        id=_str(d, "id", p, 36, strict, ci=True),
-        name=_str(d, "name", p, 255, False),
-        address=_str(d, "address", p, 45, strict),
-        city=_str(d, "city", p, 45, strict),
-        postal_code=_str(d, "postal_code", p, 10, False),
-        state=_str(d, "state", p, 20, False),
-        country=country,
-        coordinates=coords,
-        evse_uid=_str(d, "evse_uid", p, 36, strict, ci=True),
-        evse_id=_str(d, "evse_id", p, 48, strict, ci=True),
-        connector_id=_str(d, "connector_id", p, 36, strict, ci=True),
-        connector_standard=_enum(d, "connector_standard", p, CONNECTOR_TYPES, strict, "ConnectorType"),
-        connector_format=_enum(d, "connector_format", p, CONNECTOR_FORMATS, strict, "ConnectorFormat"),
-        connector_power_type=_enum(d, "connector_power_type", p, POWER_TYPES, strict, "PowerType"),
-    )
+        cp = f"{path}.coordinates"
+        c = _fields(co, cp, _COORD_SCHEMA, strict)
+        if strict:
+            _require(co, c, cp, _COORD_SCHEMA)
+        coords = GeoLocation(c.get("latitude"), c.get("longitude"))
+    if strict:
+        _require(d, f, path, [k for k in _LOCATION_REQUIRED if k != "coordinates"])
+    g = f.get
+    return CdrLocation(g("id"), g("name"), g("address"), g("city"), g("postal_code"), g("state"),
+                       g("country"), coords, g("evse_uid"), g("evse_id"), g("connector_id"),
+                       g("connector_standard"), g("connector_format"), g("connector_power_type"))
 
 
 def _signed_data(d, path, strict):
@@ -686,13 +836,19 @@ def _charging_periods(d, path, strict, start, end):
     lst = _list(d, "charging_periods", path, True, True)
     out = []
     prev = start
+    session_only = CDR_SESSION_ONLY_DIMENSIONS if strict else ()
+    dim_types = CDR_DIMENSION_TYPES
+    signed = _SIGNED_DIMENSIONS
     for i, cp in enumerate(lst):
         if type(cp) is not dict:
             _fail(f"{path}.charging_periods[{i}]", f"must be an object, got {_show(cp)}")
         sv = cp.get("start_date_time")
         if sv is None:
             _get(cp, "start_date_time", f"{path}.charging_periods[{i}]", True)
-        pstart = parse_datetime(sv, f"{path}.charging_periods[{i}].start_date_time", strict)
+        try:
+            pstart = _datetime_value(sv, strict)
+        except _BadValue as exc:
+            raise OcpiValidationError(f"{path}.charging_periods[{i}].start_date_time", str(exc)) from None
         if pstart < prev:
             if i == 0:
                 _fail(f"{path}.charging_periods[0].start_date_time",
@@ -711,30 +867,36 @@ def _charging_periods(d, path, strict, start, end):
                 _fail(f"{path}.charging_periods[{i}].dimensions", f"must be an array, got {_show(dims)}")
             _fail(f"{path}.charging_periods[{i}].dimensions", "must contain at least one element")
         dl = []
-        seen = set()
+        seen = []
         for j, dim in enumerate(dims):
             if type(dim) is not dict:
                 _fail(f"{path}.charging_periods[{i}].dimensions[{j}]", f"must be an object, got {_show(dim)}")
             t = dim.get("type")
-            if t not in CDR_DIMENSION_TYPES:
+            if t not in dim_types or t in session_only or t in seen:
                 dp = f"{path}.charging_periods[{i}].dimensions[{j}]"
                 if t is None:
                     _get(dim, "type", dp, True)
+                if t in seen:
+                    _fail(f"{dp}.type", f"duplicate dimension {t} in the same charging period")
+                if t in session_only:
+                    _fail(f"{dp}.type", f"{t} is a Session-only dimension and SHALL NOT be used in a CDR")
                 _fail(f"{dp}.type", f"must be a valid CdrDimensionType, got {_show(t)}")
-            if strict and t in CDR_SESSION_ONLY_DIMENSIONS:
-                _fail(f"{path}.charging_periods[{i}].dimensions[{j}].type",
-                      f"{t} is a Session-only dimension and SHALL NOT be used in a CDR")
-            if t in seen:
-                _fail(f"{path}.charging_periods[{i}].dimensions[{j}].type",
-                      f"duplicate dimension {t} in the same charging period")
-            seen.add(t)
+            seen.append(t)
             v = dim.get("volume")
-            vol = _to_decimal(v)
-            if vol is None or (vol < 0 and t not in _SIGNED_DIMENSIONS):
+            tv = type(v)
+            if tv is float and v - v == 0:  # finite float
+                vol = _FLOAT_DECIMALS.get(v) or _float_decimal(v)
+            elif tv is int:
+                vol = Decimal(v)
+            elif tv is Decimal and v.is_finite():
+                vol = v
+            else:
+                vol = None
+            if vol is None or (vol < 0 and t not in signed):
                 dp = f"{path}.charging_periods[{i}].dimensions[{j}]"
                 if v is None:
                     _get(dim, "volume", dp, True)
-                _number_at(v, f"{dp}.volume", None if t in _SIGNED_DIMENSIONS else 0)
+                _number_at(v, f"{dp}.volume", None if t in signed else 0)
             if t == "STATE_OF_CHARGE" and vol > 100:
                 _fail(f"{path}.charging_periods[{i}].dimensions[{j}].volume",
                       f"must be <= 100 (percent), got {_show(v)}")
@@ -746,59 +908,60 @@ def _charging_periods(d, path, strict, start, end):
     return tuple(out)
 
 
+_CDR_SCHEMA = {
+    "country_code": _CC, "party_id": _PID, "id": _s(39, True),
+    "start_date_time": ("d",), "end_date_time": ("d",), "session_id": _s(36, True),
+    "cdr_token": ("x",), "auth_method": ("e", AUTH_METHODS, "AuthMethod"),
+    "authorization_reference": _s(36, True), "cdr_location": ("x",), "meter_id": _s(255),
+    "currency": ("x",), "tariffs": ("x",), "charging_periods": ("x",), "signed_data": ("x",),
+    "total_cost": ("x",), "total_fixed_cost": ("p",), "total_energy": ("n", 0),
+    "total_energy_cost": ("p",), "total_time": ("n", 0), "total_time_cost": ("p",),
+    "total_parking_time": ("n", 0), "total_parking_cost": ("p",), "total_reservation_cost": ("p",),
+    "remark": _s(255), "invoice_reference_id": _s(39, True), "credit": ("b",),
+    "credit_reference_id": _s(39, True), "home_charging_compensation": ("b",), "last_updated": ("d",),
+}
+_CDR_REQUIRED_STRICT = ("id", "start_date_time", "end_date_time", "auth_method", "total_energy",
+                        "total_time", "last_updated", "country_code", "party_id")
+_CDR_REQUIRED_LENIENT = ("start_date_time", "end_date_time")
+
+
 def parse_cdr(data, strict=True):
     """Validate an OCPI 2.2.1 CDR object and return a :class:`Cdr`."""
     p = "$"
     d = _item_object(data, p)
-    credit = _bool(d, "credit", p, False)
-    cid = _str(d, "id", p, 39, strict, ci=True)
+    f = _fields(d, p, _CDR_SCHEMA, strict)
+    _require(d, f, p, _CDR_REQUIRED_STRICT if strict else _CDR_REQUIRED_LENIENT)
+    g = f.get
+    credit = g("credit")
+    cid = g("id")
     if cid is not None and not credit and len(cid) > 36:
         _fail("$.id", f"must be at most 36 characters on a non-credit CDR, got {len(cid)}")
-    credit_ref = _str(d, "credit_reference_id", p, 39, False, ci=True)
+    credit_ref = g("credit_reference_id")
     if strict and credit and credit_ref is None:
         _fail("$.credit_reference_id", "required field is missing (credit is true)")
-    start = _dt(d, "start_date_time", p, True, strict)
-    end = _dt(d, "end_date_time", p, True, strict)
+    start = f["start_date_time"]
+    end = f["end_date_time"]
     if end < start:
         _fail("$.end_date_time", "must not be before start_date_time")
     tok = _object(d, "cdr_token", p, strict)
     loc = _object(d, "cdr_location", p, strict)
+    currency = _currency(d, "currency", p, True)
     tariffs = _list(d, "tariffs", p, False, False)
     tariff_objs = ()
     if tariffs:
-        tariff_objs = tuple(_parse_tariff(t, strict, f"$.tariffs[{i}]") for i, t in enumerate(tariffs))
+        tariff_objs = tuple(_embedded_tariff(t, strict, f"$.tariffs[{i}]") for i, t in enumerate(tariffs))
+    periods = _charging_periods(d, p, strict, start, end)
     sd = _object(d, "signed_data", p, False)
-    cost_sign = -1 if credit else 1
     return Cdr(
-        country_code=_country_code(d, "country_code", p, strict),
-        party_id=_party_id(d, "party_id", p, strict),
-        id=cid,
-        start_date_time=start,
-        end_date_time=end,
-        session_id=_str(d, "session_id", p, 36, False, ci=True),
-        cdr_token=_cdr_token(tok, "$.cdr_token", strict) if tok is not None else None,
-        auth_method=_enum(d, "auth_method", p, AUTH_METHODS, strict, "AuthMethod"),
-        authorization_reference=_str(d, "authorization_reference", p, 36, False, ci=True),
-        cdr_location=_cdr_location(loc, "$.cdr_location", strict) if loc is not None else None,
-        meter_id=_str(d, "meter_id", p, 255, False),
-        currency=_currency(d, "currency", p, True),
-        tariffs=tariff_objs,
-        charging_periods=_charging_periods(d, p, strict, start, end),
-        signed_data=_signed_data(sd, "$.signed_data", strict) if sd is not None else None,
-        total_cost=_price(d, "total_cost", p, strict, cost_sign),
-        total_fixed_cost=_price(d, "total_fixed_cost", p, False, 1),
-        total_energy=_number(d, "total_energy", p, strict),
-        total_energy_cost=_price(d, "total_energy_cost", p, False, 1),
-        total_time=_number(d, "total_time", p, strict),
-        total_time_cost=_price(d, "total_time_cost", p, False, 1),
-        total_parking_time=_number(d, "total_parking_time", p, False),
-        total_parking_cost=_price(d, "total_parking_cost", p, False, 1),
-        total_reservation_cost=_price(d, "total_reservation_cost", p, False, 1),
-        remark=_str(d, "remark", p, 255, False),
-        invoice_reference_id=_str(d, "invoice_reference_id", p, 39, False, ci=True),
-        credit=credit,
-        credit_reference_id=credit_ref,
-        home_charging_compensation=_bool(d, "home_charging_compensation", p, False),
-        last_updated=_dt(d, "last_updated", p, strict, strict),
-        raw=data,
+        g("country_code"), g("party_id"), cid, start, end, g("session_id"),
+        _cdr_token(tok, "$.cdr_token", strict) if tok is not None else None,
+        g("auth_method"), g("authorization_reference"),
+        _cdr_location(loc, "$.cdr_location", strict) if loc is not None else None,
+        g("meter_id"), currency, tariff_objs, periods,
+        _signed_data(sd, "$.signed_data", strict) if sd is not None else None,
+        _price(d, "total_cost", p, strict, -1 if credit else 1),
+        g("total_fixed_cost"), g("total_energy"), g("total_energy_cost"), g("total_time"),
+        g("total_time_cost"), g("total_parking_time"), g("total_parking_cost"),
+        g("total_reservation_cost"), g("remark"), g("invoice_reference_id"), credit, credit_ref,
+        g("home_charging_compensation"), g("last_updated"), data,
     )

@@ -26,15 +26,18 @@ Semantics (OCPI 2.2.1, release-2.2.1-bugfixes; see README.md of this package):
 * min_price / max_price clamp the excl-VAT total and the incl-VAT total independently (both
   rules apply, as the Tariff object notes say); ``min_max_adjustment`` holds the difference.
 
-Results are unrounded Decimals.  Line amounts are computed at 28 significant digits; every
-total is the EXACT sum of the lines (computed in a 1000-digit context), so
+Results are unrounded Decimals.  Every product and sum is exact (computed in a 1000-digit
+context); the only rounding is to 28 significant digits where hours come from a division (a
+step_size surplus, e.g. 301 s = 0.08361... h, and the session duration).  Line amounts are
+therefore exactly ``unit_price * billed_volume`` (times ``1 + vat/100``), and
 ``sum(line.excl_vat) + min_max_adjustment.excl_vat == total_cost.excl_vat`` holds exactly
-(likewise incl VAT and per-category totals).
+(likewise incl VAT and per-category totals) -- sum them in a context wide enough not to round
+(e.g. ``decimal.localcontext(prec=200)``), as the totals themselves are.
 """
 
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from decimal import ROUND_CEILING, ROUND_HALF_UP, Context, Decimal, localcontext
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -55,8 +58,6 @@ ZERO_PRICE = Price(_ZERO, _ZERO)
 _CTX = Context(prec=28, rounding=ROUND_HALF_UP)
 # Sums: wide enough that adding line amounts never rounds.
 _EXACT = Context(prec=1000, rounding=ROUND_HALF_UP, Emax=999999, Emin=-999999)
-_exact_add = _EXACT.add
-_exact_sub = _EXACT.subtract
 
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Universal", "Zulu", "Etc/Zulu", "GMT",
                         "Etc/GMT", "Z"})
@@ -315,13 +316,16 @@ def _matches(e, local, energy, dur_s, dims):
 
 
 def _ceil_to_step(units, step):
-    """Smallest multiple of ``step`` >= ``units`` (Decimal units, int step > 0)."""
-    q = (units / step).to_integral_value(rounding=ROUND_CEILING)
+    """Smallest multiple of ``step`` >= ``units`` (Decimal units, int step > 0), exact."""
+    q, r = divmod(units, step)
+    if r > 0:
+        q += 1
     return q * step
 
 
 def _hours(td):
-    return (Decimal(td.days * 86400 + td.seconds) + Decimal(td.microseconds) * _MICRO) / _SECONDS_PER_HOUR
+    return _CTX.divide(Decimal(td.days * 86400 + td.seconds) + Decimal(td.microseconds) * _MICRO,
+                       _SECONDS_PER_HOUR)
 
 
 def price_cdr(cdr, tariff, tz="UTC"):
@@ -335,8 +339,26 @@ def price_cdr(cdr, tariff, tz="UTC"):
             "$.currency", f"CDR currency {cdr.currency} differs from tariff currency {tariff.currency}")
     ct = compile_tariff(tariff)
     zone = _zone(tz)  # validated even when no restriction needs it
-    with localcontext(_CTX):
+    # Additions, subtractions and products are exact in _EXACT; the only divisions (seconds to
+    # hours after step_size, session duration, VAT ratio of a bound) use _CTX explicitly.
+    with localcontext(_EXACT):
         return _price(cdr, ct, zone)
+
+
+def _select(cands, local, energy, dur_s, dm, memo):
+    """First candidate element whose restrictions hold (memo: element index -> bool)."""
+    for e in cands:
+        if e.always:
+            return e
+        ok = memo.get(e.index)
+        if ok is None:
+            ok = memo[e.index] = _matches(e, local, energy, dur_s, dm)
+        if ok:
+            return e
+    return None
+
+
+_new_line = tuple.__new__
 
 
 def _price(cdr, ct, zone):
@@ -347,147 +369,144 @@ def _price(cdr, ct, zone):
     needs_local = ct.needs_local
 
     # Period kinds: reservation periods carry RESERVATION_TIME.
-    dim_maps = []
-    any_regular = False
-    for p in periods:
-        dm = {d.type: d.volume for d in p.dimensions}
-        dim_maps.append(dm)
-        if "RESERVATION_TIME" not in dm:
-            any_regular = True
-    res_kind = 1 if any_regular else 2
+    dim_maps = [{d.type: d.volume for d in p.dimensions} for p in periods]
+    expired = all("RESERVATION_TIME" in dm for dm in dim_maps)
+    cands_regular = ct.cands[0]
+    cands_reservation = ct.cands[2 if expired else 1]
 
-    cands_by_kind = ct.cands
     energy_so_far = _ZERO
-    total_energy = _ZERO
     total_parking = _ZERO
     total_res_time = _ZERO
     prev_flat = None
-    lines = []  # [period_index, dimension, category, volume, billed, (component, vat_factor), element_index]
-    last_line = {}  # dimension -> index in lines of the last priced line
+    # lines: [period_index, dimension, category, volume, billed, (component, vat_factor), element_index]
+    lines = []
+    last_energy = last_time = last_parking = last_res = None
 
     for i in range(n):
-        p = periods[i]
         dm = dim_maps[i]
-        pstart = p.start_date_time
-        is_res = "RESERVATION_TIME" in dm
-        cands = cands_by_kind[res_kind if is_res else 0]
-        if needs_local:
-            local = pstart.astimezone(zone) if zone is not None else pstart
+        pstart = periods[i].start_date_time
+        if "RESERVATION_TIME" in dm:
+            is_res = True
+            cands = cands_reservation
         else:
-            local = None
+            is_res = False
+            cands = cands_regular
+        local = (pstart.astimezone(zone) if zone is not None else pstart) if needs_local else None
         dur = pstart - session_start
         dur_s = dur.days * 86400 + dur.seconds + dur.microseconds / 1e6
         memo = {}
 
-        def select(dim):
-            for e in cands[dim]:
-                if e.always:
-                    return e
-                ok = memo.get(e.index)
-                if ok is None:
-                    ok = _matches(e, local, energy_so_far, dur_s, dm)
-                    memo[e.index] = ok
-                if ok:
-                    return e
-            return None
-
         # FLAT: charged when its element becomes active.
-        fe = select("FLAT") if cands["FLAT"] else None
+        c = cands["FLAT"]
+        fe = _select(c, local, energy_so_far, dur_s, dm, memo) if c else None
         if fe is not None and fe is not prev_flat:
-            lines.append([i, "FLAT", "RESERVATION" if is_res else "FIXED", _ONE, _ONE,
-                          fe.comps["FLAT"], fe.index])
+            lines.append([i, "FLAT", "RESERVATION" if is_res else "FIXED", _ONE, _ONE, fe.comps["FLAT"], fe.index])
         prev_flat = fe
 
-        v = dm.get("ENERGY")
-        if v is not None:
-            total_energy += v
-            if v and cands["ENERGY"]:
-                e = select("ENERGY")
+        energy = dm.get("ENERGY")
+        if energy:
+            c = cands["ENERGY"]
+            if c:
+                e = _select(c, local, energy_so_far, dur_s, dm, memo)
                 if e is not None:
-                    last_line["ENERGY"] = len(lines)
-                    lines.append([i, "ENERGY", "ENERGY", v, v, e.comps["ENERGY"], e.index])
+                    last_energy = len(lines)
+                    lines.append([i, "ENERGY", "ENERGY", energy, energy, e.comps["ENERGY"], e.index])
         v = dm.get("TIME")
-        if v and cands["TIME"]:
-            e = select("TIME")
-            if e is not None:
-                last_line["TIME"] = len(lines)
-                lines.append([i, "TIME", "TIME", v, v, e.comps["TIME"], e.index])
+        if v:
+            c = cands["TIME"]
+            if c:
+                e = _select(c, local, energy_so_far, dur_s, dm, memo)
+                if e is not None:
+                    last_time = len(lines)
+                    lines.append([i, "TIME", "TIME", v, v, e.comps["TIME"], e.index])
         v = dm.get("PARKING_TIME")
         if v is not None:
             total_parking += v
-            if v and cands["PARKING_TIME"]:
-                e = select("PARKING_TIME")
-                if e is not None:
-                    last_line["PARKING_TIME"] = len(lines)
-                    lines.append([i, "PARKING_TIME", "PARKING", v, v, e.comps["PARKING_TIME"], e.index])
-        v = dm.get("RESERVATION_TIME")
-        if v is not None:
+            if v:
+                c = cands["PARKING_TIME"]
+                if c:
+                    e = _select(c, local, energy_so_far, dur_s, dm, memo)
+                    if e is not None:
+                        last_parking = len(lines)
+                        lines.append([i, "PARKING_TIME", "PARKING", v, v, e.comps["PARKING_TIME"], e.index])
+        if is_res:
+            v = dm["RESERVATION_TIME"]
             total_res_time += v
-            if v and cands["TIME"]:
-                e = select("TIME")
-                if e is not None:
-                    last_line["RESERVATION"] = len(lines)
-                    lines.append([i, "RESERVATION", "RESERVATION", v, v, e.comps["TIME"], e.index])
-        energy_so_far = total_energy  # session energy before the next period
+            if v:
+                c = cands["TIME"]
+                if c:
+                    e = _select(c, local, energy_so_far, dur_s, dm, memo)
+                    if e is not None:
+                        last_res = len(lines)
+                        lines.append([i, "RESERVATION", "RESERVATION", v, v, e.comps["TIME"], e.index])
+        if energy is not None:
+            energy_so_far += energy  # session energy before the next period
 
     # step_size, once per session and per dimension, on the billed total.
-    if last_line:
-        _apply_step(lines, last_line.get("ENERGY"), "ENERGY", _THOUSAND)
-        if "PARKING_TIME" in last_line:
-            _apply_step(lines, last_line["PARKING_TIME"], "PARKING_TIME", _SECONDS_PER_HOUR)
-        else:
-            _apply_step(lines, last_line.get("TIME"), "TIME", _SECONDS_PER_HOUR)
-        _apply_step(lines, last_line.get("RESERVATION"), "RESERVATION", _SECONDS_PER_HOUR)
+    if last_energy is not None:
+        _apply_step(lines, last_energy, "ENERGY", _THOUSAND)
+    if last_parking is not None:
+        _apply_step(lines, last_parking, "PARKING_TIME", _SECONDS_PER_HOUR)
+    elif last_time is not None:
+        _apply_step(lines, last_time, "TIME", _SECONDS_PER_HOUR)
+    if last_res is not None:
+        _apply_step(lines, last_res, "RESERVATION", _SECONDS_PER_HOUR)
 
-    # Amounts and totals.
-    ends = [p.start_date_time for p in periods[1:]]
-    ends.append(session_end)
-    cat_ex = {"FIXED": _ZERO, "ENERGY": _ZERO, "TIME": _ZERO, "PARKING": _ZERO, "RESERVATION": _ZERO}
-    cat_in = dict(cat_ex)
+    # Amounts and totals (sums in the exact context).
+    fixed_ex = fixed_in = energy_ex = energy_in = time_ex = time_in = _ZERO
+    park_ex = park_in = res_ex = res_in = _ZERO
     out = []
     for i, dim, cat, vol, billed, (pc, factor), eidx in lines:
-        ex = pc.price * billed
+        price = pc.price
+        ex = price * billed
         inc = ex * factor if factor is not None else ex
-        cat_ex[cat] = _exact_add(cat_ex[cat], ex)
-        cat_in[cat] = _exact_add(cat_in[cat], inc)
-        out.append(PricedLine(i, periods[i].start_date_time, ends[i], dim, cat, vol, billed,
-                              pc.price, pc.vat, ex, inc, eidx, pc.step_size))
+        if cat == "ENERGY":
+            energy_ex += ex
+            energy_in += inc
+        elif cat == "TIME":
+            time_ex += ex
+            time_in += inc
+        elif cat == "PARKING":
+            park_ex += ex
+            park_in += inc
+        elif cat == "FIXED":
+            fixed_ex += ex
+            fixed_in += inc
+        else:
+            res_ex += ex
+            res_in += inc
+        pstart = periods[i].start_date_time
+        pend = periods[i + 1].start_date_time if i + 1 < n else session_end
+        out.append(_new_line(PricedLine, (i, pstart, pend, dim, cat, vol, billed, price, pc.vat, ex, inc,
+                                          eidx, pc.step_size)))
 
-    raw_ex = _exact_add(_exact_add(_exact_add(_exact_add(cat_ex["FIXED"], cat_ex["ENERGY"]),
-                                              cat_ex["TIME"]), cat_ex["PARKING"]), cat_ex["RESERVATION"])
-    raw_in = _exact_add(_exact_add(_exact_add(_exact_add(cat_in["FIXED"], cat_in["ENERGY"]),
-                                              cat_in["TIME"]), cat_in["PARKING"]), cat_in["RESERVATION"])
+    raw_ex = fixed_ex + energy_ex + time_ex + park_ex + res_ex
+    raw_in = fixed_in + energy_in + time_in + park_in + res_in
     tariff = ct.tariff
-    new_ex, new_in = raw_ex, raw_in
-    if tariff.min_price is not None:
-        lo_ex, lo_in = _bounds(tariff.min_price, raw_ex, raw_in)
-        if new_ex < lo_ex:
-            new_ex = lo_ex
-        if new_in < lo_in:
-            new_in = lo_in
-    if tariff.max_price is not None:
-        hi_ex, hi_in = _bounds(tariff.max_price, raw_ex, raw_in)
-        if new_ex > hi_ex:
-            new_ex = hi_ex
-        if new_in > hi_in:
-            new_in = hi_in
-    adj = Price(_exact_sub(new_ex, raw_ex), _exact_sub(new_in, raw_in))
-    total = Price(_exact_add(raw_ex, adj.excl_vat), _exact_add(raw_in, adj.incl_vat))
+    if tariff.min_price is None and tariff.max_price is None:
+        adj = ZERO_PRICE
+        total = Price(raw_ex, raw_in)
+    else:
+        new_ex, new_in = raw_ex, raw_in
+        if tariff.min_price is not None:
+            lo_ex, lo_in = _bounds(tariff.min_price, raw_ex, raw_in)
+            if new_ex < lo_ex:
+                new_ex = lo_ex
+            if new_in < lo_in:
+                new_in = lo_in
+        if tariff.max_price is not None:
+            hi_ex, hi_in = _bounds(tariff.max_price, raw_ex, raw_in)
+            if new_ex > hi_ex:
+                new_ex = hi_ex
+            if new_in > hi_in:
+                new_in = hi_in
+        adj = Price(new_ex - raw_ex, new_in - raw_in)
+        total = Price(raw_ex + adj.excl_vat, raw_in + adj.incl_vat)
 
     return PriceResult(
-        currency=cdr.currency,
-        total_cost=total,
-        total_fixed_cost=Price(cat_ex["FIXED"], cat_in["FIXED"]),
-        total_energy=total_energy,
-        total_energy_cost=Price(cat_ex["ENERGY"], cat_in["ENERGY"]),
-        total_time=_hours(session_end - session_start),
-        total_time_cost=Price(cat_ex["TIME"], cat_in["TIME"]),
-        total_parking_time=total_parking,
-        total_parking_cost=Price(cat_ex["PARKING"], cat_in["PARKING"]),
-        total_reservation_time=total_res_time,
-        total_reservation_cost=Price(cat_ex["RESERVATION"], cat_in["RESERVATION"]),
-        min_max_adjustment=adj,
-        lines=tuple(out),
+        cdr.currency, total, Price(fixed_ex, fixed_in), energy_so_far, Price(energy_ex, energy_in),
+        _hours(session_end - session_start), Price(time_ex, time_in), total_parking,
+        Price(park_ex, park_in), total_res_time, Price(res_ex, res_in), adj, tuple(out),
     )
 
 
@@ -499,7 +518,7 @@ def _bounds(bound, raw_ex, raw_in):
     if bound.incl_vat is not None:
         return ex, bound.incl_vat
     if raw_ex:
-        return ex, ex * raw_in / raw_ex
+        return ex, _CTX.divide(ex * raw_in, raw_ex)
     return ex, ex
 
 
@@ -515,8 +534,8 @@ def _apply_step(lines, last_index, dim, units_per_unit):
     total = _ZERO
     for ln in lines:
         if ln[1] == dim:
-            total = _exact_add(total, ln[3])
+            total += ln[3]
     units = total * units_per_unit
     billed_units = _ceil_to_step(units, step)
     if billed_units > units:
-        last[4] = last[3] + (billed_units / units_per_unit - total)
+        last[4] = last[3] + (_CTX.divide(billed_units, units_per_unit) - total)
