@@ -5,3 +5,6 @@ from . import test_matching
 from . import test_ingest
 from . import test_security
 from . import test_ui
+from . import test_ocpi_endpoints
+from . import test_ocpi_peer
+from . import test_ocpi_import
