@@ -455,14 +455,36 @@ class ClearingCdr(models.Model):
         """(Re)attach the contract of each CDR and price the matched ones."""
         self._match()
         matched = self.filtered(lambda c: c.match_state == "matched")
-        (self - matched).write(self._empty_pricing_vals())
+        for cdr in self - matched:
+            cdr.write(cdr._empty_pricing_vals())
         matched._price(tariff_cache=tariff_cache, parsed=parsed)
 
+    def _volumes(self):
+        """(kWh, charging hours, parking hours) of the CDR, signed like its amounts.
+
+        Taken from the charging periods as sent, without any tariff: unmatched CDRs
+        still show their volumes.
+        """
+        self.ensure_one()
+        energy = parking = Decimal(0)
+        for period in self.charging_periods or []:
+            for dimension in period.get("dimensions") or []:
+                if dimension.get("type") == "ENERGY":
+                    energy += self._json_number(dimension.get("volume"))
+                elif dimension.get("type") == "PARKING_TIME":
+                    parking += self._json_number(dimension.get("volume"))
+        seconds = (self.end_datetime - self.start_datetime).total_seconds()
+        sign = -1 if self.credit else 1
+        return sign * float(energy), sign * seconds / 3600.0, sign * float(parking)
+
     def _empty_pricing_vals(self):
+        """Values of a CDR that is not priced (no contract)."""
+        self.ensure_one()
         vals = {fname: 0.0 for fname, _attr in AMOUNT_PARTS}
+        energy, hours, parking = self._volumes()
         vals.update(
             amount_adjustment=0.0, amount_untaxed=0.0, amount_tax=0.0, amount_total=0.0,
-            energy_kwh=0.0, duration_hours=0.0, parking_hours=0.0,
+            energy_kwh=energy, duration_hours=hours, parking_hours=parking,
             price_breakdown=False, applied_tariff=False, price_difference=0.0,
             price_difference_incl=0.0, price_mismatch=False, priced_date=False,
             state="unmatched",

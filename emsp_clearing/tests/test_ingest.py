@@ -220,6 +220,8 @@ class TestIngest(ClearingCase):
         self.assertEqual(cdr.state, "unmatched")
         self.assertEqual(cdr.unmatched_reason, "no active contract with eMSP NL*NEW")
         self.assertEqual(cdr.partner_id, newcomer)
+        # volumes are known without a contract, amounts are not
+        self.assertEqual((cdr.energy_kwh, cdr.duration_hours, cdr.amount_total), (10.0, 1.0, 0.0))
         contract = self._contract(partner=newcomer, activate=False, date_start="2026-04-01",
                                   lines=[{"dimension": "ENERGY", "price": 0.2}])
         self.assertEqual(cdr.state, "unmatched")
