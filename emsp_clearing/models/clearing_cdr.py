@@ -54,6 +54,7 @@ class ClearingCdr(models.Model):
     _inherit = ["mail.thread"]
     _order = "end_datetime desc, id desc"
     _rec_name = "ocpi_id"
+    _rec_names_search = ["ocpi_id", "session_id", "token_uid"]
     _check_company_auto = True
 
     # ---------------------------------------------------------------- identity

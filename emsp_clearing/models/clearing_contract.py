@@ -22,6 +22,7 @@ class ClearingContract(models.Model):
     _inherit = ["mail.thread", "mail.activity.mixin"]
     _order = "date_start desc, id desc"
     _check_company_auto = True
+    _rec_names_search = ["name", "description", "partner_id.name"]
 
     def _default_tz(self):
         return self.env.company.partner_id.tz or "Europe/Paris"
@@ -374,7 +375,7 @@ class ClearingContract(models.Model):
             "emsp_clearing.action_clearing_cdr"
         )
         action["domain"] = [("contract_id", "=", self.id)]
-        action["context"] = {"search_default_group_by_month": 0}
+        action["context"] = {"default_contract_id": self.id}
         return action
 
     def action_view_mismatches(self):

@@ -86,3 +86,10 @@ class TestContract(ClearingCase):
             line.write({"start_time": 8.0, "end_time": 8.0})
         line.write({"start_time": 22.0, "end_time": 7.0})
         self.assertEqual(line.restriction_summary, "22:00-07:00")
+
+    def test_name_search_by_counterparty(self):
+        contract = self._contract(activate=False, description="Highway agreement")
+        found = self.env["clearing.contract"].name_search("Test eMSP")
+        self.assertIn(contract.id, [rid for rid, _name in found])
+        found = self.env["clearing.contract"].name_search("Highway")
+        self.assertEqual([rid for rid, _name in found], [contract.id])
