@@ -832,13 +832,43 @@ def _signed_data(d, path, strict):
 _DIM = CdrDimension
 
 
+# CdrDimensionType -> True when the volume may be negative; per mode.
+_DIMS_STRICT = {t: t in _SIGNED_DIMENSIONS for t in CDR_DIMENSION_TYPES - CDR_SESSION_ONLY_DIMENSIONS}
+_DIMS_LENIENT = {t: t in _SIGNED_DIMENSIONS for t in CDR_DIMENSION_TYPES}
+
+
+def _dimension_error(dims, i, j, path, strict, seen):
+    """Raise the error of charging_periods[i].dimensions[j] (slow path)."""
+    dp = f"{path}.charging_periods[{i}].dimensions[{j}]"
+    dim = dims[j]
+    if type(dim) is not dict:
+        _fail(dp, f"must be an object, got {_show(dim)}")
+    t = dim.get("type")
+    if t is None:
+        _get(dim, "type", dp, True)
+    if type(t) is not str or t not in CDR_DIMENSION_TYPES:
+        _fail(f"{dp}.type", f"must be a valid CdrDimensionType, got {_show(t)}")
+    if strict and t in CDR_SESSION_ONLY_DIMENSIONS:
+        _fail(f"{dp}.type", f"{t} is a Session-only dimension and SHALL NOT be used in a CDR")
+    if t in seen:
+        _fail(f"{dp}.type", f"duplicate dimension {t} in the same charging period")
+    v = dim.get("volume")
+    if v is None:
+        _get(dim, "volume", dp, True)
+    signed = t in _SIGNED_DIMENSIONS
+    vol = _number_at(v, f"{dp}.volume", None if signed else 0)
+    if t == "STATE_OF_CHARGE" and vol > 100:
+        _fail(f"{dp}.volume", f"must be <= 100 (percent), got {_show(v)}")
+    raise AssertionError(dp)  # pragma: no cover
+
+
 def _charging_periods(d, path, strict, start, end):
     lst = _list(d, "charging_periods", path, True, True)
     out = []
     prev = start
-    session_only = CDR_SESSION_ONLY_DIMENSIONS if strict else ()
-    dim_types = CDR_DIMENSION_TYPES
-    signed = _SIGNED_DIMENSIONS
+    kinds = _DIMS_STRICT if strict else _DIMS_LENIENT
+    fcache = _FLOAT_DECIMALS
+    new_dim = _DIM
     for i, cp in enumerate(lst):
         if type(cp) is not dict:
             _fail(f"{path}.charging_periods[{i}]", f"must be an object, got {_show(cp)}")
@@ -868,42 +898,31 @@ def _charging_periods(d, path, strict, start, end):
             _fail(f"{path}.charging_periods[{i}].dimensions", "must contain at least one element")
         dl = []
         seen = []
-        for j, dim in enumerate(dims):
-            if type(dim) is not dict:
-                _fail(f"{path}.charging_periods[{i}].dimensions[{j}]", f"must be an object, got {_show(dim)}")
-            t = dim.get("type")
-            if t not in dim_types or t in session_only or t in seen:
-                dp = f"{path}.charging_periods[{i}].dimensions[{j}]"
-                if t is None:
-                    _get(dim, "type", dp, True)
-                if t in seen:
-                    _fail(f"{dp}.type", f"duplicate dimension {t} in the same charging period")
-                if t in session_only:
-                    _fail(f"{dp}.type", f"{t} is a Session-only dimension and SHALL NOT be used in a CDR")
-                _fail(f"{dp}.type", f"must be a valid CdrDimensionType, got {_show(t)}")
-            seen.append(t)
-            v = dim.get("volume")
+        for dim in dims:
+            try:
+                t = dim["type"]
+                signed = kinds[t]
+                v = dim["volume"]
+            except (KeyError, TypeError):
+                _dimension_error(dims, i, len(dl), path, strict, seen)
             tv = type(v)
-            if tv is float and v - v == 0:  # finite float
-                vol = _FLOAT_DECIMALS.get(v) or _float_decimal(v)
+            if tv is float:
+                vol = fcache.get(v)
+                if vol is None:
+                    vol = _float_decimal(v) if v - v == 0 else None
             elif tv is int:
                 vol = Decimal(v)
             elif tv is Decimal and v.is_finite():
                 vol = v
             else:
                 vol = None
-            if vol is None or (vol < 0 and t not in signed):
-                dp = f"{path}.charging_periods[{i}].dimensions[{j}]"
-                if v is None:
-                    _get(dim, "volume", dp, True)
-                _number_at(v, f"{dp}.volume", None if t in signed else 0)
-            if t == "STATE_OF_CHARGE" and vol > 100:
-                _fail(f"{path}.charging_periods[{i}].dimensions[{j}].volume",
-                      f"must be <= 100 (percent), got {_show(v)}")
-            dl.append(_DIM(t, vol))
+            if vol is None or t in seen or (vol < 0 and not signed) or (t == "STATE_OF_CHARGE" and vol > 100):
+                _dimension_error(dims, i, len(dl), path, strict, seen)
+            seen.append(t)
+            dl.append(new_dim(t, vol))
         tid = cp.get("tariff_id")
-        if tid is not None:
-            tid = _str(cp, "tariff_id", f"{path}.charging_periods[{i}]", 36, False, ci=True)
+        if tid is not None and (type(tid) is not str or len(tid) > 36 or not tid.isprintable() or not tid.isascii()):
+            _str(cp, "tariff_id", f"{path}.charging_periods[{i}]", 36, False, ci=True)
         out.append(ChargingPeriod(pstart, tuple(dl), tid))
     return tuple(out)
 

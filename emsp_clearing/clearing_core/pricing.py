@@ -155,7 +155,7 @@ class _Elem:
         for pc in element.price_components:
             if pc.type not in comps:  # first component of a dimension in an element wins
                 vat_factor = _ONE + pc.vat / _HUNDRED if pc.vat is not None else None
-                comps[pc.type] = (pc, vat_factor)
+                comps[pc.type] = (pc.price, pc.vat, pc.step_size, vat_factor)
         self.comps = comps
         self.start_s = self.end_s = self.start_date = self.end_date = self.days = None
         self.min_kwh = self.max_kwh = self.min_current = self.max_current = None
@@ -346,11 +346,11 @@ def price_cdr(cdr, tariff, tz="UTC"):
 
 
 def _select(cands, local, energy, dur_s, dm, memo):
-    """First candidate element whose restrictions hold (memo: element index -> bool)."""
+    """First candidate element whose restrictions hold (memo: list indexed by element index)."""
     for e in cands:
         if e.always:
             return e
-        ok = memo.get(e.index)
+        ok = memo[e.index]
         if ok is None:
             ok = memo[e.index] = _matches(e, local, energy, dur_s, dm)
         if ok:
@@ -367,10 +367,20 @@ def _price(cdr, ct, zone):
     session_start = cdr.start_date_time
     session_end = cdr.end_date_time
     needs_local = ct.needs_local
+    nelem = len(ct.elements)
 
     # Period kinds: reservation periods carry RESERVATION_TIME.
-    dim_maps = [{d.type: d.volume for d in p.dimensions} for p in periods]
-    expired = all("RESERVATION_TIME" in dm for dm in dim_maps)
+    dim_maps = []
+    starts = []
+    expired = True
+    for p in periods:
+        dm = {d.type: d.volume for d in p.dimensions}
+        dim_maps.append(dm)
+        starts.append(p.start_date_time)
+        if expired and "RESERVATION_TIME" not in dm:
+            expired = False
+    ends = starts[1:]
+    ends.append(session_end)
     cands_regular = ct.cands[0]
     cands_reservation = ct.cands[2 if expired else 1]
 
@@ -384,7 +394,7 @@ def _price(cdr, ct, zone):
 
     for i in range(n):
         dm = dim_maps[i]
-        pstart = periods[i].start_date_time
+        pstart = starts[i]
         if "RESERVATION_TIME" in dm:
             is_res = True
             cands = cands_reservation
@@ -394,7 +404,7 @@ def _price(cdr, ct, zone):
         local = (pstart.astimezone(zone) if zone is not None else pstart) if needs_local else None
         dur = pstart - session_start
         dur_s = dur.days * 86400 + dur.seconds + dur.microseconds / 1e6
-        memo = {}
+        memo = [None] * nelem
 
         # FLAT: charged when its element becomes active.
         c = cands["FLAT"]
@@ -456,8 +466,7 @@ def _price(cdr, ct, zone):
     fixed_ex = fixed_in = energy_ex = energy_in = time_ex = time_in = _ZERO
     park_ex = park_in = res_ex = res_in = _ZERO
     out = []
-    for i, dim, cat, vol, billed, (pc, factor), eidx in lines:
-        price = pc.price
+    for i, dim, cat, vol, billed, (price, vat, step, factor), eidx in lines:
         ex = price * billed
         inc = ex * factor if factor is not None else ex
         if cat == "ENERGY":
@@ -475,10 +484,8 @@ def _price(cdr, ct, zone):
         else:
             res_ex += ex
             res_in += inc
-        pstart = periods[i].start_date_time
-        pend = periods[i + 1].start_date_time if i + 1 < n else session_end
-        out.append(_new_line(PricedLine, (i, pstart, pend, dim, cat, vol, billed, price, pc.vat, ex, inc,
-                                          eidx, pc.step_size)))
+        out.append(_new_line(PricedLine, (i, starts[i], ends[i], dim, cat, vol, billed, price, vat, ex, inc,
+                                          eidx, step)))
 
     raw_ex = fixed_ex + energy_ex + time_ex + park_ex + res_ex
     raw_in = fixed_in + energy_in + time_in + park_in + res_in
@@ -528,7 +535,7 @@ def _apply_step(lines, last_index, dim, units_per_unit):
     if last_index is None:
         return
     last = lines[last_index]
-    step = last[5][0].step_size
+    step = last[5][2]
     if step <= 0:
         return
     total = _ZERO
