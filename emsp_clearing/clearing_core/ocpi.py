@@ -718,44 +718,60 @@ def _field_error(d, key, path, spec, strict):
     raise AssertionError(key)  # pragma: no cover
 
 
-def _fields(d, path, schema, strict):
-    out = {}
-    for k, v in d.items():
-        spec = schema.get(k)
-        if spec is None or v is None:
-            continue
+def _compile_fields(schema, name):
+    """Build ``f(d, path, strict) -> dict`` validating the fields of ``schema`` present in ``d``.
+
+    Straight-line code generated once per schema (as ``dataclasses`` does for ``__init__``):
+    one ``dict.get`` per known field, no per-field dispatch.  Errors are produced by the
+    generic helpers (``_field_error``), so messages are the same everywhere.
+    """
+    ns = {"_field_error": _field_error, "_datetime_value": _datetime_value, "_BadValue": _BadValue,
+          "OcpiValidationError": OcpiValidationError, "_price": _price, "Decimal": Decimal,
+          "_FD": _FLOAT_DECIMALS, "_float_decimal": _float_decimal, "_SCHEMA": schema}
+    lines = [f"def {name}(d, path, strict):", "    out = {}", "    g = d.get"]
+    for n, (k, spec) in enumerate(schema.items()):
         kind = spec[0]
-        if kind == "s":
-            if (type(v) is not str or len(v) > spec[1] or not v.isprintable()
-                    or (spec[2] and not v.isascii()) or (spec[3] is not None and spec[3].match(v) is None)):
-                _field_error(d, k, path, spec, strict)
-        elif kind == "e":
-            if type(v) is not str or v not in spec[1]:
-                _field_error(d, k, path, spec, strict)
-        elif kind == "n":
-            t = type(v)
-            if t is float and v - v == 0:
-                v = _FLOAT_DECIMALS.get(v) or _float_decimal(v)
-            elif t is int:
-                v = Decimal(v)
-            elif t is not Decimal or not v.is_finite():
-                _field_error(d, k, path, spec, strict)
-            if v < spec[1]:
-                _field_error(d, k, path, spec, strict)
-        elif kind == "d":
-            try:
-                v = _datetime_value(v, strict)
-            except _BadValue as exc:
-                raise OcpiValidationError(f"{path}.{k}", str(exc)) from None
-        elif kind == "p":
-            v = _price(d, k, path, False, 1)
-        elif kind == "b":
-            if type(v) is not bool:
-                _field_error(d, k, path, spec, strict)
-        else:
+        if kind == "x":
             continue
-        out[k] = v
-    return out
+        err = f"_field_error(d, {k!r}, path, _SCHEMA[{k!r}], strict)"
+        lines += [f"    v = g({k!r})", "    if v is not None:"]
+        if kind == "s":
+            cond = f"type(v) is not str or len(v) > {spec[1]} or not v.isprintable()"
+            if spec[2]:
+                cond += " or not v.isascii()"
+            if spec[3] is not None:
+                ns[f"_rx{n}"] = spec[3]
+                cond += f" or _rx{n}.match(v) is None"
+            lines += [f"        if {cond}:", f"            {err}"]
+        elif kind == "e":
+            ns[f"_en{n}"] = spec[1]
+            lines += [f"        if type(v) is not str or v not in _en{n}:", f"            {err}"]
+        elif kind == "n":
+            ns[f"_min{n}"] = Decimal(spec[1])
+            lines += ["        t = type(v)",
+                      "        if t is float and v - v == 0:",
+                      "            v = _FD.get(v) or _float_decimal(v)",
+                      "        elif t is int:",
+                      "            v = Decimal(v)",
+                      "        elif t is not Decimal or not v.is_finite():",
+                      f"            {err}",
+                      f"        if v < _min{n}:",
+                      f"            {err}"]
+        elif kind == "d":
+            lines += ["        try:",
+                      "            v = _datetime_value(v, strict)",
+                      "        except _BadValue as exc:",
+                      f"            raise OcpiValidationError(f'{{path}}.{k}', str(exc)) from None"]
+        elif kind == "p":
+            lines += [f"        v = _price(d, {k!r}, path, False, 1)"]
+        elif kind == "b":
+            lines += ["        if type(v) is not bool:", f"            {err}"]
+        else:  # pragma: no cover
+            raise ValueError(kind)
+        lines.append(f"        out[{k!r}] = v")
+    lines.append("    return out")
+    exec("\n".join(lines), ns)  # noqa: S102 - generated from the constant schemas above
+    return ns[name]
 
 
 def _require(d, out, path, keys):
@@ -770,8 +786,11 @@ _TOKEN_SCHEMA = {
 }
 
 
+_token_fields = _compile_fields(_TOKEN_SCHEMA, "_token_fields")
+
+
 def _cdr_token(d, path, strict):
-    f = _fields(d, path, _TOKEN_SCHEMA, strict)
+    f = _token_fields(d, path, strict)
     if strict:
         _require(d, f, path, _TOKEN_SCHEMA)
     g = f.get
@@ -794,13 +813,17 @@ _LOCATION_REQUIRED = ("id", "address", "city", "country", "coordinates", "evse_u
                       "connector_id", "connector_standard", "connector_format", "connector_power_type")
 
 
+_location_fields = _compile_fields(_LOCATION_SCHEMA, "_location_fields")
+_coord_fields = _compile_fields(_COORD_SCHEMA, "_coord_fields")
+
+
 def _cdr_location(d, path, strict):
-    f = _fields(d, path, _LOCATION_SCHEMA, strict)
+    f = _location_fields(d, path, strict)
     co = _object(d, "coordinates", path, strict)
     coords = None
     if co is not None:
         cp = f"{path}.coordinates"
-        c = _fields(co, cp, _COORD_SCHEMA, strict)
+        c = _coord_fields(co, cp, strict)
         if strict:
             _require(co, c, cp, _COORD_SCHEMA)
         coords = GeoLocation(c.get("latitude"), c.get("longitude"))
@@ -942,13 +965,14 @@ _CDR_SCHEMA = {
 _CDR_REQUIRED_STRICT = ("id", "start_date_time", "end_date_time", "auth_method", "total_energy",
                         "total_time", "last_updated", "country_code", "party_id")
 _CDR_REQUIRED_LENIENT = ("start_date_time", "end_date_time")
+_cdr_fields = _compile_fields(_CDR_SCHEMA, "_cdr_fields")
 
 
 def parse_cdr(data, strict=True):
     """Validate an OCPI 2.2.1 CDR object and return a :class:`Cdr`."""
     p = "$"
     d = _item_object(data, p)
-    f = _fields(d, p, _CDR_SCHEMA, strict)
+    f = _cdr_fields(d, p, strict)
     _require(d, f, p, _CDR_REQUIRED_STRICT if strict else _CDR_REQUIRED_LENIENT)
     g = f.get
     credit = g("credit")
