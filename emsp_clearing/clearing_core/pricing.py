@@ -323,9 +323,26 @@ def _ceil_to_step(units, step):
     return q * step
 
 
+_HOURS = {}
+
+
 def _hours(td):
-    return _CTX.divide(Decimal(td.days * 86400 + td.seconds) + Decimal(td.microseconds) * _MICRO,
-                       _SECONDS_PER_HOUR)
+    """Duration in hours (28 significant digits), memoised for whole seconds."""
+    if td.microseconds:
+        return _CTX.divide(Decimal(td.days * 86400 + td.seconds) + Decimal(td.microseconds) * _MICRO,
+                           _SECONDS_PER_HOUR)
+    seconds = td.days * 86400 + td.seconds
+    h = _HOURS.get(seconds)
+    if h is None:
+        h = _CTX.divide(Decimal(seconds), _SECONDS_PER_HOUR)
+        if len(_HOURS) >= 65536:
+            _HOURS.clear()
+        _HOURS[seconds] = h
+    return h
+
+
+def _p(excl, incl):
+    return Price(excl, incl) if excl or incl else ZERO_PRICE
 
 
 def price_cdr(cdr, tariff, tz="UTC"):
@@ -402,8 +419,7 @@ def _price(cdr, ct, zone):
             is_res = False
             cands = cands_regular
         local = (pstart.astimezone(zone) if zone is not None else pstart) if needs_local else None
-        dur = pstart - session_start
-        dur_s = dur.days * 86400 + dur.seconds + dur.microseconds / 1e6
+        dur_s = (pstart - session_start).total_seconds()
         memo = [None] * nelem
 
         # FLAT: charged when its element becomes active.
@@ -511,9 +527,9 @@ def _price(cdr, ct, zone):
         total = Price(raw_ex + adj.excl_vat, raw_in + adj.incl_vat)
 
     return PriceResult(
-        cdr.currency, total, Price(fixed_ex, fixed_in), energy_so_far, Price(energy_ex, energy_in),
-        _hours(session_end - session_start), Price(time_ex, time_in), total_parking,
-        Price(park_ex, park_in), total_res_time, Price(res_ex, res_in), adj, tuple(out),
+        cdr.currency, total, _p(fixed_ex, fixed_in), energy_so_far, _p(energy_ex, energy_in),
+        _hours(session_end - session_start), _p(time_ex, time_in), total_parking,
+        _p(park_ex, park_in), total_res_time, _p(res_ex, res_in), adj, tuple(out),
     )
 
 
