@@ -89,6 +89,8 @@ class ChargingPeriod:
     start_date_time: datetime
     dimensions: tuple
     tariff_id: str | None = None
+    # {dimension type: volume}, built by the parser (None when constructed by hand).
+    volumes: dict | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -920,7 +922,7 @@ def _charging_periods(d, path, strict, start, end):
                 _fail(f"{path}.charging_periods[{i}].dimensions", f"must be an array, got {_show(dims)}")
             _fail(f"{path}.charging_periods[{i}].dimensions", "must contain at least one element")
         dl = []
-        seen = []
+        seen = {}
         for dim in dims:
             try:
                 t = dim["type"]
@@ -941,12 +943,12 @@ def _charging_periods(d, path, strict, start, end):
                 vol = None
             if vol is None or t in seen or (vol < 0 and not signed) or (t == "STATE_OF_CHARGE" and vol > 100):
                 _dimension_error(dims, i, len(dl), path, strict, seen)
-            seen.append(t)
+            seen[t] = vol
             dl.append(new_dim(t, vol))
         tid = cp.get("tariff_id")
         if tid is not None and (type(tid) is not str or len(tid) > 36 or not tid.isprintable() or not tid.isascii()):
             _str(cp, "tariff_id", f"{path}.charging_periods[{i}]", 36, False, ci=True)
-        out.append(ChargingPeriod(pstart, tuple(dl), tid))
+        out.append(ChargingPeriod(pstart, tuple(dl), tid, seen))
     return tuple(out)
 
 

@@ -391,7 +391,9 @@ def _price(cdr, ct, zone):
     starts = []
     expired = True
     for p in periods:
-        dm = {d.type: d.volume for d in p.dimensions}
+        dm = p.volumes
+        if dm is None:
+            dm = {d.type: d.volume for d in p.dimensions}
         dim_maps.append(dm)
         starts.append(p.start_date_time)
         if expired and "RESERVATION_TIME" not in dm:
