@@ -712,3 +712,45 @@ def test_randomized_invariants(seed):
             assert all(ln.billed_volume == ln.volume for ln in dl[:-1])
         if any(ln.dimension == "PARKING_TIME" for ln in r.lines):
             assert all(ln.billed_volume == ln.volume for ln in r.lines if ln.dimension == "TIME")
+
+
+def test_compiled_restriction_matchers_agree_with_reference():
+    """pricing compiles each element's restrictions to straight-line code; it must decide
+    exactly like the readable reference ``pricing._matches`` on every kind of restriction."""
+    rng = random.Random(1234)
+    zones = [UTC, pricing._zone("Europe/Paris"), pricing._zone("America/New_York")]
+    checked = 0
+    for _ in range(300):
+        restr = {}
+        if rng.random() < 0.5:
+            restr["start_time"] = f"{rng.randint(0, 23):02d}:{rng.choice([0, 15, 30, 59]):02d}"
+        if rng.random() < 0.5:
+            restr["end_time"] = f"{rng.randint(0, 23):02d}:{rng.choice([0, 15, 30, 59]):02d}"
+        if rng.random() < 0.3:
+            restr["start_date"] = f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        if rng.random() < 0.3:
+            restr["end_date"] = f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        if rng.random() < 0.4:
+            restr["day_of_week"] = rng.sample(list(ocpi.DAYS_OF_WEEK), rng.randint(1, 7))
+        for key in ("min_kwh", "max_kwh", "min_current", "max_current", "min_power", "max_power"):
+            if rng.random() < 0.3:
+                restr[key] = D(rng.randint(0, 600)) / 10
+        for key in ("min_duration", "max_duration"):
+            if rng.random() < 0.3:
+                restr[key] = rng.randint(0, 14400)
+        if not restr:
+            continue
+        elem = pricing._Elem(0, make_tariff([([comp("ENERGY", "1")], restr)]).elements[0])
+        assert elem.match is not None
+        for _ in range(40):
+            at = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(366 * 86400))
+            local = at.astimezone(rng.choice(zones))
+            energy = D(rng.randint(0, 800)) / 10
+            dur_s = float(rng.randint(0, 20000))
+            dims = {}
+            for key in ("MIN_CURRENT", "MAX_CURRENT", "CURRENT", "MIN_POWER", "MAX_POWER", "POWER"):
+                if rng.random() < 0.4:
+                    dims[key] = D(rng.randint(0, 600)) / 10
+            assert elem.match(local, energy, dur_s, dims) == pricing._matches(elem, local, energy, dur_s, dims), (restr, local, energy, dur_s, dims)
+            checked += 1
+    assert checked > 5000

@@ -146,7 +146,7 @@ class PriceResult:
 class _Elem:
     __slots__ = ("index", "always", "local", "start_s", "end_s", "start_date", "end_date",
                  "days", "min_kwh", "max_kwh", "min_current", "max_current", "min_power",
-                 "max_power", "min_dur", "max_dur", "reservation", "comps")
+                 "max_power", "min_dur", "max_dur", "reservation", "comps", "match")
 
     def __init__(self, index, element):
         self.index = index
@@ -161,6 +161,7 @@ class _Elem:
         self.min_kwh = self.max_kwh = self.min_current = self.max_current = None
         self.min_power = self.max_power = self.min_dur = self.max_dur = None
         self.reservation = None
+        self.match = None
         if r is None:
             self.always = True
             self.local = False
@@ -187,6 +188,60 @@ class _Elem:
                            or self.min_current is not None or self.max_current is not None
                            or self.min_power is not None or self.max_power is not None
                            or self.min_dur is not None or self.max_dur is not None)
+        if not self.always:
+            self.match = _compile_match(self)
+
+
+def _ge(value, limit):
+    return value is not None and value >= limit
+
+
+def _lt(value, limit):
+    return value is not None and value < limit
+
+
+def _compile_match(e):
+    """``f(local, energy, dur_s, dims) -> bool``: all restrictions of element ``e`` at the start
+    of a period (straight-line code generated once per element; see ``_matches`` for the
+    readable reference, which the tests check it against)."""
+    ns = {"_measure": _measure, "_ge": _ge, "_lt": _lt, "days": e.days, "sd": e.start_date,
+          "ed": e.end_date, "min_kwh": e.min_kwh, "max_kwh": e.max_kwh, "min_current": e.min_current,
+          "max_current": e.max_current, "min_power": e.min_power, "max_power": e.max_power}
+    parts = []
+    if e.days is not None:
+        parts.append("local.weekday() in days")
+    st, et = e.start_s, e.end_s
+    if st is not None or et is not None:
+        t = "(local.hour * 3600 + local.minute * 60 + local.second)"
+        if st is not None and et is not None:
+            parts.append(f"{st} <= {t} < {et}" if st <= et else f"({t} >= {st} or {t} < {et})")
+        elif st is not None:
+            parts.append(f"{t} >= {st}")
+        else:
+            parts.append(f"{t} < {et}")
+    if e.start_date is not None:
+        parts.append("local.date() >= sd")
+    if e.end_date is not None:
+        parts.append("local.date() < ed")
+    if e.min_kwh is not None:
+        parts.append("energy >= min_kwh")
+    if e.max_kwh is not None:
+        parts.append("energy < max_kwh")
+    if e.min_dur is not None:
+        parts.append(f"dur_s >= {e.min_dur}")
+    if e.max_dur is not None:
+        parts.append(f"dur_s < {e.max_dur}")
+    if e.min_current is not None:
+        parts.append("_ge(_measure(dims, 'MIN_CURRENT', 'CURRENT', 'MAX_CURRENT'), min_current)")
+    if e.max_current is not None:
+        parts.append("_lt(_measure(dims, 'MAX_CURRENT', 'CURRENT', 'MIN_CURRENT'), max_current)")
+    if e.min_power is not None:
+        parts.append("_ge(_measure(dims, 'MIN_POWER', 'POWER', 'MAX_POWER'), min_power)")
+    if e.max_power is not None:
+        parts.append("_lt(_measure(dims, 'MAX_POWER', 'POWER', 'MIN_POWER'), max_power)")
+    src = "def match(local, energy, dur_s, dims):\n    return " + " and ".join(parts) + "\n"
+    exec(src, ns)  # noqa: S102 - generated from validated restriction values (ints / constants)
+    return ns["match"]
 
 
 class CompiledTariff:
@@ -369,7 +424,7 @@ def _select(cands, local, energy, dur_s, dm, memo):
             return e
         ok = memo[e.index]
         if ok is None:
-            ok = memo[e.index] = _matches(e, local, energy, dur_s, dm)
+            ok = memo[e.index] = e.match(local, energy, dur_s, dm)
         if ok:
             return e
     return None
