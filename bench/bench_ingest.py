@@ -1,0 +1,322 @@
+#!/usr/bin/env python3
+"""CDR ingestion throughput: Odoo batch (pull/file) path, concurrent OCPI POSTs, PostgreSQL COPY.
+
+    python3 bench/bench_ingest.py [--n 50000] [--workers 2] [--concurrency 8] [--page 500]
+                                  [--template DB] [--keep-db]
+
+On a scratch database (created, emsp_clearing installed, dropped at the end unless --keep-db):
+
+(a) batch: ``clearing.ingestion.log._ingest_cdrs`` page by page, committing each page — what an
+    OCPI pull does after each GET (and the file import): validation, idempotency check,
+    contract matching, pricing, storage;
+(b) POST: the same number of other CDRs POSTed one by one to ``/ocpi/2.2.1/cdrs`` by
+    ``--concurrency`` client threads, Odoo started by this script on a free loopback port with
+    ``--workers`` worker processes (then stopped);
+(c) ceiling: PostgreSQL ``COPY`` of the same rows (identity columns + raw JSON) into a scratch
+    table.
+
+Targets (issue #3): batch >= 2,000 CDR/s; POST >= 200 CDR/s per worker. Odoo 18 must be
+importable by this Python; PostgreSQL from PGHOST/PGPORT/PGUSER (default 127.0.0.1/5432/you).
+"""
+
+import argparse
+import importlib.util
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PG = {"host": os.environ.get("PGHOST", "127.0.0.1"), "port": os.environ.get("PGPORT", "5432"),
+      "user": os.environ.get("PGUSER") or __import__("getpass").getuser()}
+
+
+def launcher():
+    spec = importlib.util.spec_from_file_location(
+        "bench_launcher", os.path.join(REPO, "emsp_clearing", "tests", "ocpi_peer", "launcher.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_ADDONS = []
+
+
+def addons_path():
+    """Odoo's addons directories + this repository (computed once: parsing Odoo's config
+    later adds its data directory to odoo.addons.__path__)."""
+    if _ADDONS:
+        return _ADDONS[0]
+    import odoo.addons
+    paths = []
+    for p in list(odoo.addons.__path__):
+        if os.path.isdir(p) and os.path.abspath(p) not in paths:
+            paths.append(os.path.abspath(p))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(odoo.__file__)))
+    if os.path.isdir(os.path.join(root, "addons", "web")):
+        paths.append(os.path.join(root, "addons"))
+    paths.append(REPO)
+    _ADDONS.append(",".join(paths))
+    return _ADDONS[0]
+
+
+def odoo_args(db):
+    return ["-d", db, "--db_host", PG["host"], "--db_port", PG["port"], "--db_user", PG["user"],
+            "--addons-path", addons_path()]
+
+
+def pg_connect(db="postgres"):
+    import psycopg2
+    return psycopg2.connect(dbname=db, **PG)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def create_db(db, template):
+    conn = pg_connect()
+    conn.autocommit = True
+    with conn.cursor() as cr:
+        cr.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % db)
+        if template:
+            cr.execute('CREATE DATABASE "%s" TEMPLATE "%s"' % (db, template))
+    conn.close()
+    t = time.monotonic()
+    subprocess.run([sys.executable, "-m", "odoo"] + odoo_args(db) + [
+        "-i", "emsp_clearing", "--stop-after-init", "--without-demo=all", "--log-level=warn",
+        "--http-port", str(free_port()), "--max-cron-threads", "0"], check=True)
+    print("scratch database %s ready (%.0fs)" % (db, time.monotonic() - t), flush=True)
+
+
+def drop_db(db):
+    conn = pg_connect()
+    conn.autocommit = True
+    with conn.cursor() as cr:
+        cr.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % db)
+    conn.close()
+
+
+_CONFIGURED = []
+
+
+def odoo_env(db):
+    import odoo
+    from odoo.tools import config
+    if not _CONFIGURED:  # Odoo's config can be parsed once per process
+        config.parse_config(odoo_args(db) + ["--log-level=warn"])
+        _CONFIGURED.append(db)
+    registry = odoo.modules.registry.Registry(db)
+    return odoo, registry
+
+
+def setup_data(db):
+    """Our company = eMSP DE*MSP, partner CPO NL*CPO with an active contract and a registered
+    connection; returns (connection id, token C)."""
+    odoo, registry = odoo_env(db)
+    from odoo import Command, api
+    sys.path.insert(0, os.path.join(REPO, "emsp_clearing"))
+    from clearing_core import ocpi_transport as ot
+    with registry.cursor() as cr:
+        env = api.Environment(cr, odoo.SUPERUSER_ID, {"tracking_disable": True})
+        company = env.company
+        company.partner_id.write({"ocpi_country_code": "DE", "ocpi_party_id": "MSP",
+                                  "ocpi_is_emsp": True})
+        eur = env.ref("base.EUR")
+        eur.active = True
+        cpo = env["res.partner"].create({"name": "Bench CPO", "is_company": True,
+                                         "ocpi_country_code": "NL", "ocpi_party_id": "CPO",
+                                         "ocpi_is_cpo": True})
+        tax = env["account.tax"].create({"name": "Bench VAT 21%", "amount": 21.0,
+                                         "amount_type": "percent", "type_tax_use": "purchase",
+                                         "company_id": company.id})
+        contract = env["clearing.contract"].create({
+            "partner_id": cpo.id, "role": "emsp", "currency_id": eur.id,
+            "date_start": "2015-01-01", "tz": "Europe/Amsterdam",
+            "tax_ids": [Command.set(tax.ids)],
+            "price_line_ids": [Command.create({"dimension": "ENERGY", "price": 0.30}),
+                               Command.create({"dimension": "TIME", "price": 1.0})]})
+        contract.action_activate()
+        token = ot.generate_token()
+        conn = env["clearing.ocpi.connection"].create({
+            "name": "bench", "partner_id": cpo.id, "state": "registered",
+            "token_c_hash": ot.hash_token(token)})
+        return conn.id, token
+
+
+def bench_batch(db, conn_id, cdrs, page):
+    odoo, registry = odoo_env(db)
+    from odoo import api
+    t = time.monotonic()
+    created = 0
+    with registry.cursor() as cr:
+        env = api.Environment(cr, odoo.SUPERUSER_ID, {"tracking_disable": True})
+        conn = env["clearing.ocpi.connection"].browse(conn_id)
+        parties = conn._allowed_parties()
+        for start in range(0, len(cdrs), page):
+            chunk = cdrs[start:start + page]
+            log = env["clearing.ingestion.log"].create({
+                "channel": "pull", "connection_id": conn.id, "partner_id": conn.partner_id.id,
+                "company_id": conn.company_id.id})
+            res = log._ingest_cdrs(chunk, connection=conn, company=conn.company_id,
+                                   allowed_parties=parties)
+            created += sum(1 for r in res if r["outcome"] == "created")
+            cr.commit()
+            env.invalidate_all()
+            if (start // page) % 10 == 0:
+                done = start + len(chunk)
+                print("  batch: %d/%d (%.0f CDR/s)" % (done, len(cdrs), done / (time.monotonic() - t)),
+                      flush=True)
+    elapsed = time.monotonic() - t
+    assert created == len(cdrs), "only %d of %d CDRs stored" % (created, len(cdrs))
+    return elapsed
+
+
+def bench_post(db, token, cdrs, workers, concurrency):
+    import requests
+    port = free_port()
+    log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), "bench_ingest_odoo_%d.log" % port), "w")
+    proc = subprocess.Popen([sys.executable, "-m", "odoo"] + odoo_args(db) + [
+        "--workers", str(workers), "--http-interface", "127.0.0.1", "--http-port", str(port),
+        "--max-cron-threads", "0", "--db-filter", "^%s$" % db, "--limit-time-real", "600",
+        "--limit-time-cpu", "600", "--limit-request", "100000", "--log-level", "warn"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = "http://127.0.0.1:%d" % port
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # bounded wait for the server
+            try:
+                urllib.request.urlopen(base + "/web/health", timeout=2).read()
+                break
+            except Exception:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("Odoo did not start, see %s" % log.name)
+                time.sleep(0.5)
+        sys.path.insert(0, os.path.join(REPO, "emsp_clearing"))
+        from clearing_core import ocpi_transport as ot
+        auth = ot.authorization_header(token)
+        bodies = [json.dumps(c) for c in cdrs]
+        statuses = {}
+        lock = threading.Lock()
+        nxt = [0]
+
+        def worker():
+            s = requests.Session()
+            while True:
+                with lock:
+                    i = nxt[0]
+                    nxt[0] += 1
+                if i >= len(bodies):
+                    return
+                r = s.post(base + "/ocpi/2.2.1/cdrs", data=bodies[i], timeout=120,
+                           headers={"Authorization": auth, "Content-Type": "application/json",
+                                    "X-Request-ID": "b%d" % i, "X-Correlation-ID": "bench"})
+                with lock:
+                    statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+
+        # warm-up: one request per worker process outside the clock
+        for _ in range(workers * 2):
+            requests.get(base + "/ocpi/versions", headers={"Authorization": auth}, timeout=60)
+        t = time.monotonic()
+        threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+        for th in threads:
+            th.start()
+        last = 0
+        while any(th.is_alive() for th in threads):
+            time.sleep(5)
+            done = nxt[0]
+            if done - last:
+                print("  post: %d/%d (%.0f CDR/s)" % (min(done, len(bodies)), len(bodies),
+                                                   done / (time.monotonic() - t)), flush=True)
+            last = done
+        elapsed = time.monotonic() - t
+        if statuses.get(201) != len(cdrs):
+            raise RuntimeError("POST answers %s (expected %d x 201), see %s" % (statuses, len(cdrs), log.name))
+        return elapsed
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+        log.close()
+
+
+def bench_copy(db, cdrs):
+    conn = pg_connect(db)
+    buf = io.StringIO()
+    for c in cdrs:
+        raw = json.dumps(c).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+        buf.write("%s\t%s\t%s\t%s\n" % (c["country_code"], c["party_id"], c["id"], raw))
+    with conn.cursor() as cr:
+        cr.execute("CREATE TABLE bench_copy (country_code varchar, party_id varchar, "
+                   "ocpi_id varchar, raw jsonb, UNIQUE (country_code, party_id, ocpi_id))")
+        conn.commit()
+        t = time.monotonic()
+        buf.seek(0)
+        cr.copy_expert("COPY bench_copy (country_code, party_id, ocpi_id, raw) FROM STDIN", buf)
+        conn.commit()
+        elapsed = time.monotonic() - t
+        cr.execute("SELECT count(*) FROM bench_copy")
+        assert cr.fetchone()[0] == len(cdrs)
+        cr.execute("DROP TABLE bench_copy")
+        conn.commit()
+    conn.close()
+    return elapsed
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=50000)
+    ap.add_argument("--page", type=int, default=500)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--template", help="clone this database (account installed) instead of a fresh one")
+    ap.add_argument("--keep-db", action="store_true")
+    ap.add_argument("--skip-post", action="store_true")
+    args = ap.parse_args()
+    db = "bench_ingest_%d" % os.getpid()
+    lm = launcher()
+    batch_cdrs = lm.make_cdrs(args.n, prefix="B", step_seconds=7)
+    post_cdrs = lm.make_cdrs(args.n, prefix="P", step_seconds=7)
+    try:
+        create_db(db, args.template)
+        conn_id, token = setup_data(db)
+        print("(a) batch path, %d CDRs in pages of %d ..." % (args.n, args.page), flush=True)
+        t_batch = bench_batch(db, conn_id, batch_cdrs, args.page)
+        t_post = None
+        if not args.skip_post:
+            print("(b) concurrent POSTs, %d CDRs, %d workers, %d clients ..." % (
+                args.n, args.workers, args.concurrency), flush=True)
+            t_post = bench_post(db, token, post_cdrs, args.workers, args.concurrency)
+        print("(c) PostgreSQL COPY of the same rows ...", flush=True)
+        t_copy = bench_copy(db, batch_cdrs)
+    finally:
+        if not args.keep_db:
+            drop_db(db)
+    n = args.n
+    print()
+    print("%-44s %10s %12s" % ("path", "seconds", "CDR/s"))
+    print("%-44s %10.1f %12.0f   target >= 2000: %s" % ("(a) batch (pull page / file import)", t_batch,
+                                                        n / t_batch, "met" if n / t_batch >= 2000 else "NOT met"))
+    if t_post is not None:
+        per_worker = n / t_post / args.workers
+        print("%-44s %10.1f %12.0f   %.0f per worker, target >= 200: %s" % (
+            "(b) POST /ocpi/2.2.1/cdrs, %d workers" % args.workers, t_post, n / t_post, per_worker,
+            "met" if per_worker >= 200 else "NOT met"))
+    print("%-44s %10.2f %12.0f   (ceiling)" % ("(c) PostgreSQL COPY", t_copy, n / t_copy))
+
+
+if __name__ == "__main__":
+    main()
