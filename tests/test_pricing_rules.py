@@ -754,3 +754,13 @@ def test_compiled_restriction_matchers_agree_with_reference():
             assert elem.match(local, energy, dur_s, dims) == pricing._matches(elem, local, energy, dur_s, dims), (restr, local, energy, dur_s, dims)
             checked += 1
     assert checked > 5000
+
+
+def test_to_ocpi_totals_independent_of_callers_decimal_context():
+    t = make_tariff([([comp("ENERGY", "0.25", vat=10)], None)])
+    r = pricing.price_cdr(_energy_cdr("123456.7"), t)
+    with localcontext() as ctx:
+        ctx.prec = 5
+        out = r.to_ocpi_totals()
+    assert out["total_cost"] == {"excl_vat": D("30864.175"), "incl_vat": D("33950.5925")}
+    assert str(out["total_energy"]) == "123456.7"

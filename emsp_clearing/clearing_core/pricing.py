@@ -85,13 +85,15 @@ class PricedLine(NamedTuple):
 
 
 def _fmt(value, places):
-    q = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    if not q:
-        return Decimal(0)
-    q = q.normalize()
-    if q.as_tuple().exponent > 0:
-        q = q.quantize(_ONE)
-    return q
+    """Round half-up to ``places`` decimals and normalise (5.5000 -> 5.5, 3E+1 -> 30)."""
+    with localcontext(_CTX):
+        q = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+        if not q:
+            return Decimal(0)
+        q = q.normalize()
+        if q.as_tuple().exponent > 0:
+            q = q.quantize(_ONE)
+        return q
 
 
 @dataclass(frozen=True, slots=True)
