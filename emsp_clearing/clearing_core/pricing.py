@@ -464,7 +464,7 @@ def _price(cdr, ct, zone):
     total_parking = _ZERO
     total_res_time = _ZERO
     prev_flat = None
-    # lines: [period_index, dimension, category, volume, billed, (component, vat_factor), element_index]
+    # lines: [period_index, dimension, category, volume, billed, (price, vat, step_size, vat_factor), element_index]
     lines = []
     last_energy = last_time = last_parking = last_res = None
 
