@@ -28,6 +28,11 @@
         "views/ocpi_connection_views.xml",
         "views/clearing_ingestion_log_views.xml",
         "wizard/cdr_import_wizard_views.xml",
+        "data/clearing_period_cron.xml",
+        "data/mail_templates.xml",
+        "views/clearing_period_views.xml",
+        "views/clearing_dispute_views.xml",
+        "views/portal_templates.xml",
     ],
     "demo": [
         "demo/clearing_demo.xml",

@@ -7,3 +7,7 @@ from . import clearing_cdr
 from . import clearing_cdr_demo
 from . import clearing_ingestion_log
 from . import ocpi_connection
+from . import clearing_period
+from . import clearing_dispute
+from . import clearing_cdr_period
+from . import clearing_contract_period

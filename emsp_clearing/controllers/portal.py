@@ -1,0 +1,321 @@
+"""eMSP portal: clearing periods, their sessions, disputes and the XLSX breakdown."""
+
+import base64
+import logging
+from datetime import datetime, time, timedelta
+
+import pytz
+
+from odoo import _, fields, http
+from odoo.exceptions import AccessError, MissingError, UserError, ValidationError
+from odoo.http import request
+from odoo.osv import expression
+
+from odoo.addons.portal.controllers.portal import CustomerPortal, pager as portal_pager
+
+from ..clearing_core.xlsx_breakdown import build_breakdown_xlsx
+
+_logger = logging.getLogger(__name__)
+
+CDRS_PER_PAGE = 50
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+
+
+class ClearingPortal(CustomerPortal):
+
+    # ------------------------------------------------------------------ home
+    def _prepare_home_portal_values(self, counters):
+        values = super()._prepare_home_portal_values(counters)
+        if "clearing_period_count" in counters:
+            Period = request.env["clearing.period"]
+            values["clearing_period_count"] = (
+                Period.search_count(self._clearing_period_domain())
+                if Period.has_access("read") else 0
+            )
+        return values
+
+    def _clearing_period_domain(self):
+        return [("contract_role", "=", "cpo"),
+                ("partner_id", "=", request.env.user.commercial_partner_id.id)]
+
+    def _clearing_record(self, model, record_id):
+        """The record as the current user may read it (rules apply), or None."""
+        record = request.env[model].browse(record_id)
+        try:
+            if not record.exists():
+                return None
+            record.check_access("read")
+            record.read(["id"])
+        except (AccessError, MissingError):
+            return None
+        return record
+
+    # ------------------------------------------------------------------ periods
+    @http.route(["/my/clearing/periods", "/my/clearing/periods/page/<int:page>"],
+                type="http", auth="user", website=True)
+    def portal_clearing_periods(self, page=1, sortby=None, **kw):
+        Period = request.env["clearing.period"]
+        if not Period.has_access("read"):
+            raise request.not_found()
+        sortings = {
+            "date": {"label": _("Newest"), "order": "date_start desc, id desc"},
+            "contract": {"label": _("Contract"), "order": "contract_id, date_start desc"},
+            "state": {"label": _("Status"), "order": "state, date_start desc"},
+        }
+        sortby = sortby if sortby in sortings else "date"
+        domain = self._clearing_period_domain()
+        count = Period.search_count(domain)
+        pager = portal_pager(url="/my/clearing/periods", url_args={"sortby": sortby},
+                             total=count, page=page, step=self._items_per_page)
+        periods = Period.search(domain, order=sortings[sortby]["order"],
+                                limit=self._items_per_page, offset=pager["offset"])
+        values = self._prepare_portal_layout_values()
+        values.update({
+            "periods": periods,
+            "page_name": "clearing_periods",
+            "pager": pager,
+            "default_url": "/my/clearing/periods",
+            "searchbar_sortings": sortings,
+            "sortby": sortby,
+        })
+        return request.render("emsp_clearing.portal_my_clearing_periods", values)
+
+    def _cdr_searchbar(self):
+        sortings = {
+            "date": {"label": _("Date (newest first)"), "order": "end_datetime desc, id desc"},
+            "date_asc": {"label": _("Date (oldest first)"), "order": "end_datetime asc, id asc"},
+            "kwh": {"label": _("Energy"), "order": "energy_kwh desc, id desc"},
+            "amount": {"label": _("Amount"), "order": "amount_total desc, id desc"},
+            "evse": {"label": _("Charger / EVSE"), "order": "evse_id, end_datetime desc, id desc"},
+            "session": {"label": _("Session"), "order": "session_id, id"},
+        }
+        filters = {
+            "all": {"label": _("All"), "domain": []},
+            "undisputed": {"label": _("Not disputed"), "domain": [("dispute_state", "=", "none")]},
+            "disputed": {"label": _("Dispute in progress"),
+                         "domain": [("dispute_state", "in", ("open", "info"))]},
+            "accepted": {"label": _("Dispute accepted"),
+                         "domain": [("dispute_state", "=", "accepted")]},
+            "rejected": {"label": _("Dispute rejected"),
+                         "domain": [("dispute_state", "=", "rejected")]},
+            "late": {"label": _("Late sessions"), "domain": [("is_late", "=", True)]},
+        }
+        inputs = {
+            "all": {"input": "all", "label": _("Search in all")},
+            "session": {"input": "session", "label": _("Session / CDR id")},
+            "evse": {"input": "evse", "label": _("Charger / EVSE")},
+            "token": {"input": "token", "label": _("Token")},
+        }
+        return sortings, filters, inputs
+
+    @staticmethod
+    def _search_domain(search_in, search):
+        search = (search or "").strip()
+        if not search:
+            return []
+        parts = {
+            "session": [[("session_id", "ilike", search)], [("ocpi_id", "ilike", search)]],
+            "evse": [[("evse_id", "ilike", search)], [("evse_uid", "ilike", search)],
+                     [("location_name", "ilike", search)]],
+            "token": [[("token_uid", "ilike", search)], [("token_contract_id", "ilike", search)]],
+        }
+        if search_in in parts:
+            return expression.OR(parts[search_in])
+        return expression.OR([d for group in parts.values() for d in group])
+
+    @staticmethod
+    def _date_domain(period, date_from, date_to):
+        """Local days of the contract's time zone -> UTC bounds on the end of the session."""
+        tz = pytz.timezone(period.contract_tz or "UTC")
+        domain = []
+        for value, operator, shift in ((date_from, ">=", 0), (date_to, "<", 1)):
+            if not value:
+                continue
+            try:
+                day = fields.Date.to_date(value)
+            except ValueError:
+                continue
+            bound = tz.localize(datetime.combine(day + timedelta(days=shift), time.min))
+            domain.append(("end_datetime", operator,
+                           bound.astimezone(pytz.utc).replace(tzinfo=None)))
+        return domain
+
+    def _period_page_values(self, period, page=1, sortby=None, filterby=None, search_in=None,
+                            search=None, date_from=None, date_to=None):
+        Cdr = request.env["clearing.cdr"]
+        sortings, filters, inputs = self._cdr_searchbar()
+        sortby = sortby if sortby in sortings else "date"
+        filterby = filterby if filterby in filters else "all"
+        search_in = search_in if search_in in inputs else "all"
+        domain = expression.AND([
+            [("period_id", "=", period.id)],
+            filters[filterby]["domain"],
+            self._search_domain(search_in, search),
+            self._date_domain(period, date_from, date_to),
+        ])
+        count = Cdr.search_count(domain)
+        url = "/my/clearing/periods/%s" % period.id
+        url_args = {"sortby": sortby, "filterby": filterby, "search_in": search_in,
+                    "search": search or "", "date_from": date_from or "",
+                    "date_to": date_to or ""}
+        pager = portal_pager(url=url, url_args={k: v for k, v in url_args.items() if v},
+                             total=count, page=page, step=CDRS_PER_PAGE)
+        cdrs = Cdr.search(domain, order=sortings[sortby]["order"], limit=CDRS_PER_PAGE,
+                          offset=pager["offset"])
+        billable = expression.AND([domain, [("state", "!=", "excluded")]])
+        [[kwh, untaxed, tax, total]] = Cdr._read_group(
+            billable, [], ["energy_kwh:sum", "amount_untaxed:sum", "amount_tax:sum",
+                           "amount_total:sum"])
+        values = self._prepare_portal_layout_values()
+        values.update({
+            "period": period,
+            "cdrs": cdrs,
+            "cdr_total_count": count,
+            "totals": {"kwh": kwh or 0.0, "untaxed": untaxed or 0.0, "tax": tax or 0.0,
+                       "total": total or 0.0},
+            "page_name": "clearing_period",
+            "pager": pager,
+            "default_url": url,
+            "searchbar_sortings": sortings,
+            "searchbar_filters": filters,
+            "searchbar_inputs": inputs,
+            "sortby": sortby,
+            "filterby": filterby,
+            "search_in": search_in,
+            "search": search or "",
+            "date_from": date_from or "",
+            "date_to": date_to or "",
+            "can_dispute": period.state == "control",
+        })
+        return values
+
+    @http.route(["/my/clearing/periods/<int:period_id>",
+                 "/my/clearing/periods/<int:period_id>/page/<int:page>"],
+                type="http", auth="user", website=True)
+    def portal_clearing_period(self, period_id, page=1, sortby=None, filterby=None,
+                               search_in=None, search=None, date_from=None, date_to=None, **kw):
+        period = self._clearing_record("clearing.period", period_id)
+        if period is None:
+            raise request.not_found()
+        values = self._period_page_values(period, page=page, sortby=sortby, filterby=filterby,
+                                          search_in=search_in, search=search,
+                                          date_from=date_from, date_to=date_to)
+        return request.render("emsp_clearing.portal_my_clearing_period", values)
+
+    @http.route(["/my/clearing/periods/<int:period_id>/xlsx"], type="http", auth="user")
+    def portal_clearing_period_xlsx(self, period_id, **kw):
+        period = self._clearing_record("clearing.period", period_id)
+        if period is None:
+            raise request.not_found()
+        cdrs = request.env["clearing.cdr"].search(
+            [("period_id", "=", period.id), ("state", "!=", "excluded")],
+            order="end_datetime asc, id asc")
+        rows = [cdr._portal_row() for cdr in cdrs]
+        content = build_breakdown_xlsx(
+            rows,
+            meta=[(_("Contract"), period.contract_name),
+                  (_("Period"), "%s – %s" % (period.date_start, period.date_end)),
+                  (_("Currency"), period.currency_id.name),
+                  (_("Time zone"), period.contract_tz),
+                  (_("Status"), dict(period._fields["state"]._description_selection(
+                      request.env))[period.state])],
+            labels={
+                "date": _("Date (local time)"), "evse": _("Charger / EVSE"),
+                "session": _("Session"), "cdr": _("CDR"), "kwh": _("Energy (kWh)"),
+                "duration_hours": _("Duration (h)"), "tariff": _("Applied tariff"),
+                "amount_energy": _("Energy"), "amount_time": _("Time"),
+                "amount_parking": _("Parking"), "amount_fixed": _("Session fee"),
+                "amount_other": _("Other"), "amount_untaxed": _("Untaxed"),
+                "amount_tax": _("Tax"), "amount_total": _("Total"), "total": _("Total"),
+            },
+            currency_digits=period.currency_id.decimal_places,
+        )
+        filename = "clearing-%s-%s.xlsx" % (period.contract_name or period.id,
+                                             period.date_start)
+        return request.make_response(content, headers=[
+            ("Content-Type",
+             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            ("Content-Disposition", http.content_disposition(filename)),
+        ])
+
+    # ------------------------------------------------------------------ sessions
+    def _cdr_page_values(self, cdr, error=None, success=None):
+        period = cdr.period_id
+        disputes = cdr.dispute_ids.sorted("id", reverse=True)
+        tariff = cdr.applied_tariff or {}
+        in_progress = disputes.filtered(lambda d: d.state in ("open", "info"))
+        values = self._prepare_portal_layout_values()
+        values.update({
+            "cdr": cdr,
+            "period": period,
+            "disputes": disputes,
+            "dispute_attachments": {
+                dispute.id: dispute.sudo().attachment_ids.mapped("name") for dispute in disputes
+            },
+            "tariff": tariff,
+            "breakdown": cdr.price_breakdown or [],
+            "page_name": "clearing_cdr",
+            "can_dispute": bool(period) and period.state == "control" and not cdr.locked
+            and not in_progress and not cdr.dispute_credit,
+            "reasons": request.env["clearing.dispute"]._fields["reason"]._description_selection(
+                request.env),
+            "error": error,
+            "success": success,
+        })
+        return values
+
+    @http.route(["/my/clearing/cdr/<int:cdr_id>"], type="http", auth="user", website=True)
+    def portal_clearing_cdr(self, cdr_id, success=None, **kw):
+        cdr = self._clearing_record("clearing.cdr", cdr_id)
+        if cdr is None:
+            raise request.not_found()
+        message = {
+            "raised": _("Your dispute was recorded. We will answer it before the period locks."),
+            "replied": _("Your answer was sent."),
+        }.get(success)
+        return request.render("emsp_clearing.portal_my_clearing_cdr",
+                              self._cdr_page_values(cdr, success=message))
+
+    @http.route(["/my/clearing/cdr/<int:cdr_id>/dispute"], type="http", auth="user",
+                methods=["POST"], website=True)
+    def portal_clearing_cdr_dispute(self, cdr_id, reason=None, comment=None, attachment=None,
+                                    **kw):
+        cdr = self._clearing_record("clearing.cdr", cdr_id)
+        if cdr is None:
+            raise request.not_found()
+        try:
+            attachments = request.env["ir.attachment"]
+            if attachment and getattr(attachment, "filename", None):
+                data = attachment.read()
+                if len(data) > MAX_ATTACHMENT_BYTES:
+                    raise UserError(_("The attachment is too large (10 MB at most)."))
+                attachments = attachments.sudo().create({
+                    "name": attachment.filename,
+                    "datas": base64.b64encode(data),
+                    "res_model": "clearing.dispute",
+                    "res_id": 0,
+                })
+            with request.env.cr.savepoint():
+                request.env["clearing.dispute"].sudo()._raise(
+                    cdr.sudo(), reason, comment, attachments=attachments,
+                    user=request.env.user)
+        except (UserError, ValidationError) as exc:
+            values = self._cdr_page_values(cdr, error=exc.args[0] if exc.args else str(exc))
+            values.update({"form_reason": reason, "form_comment": comment})
+            return request.render("emsp_clearing.portal_my_clearing_cdr", values)
+        return request.redirect("/my/clearing/cdr/%s?success=raised" % cdr.id)
+
+    @http.route(["/my/clearing/dispute/<int:dispute_id>/reply"], type="http", auth="user",
+                methods=["POST"], website=True)
+    def portal_clearing_dispute_reply(self, dispute_id, message=None, **kw):
+        dispute = self._clearing_record("clearing.dispute", dispute_id)
+        if dispute is None:
+            raise request.not_found()
+        cdr = dispute.cdr_id
+        try:
+            with request.env.cr.savepoint():
+                dispute.sudo()._reply(message, user=request.env.user)
+        except (UserError, ValidationError) as exc:
+            return request.render("emsp_clearing.portal_my_clearing_cdr", self._cdr_page_values(
+                cdr, error=exc.args[0] if exc.args else str(exc)))
+        return request.redirect("/my/clearing/cdr/%s?success=replied" % cdr.id)

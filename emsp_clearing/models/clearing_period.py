@@ -1,0 +1,403 @@
+"""Clearing periods: the control window before a statement and the lock at its date."""
+
+import calendar
+import logging
+from datetime import date, datetime, time, timedelta
+
+import pytz
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
+
+_logger = logging.getLogger(__name__)
+
+PERIOD_STATES = [
+    ("open", "Open"),
+    ("control", "In Control"),
+    ("locked", "Locked"),
+    ("invoiced", "Invoiced"),
+]
+# Fields a locked period still accepts: technical bookkeeping of the portal and the chatter.
+LOCKED_WRITABLE = {"access_token", "message_main_attachment_id"}
+# Figures computed from the sessions in SQL (not stored, not cached across changes).
+FIGURES = (
+    "cdr_count", "billable_count", "excluded_count", "late_count", "disputed_count",
+    "open_dispute_count", "energy_kwh", "amount_untaxed", "amount_tax", "amount_total",
+)
+
+
+def period_bounds(frequency, day):
+    """First and last day (inclusive) of the billing period of ``frequency`` holding ``day``."""
+    if frequency == "weekly":
+        start = day - timedelta(days=day.weekday())
+        return start, start + timedelta(days=6)
+    if frequency == "quarterly":
+        first_month = (day.month - 1) // 3 * 3 + 1
+        start = date(day.year, first_month, 1)
+        last_month = first_month + 2
+        return start, date(day.year, last_month, calendar.monthrange(day.year, last_month)[1])
+    start = day.replace(day=1)
+    return start, day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
+def lock_date_for(frequency, billing_day, window_days, period_end):
+    """Statement (lock) date D of a period ending on ``period_end``.
+
+    D is the billing day following the period (day ``billing_day`` of the next month for
+    monthly/quarterly billing, the next weekday ``billing_day`` (1 = Monday) for weekly
+    billing), but never earlier than the end of a full control window that opens the day after
+    the period: the counterparty always sees a complete period during the whole window.
+    """
+    after = period_end + timedelta(days=1)
+    if frequency == "weekly":
+        target = after + timedelta(days=(billing_day - after.isoweekday()) % 7)
+    else:
+        target = after.replace(day=min(max(billing_day, 1), 28))
+    return max(target, after + timedelta(days=window_days))
+
+
+class ClearingPeriod(models.Model):
+    _name = "clearing.period"
+    _description = "Clearing Period"
+    _inherit = ["portal.mixin", "mail.thread", "mail.activity.mixin"]
+    _order = "date_start desc, id desc"
+    _check_company_auto = True
+
+    name = fields.Char(compute="_compute_name", store=True)
+    contract_id = fields.Many2one(
+        "clearing.contract", required=True, readonly=True, index=True, ondelete="restrict",
+        check_company=True,
+    )
+    contract_name = fields.Char(related="contract_id.name", string="Contract Reference")
+    contract_role = fields.Selection(related="contract_id.role", store=True, string="Role")
+    contract_tz = fields.Selection(related="contract_id.tz", string="Time Zone")
+    partner_id = fields.Many2one(
+        related="contract_id.partner_id", store=True, index=True, string="Counterparty"
+    )
+    company_id = fields.Many2one(related="contract_id.company_id", store=True, index=True)
+    currency_id = fields.Many2one(related="contract_id.currency_id", string="Currency")
+    date_start = fields.Date("Period Start", required=True, readonly=True)
+    date_end = fields.Date("Period End", required=True, readonly=True)
+    window_date = fields.Date(
+        "Control Window Opens", required=True, readonly=True,
+        help="Statement date minus the control window of the contract: from this day the "
+        "counterparty sees the sessions of the period on the portal and may dispute them.",
+    )
+    lock_date = fields.Date(
+        "Lock / Statement Date", required=True, readonly=True, index=True,
+        help="The period is locked on this day: its sessions become billable and can no "
+        "longer change.",
+    )
+    state = fields.Selection(
+        PERIOD_STATES, default="open", required=True, readonly=True, index=True, tracking=True
+    )
+    locked_on = fields.Datetime("Locked On", readonly=True)
+    window_notified = fields.Boolean("Window Opening Notified", readonly=True)
+    cdr_ids = fields.One2many("clearing.cdr", "period_id", string="CDRs", readonly=True)
+    dispute_ids = fields.One2many("clearing.dispute", "period_id", string="Disputes", readonly=True)
+    cdr_count = fields.Integer("Sessions", compute="_compute_figures")
+    billable_count = fields.Integer("Billable Sessions", compute="_compute_figures")
+    excluded_count = fields.Integer("Excluded Sessions", compute="_compute_figures")
+    late_count = fields.Integer("Late Sessions", compute="_compute_figures")
+    disputed_count = fields.Integer("Disputed Sessions", compute="_compute_figures")
+    open_dispute_count = fields.Integer("Open Disputes", compute="_compute_figures")
+    energy_kwh = fields.Float("Energy (kWh)", digits=(16, 3), compute="_compute_figures")
+    amount_untaxed = fields.Monetary("Untaxed Amount", compute="_compute_figures")
+    amount_tax = fields.Monetary("Tax", compute="_compute_figures")
+    amount_total = fields.Monetary("Total", compute="_compute_figures")
+
+    _sql_constraints = [
+        ("contract_start_uniq", "unique(contract_id, date_start)",
+         "There is already a clearing period starting on this day for this contract."),
+    ]
+
+    # ------------------------------------------------------------------ computes
+    @api.depends("contract_id.name", "date_start", "date_end")
+    def _compute_name(self):
+        for period in self:
+            if not period.date_start:
+                period.name = False
+                continue
+            period.name = "%s %s → %s" % (
+                period.contract_id.name or "",
+                period.date_start.isoformat(),
+                period.date_end.isoformat() if period.date_end else "",
+            )
+
+    def _compute_portal_url(self):
+        super()._compute_portal_url()
+        for period in self:
+            period.access_url = "/my/clearing/periods/%s" % period.id
+
+    def _figures(self):
+        """{period id: figures} computed in SQL (one aggregate, whatever the CDR count)."""
+        result = {pid: dict.fromkeys(
+            ("cdr_count", "billable_count", "excluded_count", "late_count", "disputed_count",
+             "energy_kwh", "amount_untaxed", "amount_tax", "amount_total"), 0)
+            for pid in self.ids}
+        if not self.ids:
+            return result
+        self.env["clearing.cdr"].flush_model(
+            ["period_id", "state", "is_late", "dispute_state", "energy_kwh", "amount_untaxed",
+             "amount_tax", "amount_total"]
+        )
+        self.env.cr.execute(
+            """
+            SELECT period_id,
+                   count(*),
+                   count(*) FILTER (WHERE state != 'excluded'),
+                   count(*) FILTER (WHERE state = 'excluded'),
+                   count(*) FILTER (WHERE is_late),
+                   count(*) FILTER (WHERE dispute_state IS NOT NULL AND dispute_state != 'none'),
+                   coalesce(sum(energy_kwh) FILTER (WHERE state != 'excluded'), 0),
+                   coalesce(sum(amount_untaxed) FILTER (WHERE state != 'excluded'), 0),
+                   coalesce(sum(amount_tax) FILTER (WHERE state != 'excluded'), 0),
+                   coalesce(sum(amount_total) FILTER (WHERE state != 'excluded'), 0)
+              FROM clearing_cdr
+             WHERE period_id = ANY(%s)
+             GROUP BY period_id
+            """,
+            [self.ids],
+        )
+        for row in self.env.cr.fetchall():
+            result[row[0]].update(zip(
+                ("cdr_count", "billable_count", "excluded_count", "late_count",
+                 "disputed_count", "energy_kwh", "amount_untaxed", "amount_tax",
+                 "amount_total"), row[1:]))
+        return result
+
+    def _compute_figures(self):
+        real = self.filtered("id")
+        figures = real._figures()
+        open_disputes = dict(
+            self.env["clearing.dispute"].sudo()._read_group(
+                [("cdr_id.period_id", "in", real.ids), ("state", "in", ("open", "info"))],
+                ["cdr_id"], ["__count"],
+            )
+        ) if real else {}
+        per_period = {}
+        for cdr, count in open_disputes.items():
+            per_period[cdr.period_id.id] = per_period.get(cdr.period_id.id, 0) + count
+        for period in self:
+            vals = figures.get(period.id) or dict.fromkeys(
+                ("cdr_count", "billable_count", "excluded_count", "late_count",
+                 "disputed_count", "energy_kwh", "amount_untaxed", "amount_tax",
+                 "amount_total"), 0)
+            for fname, value in vals.items():
+                period[fname] = value
+            period.open_dispute_count = per_period.get(period.id, 0)
+
+    # ------------------------------------------------------------------ protection
+    def write(self, vals):
+        frozen = self.filtered(lambda p: p.state in ("locked", "invoiced"))
+        if frozen and set(vals) - LOCKED_WRITABLE:
+            if not (set(vals) == {"state"} and vals["state"] == "invoiced"
+                    and all(p.state == "locked" for p in frozen)):
+                raise UserError(_(
+                    "Clearing period %s is locked: it can no longer be changed. Corrections "
+                    "go through credit operations in a later period.",
+                    frozen[0].display_name,
+                ))
+        return super().write(vals)
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_locked_or_used(self):
+        for period in self:
+            if period.state in ("locked", "invoiced"):
+                raise UserError(_("Clearing period %s is locked: it cannot be deleted.",
+                                  period.display_name))
+            if period.cdr_ids:
+                raise UserError(_("Clearing period %s holds sessions: it cannot be deleted.",
+                                  period.display_name))
+
+    # ------------------------------------------------------------------ calendar
+    @api.model
+    def _contract_today(self, contract):
+        tz = pytz.timezone(contract.tz or "UTC")
+        return datetime.now(pytz.utc).astimezone(tz).date()
+
+    @api.model
+    def _period_vals(self, contract, day):
+        start, end = period_bounds(contract.billing_frequency, day)
+        lock = lock_date_for(contract.billing_frequency, contract.billing_day,
+                             contract.control_window_days, end)
+        return {
+            "contract_id": contract.id,
+            "date_start": start,
+            "date_end": end,
+            "window_date": lock - timedelta(days=contract.control_window_days),
+            "lock_date": lock,
+        }
+
+    @api.model
+    def _get_or_create(self, contract, day):
+        """The period of ``contract`` holding ``day`` (created when missing)."""
+        vals = self._period_vals(contract, day)
+        period = self.search([("contract_id", "=", contract.id),
+                              ("date_start", "<=", day), ("date_end", ">=", day)], limit=1)
+        if not period:
+            period = self.sudo().create(vals).sudo(False)
+        return period
+
+    @api.model
+    def _target_for(self, contract, day, today=None):
+        """Period that receives a session of ``contract`` ending on local day ``day``.
+
+        Returns ``(period, late)``: the period holding ``day``, or -- when that one is
+        locked or past its lock date -- the next period still open, with ``late`` True.
+        """
+        today = today or self._contract_today(contract)
+        period = self._get_or_create(contract, day)
+        late = False
+        while period.state in ("locked", "invoiced") or period.lock_date <= today:
+            late = True
+            period = self._get_or_create(contract, period.date_end + timedelta(days=1))
+        return period, late
+
+    def _next_open(self):
+        """The next period of the same contract that is not locked (created when missing)."""
+        self.ensure_one()
+        period, _late = self._target_for(self.contract_id, self.date_end + timedelta(days=1))
+        return period
+
+    def _utc_bounds(self):
+        """Naive UTC datetimes [start, end) of the period in the contract's time zone."""
+        self.ensure_one()
+        tz = pytz.timezone(self.contract_id.tz or "UTC")
+
+        def to_utc(day):
+            return tz.localize(datetime.combine(day, time.min)).astimezone(pytz.utc).replace(
+                tzinfo=None)
+
+        return to_utc(self.date_start), to_utc(self.date_end + timedelta(days=1))
+
+    # ------------------------------------------------------------------ crons
+    @api.model
+    def _cron_open_periods(self):
+        """Create the current period of each active contract; open due control windows."""
+        contracts = self.env["clearing.contract"].search([("state", "=", "active")])
+        for contract in contracts:
+            today = self._contract_today(contract)
+            if contract.date_start and contract.date_start > today:
+                continue
+            self._get_or_create(contract, today)
+        due = self.search([("state", "=", "open")])
+        for period in due:
+            if period.window_date <= self._contract_today(period.contract_id) < period.lock_date:
+                period._open_window()
+        return True
+
+    def _open_window(self):
+        for period in self.filtered(lambda p: p.state == "open"):
+            period.state = "control"
+            period._notify_window_open()
+
+    def _billing_recipients(self):
+        self.ensure_one()
+        partner = self.partner_id.commercial_partner_id
+        contacts = partner.clearing_billing_contact_ids
+        if not contacts and partner.email:
+            contacts = partner
+        return contacts
+
+    def _notify_window_open(self):
+        template = self.env.ref("emsp_clearing.mail_template_period_window_open",
+                                raise_if_not_found=False)
+        for period in self:
+            recipients = period._billing_recipients()
+            if not recipients:
+                _logger.info("Clearing period %s: no billing contact to notify.", period.name)
+                continue
+            period._portal_ensure_token()
+            if template:
+                period.message_post_with_source(
+                    template, subtype_xmlid="mail.mt_comment", message_type="comment",
+                    partner_ids=recipients.ids,
+                )
+            period.window_notified = True
+
+    @api.model
+    def _cron_lock_periods(self):
+        """Lock every period whose statement date has come (set-based, any CDR count)."""
+        due = self.search([("state", "in", ("open", "control"))])
+        due = due.filtered(lambda p: p.lock_date <= self._contract_today(p.contract_id))
+        due._lock()
+        return True
+
+    def _lock(self):
+        """Lock the periods: disputed sessions follow the contract's policy, the others
+        become billable and read-only. Plain SQL, so 100k sessions lock in seconds."""
+        periods = self.filtered(lambda p: p.state in ("open", "control")).sorted("date_start")
+        if not periods:
+            return
+        cdr_model = self.env["clearing.cdr"]
+        cdr_model.flush_model()
+        self.env["clearing.dispute"].flush_model()
+        cr = self.env.cr
+        for period in periods:
+            if period.contract_id.open_dispute_policy == "carry":
+                cr.execute(
+                    """SELECT 1 FROM clearing_cdr
+                        WHERE period_id = %s AND dispute_state IN ('open', 'info') LIMIT 1""",
+                    [period.id],
+                )
+                if cr.fetchone():
+                    # the next period must exist and stay open: created before the lock
+                    target = self._get_or_create(
+                        period.contract_id, period.date_end + timedelta(days=1))
+                    while target.state in ("locked", "invoiced"):
+                        target = self._get_or_create(
+                            period.contract_id, target.date_end + timedelta(days=1))
+                    cr.execute(
+                        """UPDATE clearing_cdr
+                              SET period_id = %s, carried_from_period_id = %s,
+                                  write_date = now() at time zone 'UTC', write_uid = %s
+                            WHERE period_id = %s AND dispute_state IN ('open', 'info')""",
+                        [target.id, period.id, self.env.uid, period.id],
+                    )
+            cr.execute(
+                """UPDATE clearing_cdr
+                      SET locked = TRUE,
+                          state = CASE WHEN state = 'priced' THEN 'locked' ELSE state END,
+                          write_date = now() at time zone 'UTC', write_uid = %s
+                    WHERE period_id = %s AND NOT coalesce(locked, FALSE)""",
+                [self.env.uid, period.id],
+            )
+            _logger.info("Clearing period %s locked (%s sessions).", period.id, cr.rowcount)
+        cdr_model.invalidate_model()
+        self.env["clearing.period"].invalidate_model(list(FIGURES))
+        periods.write({"state": "locked", "locked_on": fields.Datetime.now()})
+
+    # ------------------------------------------------------------------ actions
+    def action_open_window(self):
+        """Open the control window now (before its date) and notify the counterparty."""
+        if not self.env.user.has_group("emsp_clearing.group_clearing_manager"):
+            raise UserError(_("Only clearing managers can open a control window early."))
+        if self.filtered(lambda p: p.state != "open"):
+            raise UserError(_("Only open periods can enter their control window."))
+        self._open_window()
+        return True
+
+    def action_lock(self):
+        """Lock now (before the statement date)."""
+        if not self.env.user.has_group("emsp_clearing.group_clearing_manager"):
+            raise UserError(_("Only clearing managers can lock a period."))
+        if self.filtered(lambda p: p.state not in ("open", "control")):
+            raise UserError(_("This period is already locked."))
+        self._lock()
+        return True
+
+    def action_view_cdrs(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "emsp_clearing.action_clearing_cdr")
+        action["domain"] = [("period_id", "=", self.id)]
+        action["context"] = {}
+        return action
+
+    def action_view_disputes(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "emsp_clearing.action_clearing_dispute")
+        action["domain"] = [("period_id", "=", self.id)]
+        return action

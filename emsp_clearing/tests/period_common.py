@@ -1,0 +1,53 @@
+"""Shared set-up of the clearing period, lock, dispute and portal tests."""
+
+from datetime import datetime, timedelta
+
+from odoo import Command
+
+from .common import ClearingCase, make_ocpi_cdr
+
+
+class PeriodCase(ClearingCase):
+    """A monthly contract (billing day 1, 7-day window, Europe/Paris) with an eMSP that has a
+    billing contact, and helpers to ingest sessions."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.billing_contact = cls.env["res.partner"].create({
+            "name": "Billing Desk TEM", "email": "billing@tem.example", "parent_id": cls.emsp.id,
+        })
+        cls.emsp.write({
+            "email": "contact@tem.example",
+            "clearing_billing_contact_ids": [Command.set(cls.billing_contact.ids)],
+        })
+        cls.contract = cls._contract(
+            lines=[{"dimension": "ENERGY", "price": 0.30}, {"dimension": "FLAT", "price": 1.0}],
+            billing_frequency="monthly", billing_day=1, control_window_days=7,
+        )
+        cls.Cdr = cls.env["clearing.cdr"]
+        cls.Period = cls.env["clearing.period"]
+        cls.Dispute = cls.env["clearing.dispute"]
+        cls.manager = cls.env["res.users"].create({
+            "name": "Clearing Manager", "login": "clearing_mgr_p4",
+            "email": "mgr@example.com",
+            "groups_id": [Command.set([cls.env.ref("emsp_clearing.group_clearing_manager").id])],
+        })
+        cls.clearing_user = cls.env["res.users"].create({
+            "name": "Clearing Clerk", "login": "clearing_user_p4",
+            "email": "clerk@example.com",
+            "groups_id": [Command.set([cls.env.ref("emsp_clearing.group_clearing_user").id])],
+        })
+        cls._seq = 0
+
+    @classmethod
+    def _session(cls, end, kwh=10.0, minutes=60, issuer=("FR", "TEM"), **extra):
+        """Ingest one priced session ending at ``end`` (naive UTC datetime or ISO string)."""
+        cls._seq += 1
+        end = end if isinstance(end, datetime) else datetime.fromisoformat(end)
+        start = end - timedelta(minutes=minutes)
+        data = make_ocpi_cdr(
+            "P4-%05d" % cls._seq, start, [(0, {"ENERGY": kwh, "TIME": minutes / 60})],
+            end=end, issuer=issuer, **extra,
+        )
+        return cls.env["clearing.cdr"]._ingest_ocpi(data)

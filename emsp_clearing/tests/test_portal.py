@@ -1,0 +1,232 @@
+"""The eMSP portal over HTTP, as portal users of two different eMSPs."""
+
+import io
+import re
+from datetime import datetime, timedelta
+
+import openpyxl
+
+from odoo import Command
+from odoo.tests import HttpCase, tagged
+
+from .period_common import PeriodCase
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@tagged("post_install", "-at_install")
+class TestPortal(HttpCase, PeriodCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        portal_group = cls.env.ref("base.group_portal")
+        cls.emsp_b = cls.env["res.partner"].create({
+            "name": "Other eMSP", "is_company": True, "ocpi_country_code": "FR",
+            "ocpi_party_id": "TEB", "ocpi_is_emsp": True, "email": "b@teb.example",
+        })
+        cls.contract_b = cls._contract(partner=cls.emsp_b)
+        contact_b = cls.env["res.partner"].create({
+            "name": "Billing TEB", "email": "billing@teb.example", "parent_id": cls.emsp_b.id})
+        cls.user_a = cls.env["res.users"].create({
+            "name": "Portal TEM", "login": "portal_tem", "password": "portal_tem",
+            "partner_id": cls.billing_contact.id,
+            "groups_id": [Command.set(portal_group.ids)],
+        })
+        cls.user_b = cls.env["res.users"].create({
+            "name": "Portal TEB", "login": "portal_teb", "password": "portal_teb",
+            "partner_id": contact_b.id, "groups_id": [Command.set(portal_group.ids)],
+        })
+        now = datetime.now().replace(microsecond=0)
+        cls.cdrs_a = cls.env["clearing.cdr"]
+        for index in range(55):
+            cls.cdrs_a |= cls._session(now - timedelta(minutes=10 + index), kwh=5.0 + index)
+        special = dict(cls.cdrs_a[0].raw_json["cdr_location"], evse_id="FR*TST*E9SPECIAL",
+                       evse_uid="EVSE-SPECIAL")
+        cls.special = cls._session(now - timedelta(minutes=5), kwh=7.0, cdr_location=special)
+        cls.cdrs_a |= cls.special
+        cls.cdr_b = cls._session(now - timedelta(minutes=30), issuer=("FR", "TEB"))
+        cls.period_a = cls.special.period_id
+        cls.period_b = cls.cdr_b.period_id
+        assert cls.period_a and cls.period_b and cls.period_a != cls.period_b
+        assert set(cls.cdrs_a.period_id.ids) == {cls.period_a.id}
+        (cls.period_a | cls.period_b)._open_window()
+
+    def _rows(self, response):
+        self.assertEqual(response.status_code, 200)
+        return response.text.count('class="o_clearing_cdr_row"')
+
+    def test_periods_list_shows_only_own_company(self):
+        self.authenticate("portal_tem", "portal_tem")
+        response = self.url_open("/my/clearing/periods")
+        self.assertEqual(response.status_code, 200)
+        self.assertIn(self.contract.name, response.text)
+        self.assertNotIn(self.contract_b.name, response.text)
+        self.assertIn("/my/clearing/periods/%s" % self.period_a.id, response.text)
+        self.assertNotIn("/my/clearing/periods/%s\"" % self.period_b.id, response.text)
+        home = self.url_open("/my/home")
+        self.assertIn("/my/clearing/periods", home.text)
+
+    def test_other_emsp_records_are_not_found(self):
+        self.authenticate("portal_tem", "portal_tem")
+        for url in ("/my/clearing/periods/%s" % self.period_b.id,
+                    "/my/clearing/periods/%s/xlsx" % self.period_b.id,
+                    "/my/clearing/cdr/%s" % self.cdr_b.id,
+                    "/my/clearing/cdr/999999999",
+                    "/my/clearing/periods/999999999"):
+            response = self.url_open(url)
+            self.assertIn(response.status_code, (403, 404), url)
+            self.assertNotIn(self.contract_b.name, response.text)
+        # and the other way round
+        self.authenticate("portal_teb", "portal_teb")
+        self.assertEqual(self.url_open("/my/clearing/cdr/%s" % self.special.id).status_code, 404)
+        self.assertEqual(self._rows(self.url_open("/my/clearing/periods/%s" % self.period_b.id)), 1)
+
+    def test_dispute_on_other_emsp_cdr_is_refused(self):
+        self.authenticate("portal_tem", "portal_tem")
+        page = self.url_open("/my/clearing/cdr/%s" % self.special.id)
+        token = CSRF_RE.search(page.text).group(1)
+        response = self.url_open(
+            "/my/clearing/cdr/%s/dispute" % self.cdr_b.id,
+            data={"csrf_token": token, "reason": "duplicate", "comment": "not ours"})
+        self.assertEqual(response.status_code, 404)
+        self.assertFalse(self.cdr_b.dispute_ids)
+
+    def test_list_pagination_sort_filter_search(self):
+        self.authenticate("portal_tem", "portal_tem")
+        base = "/my/clearing/periods/%s" % self.period_a.id
+        first = self.url_open(base)
+        self.assertEqual(self._rows(first), 50)
+        self.assertIn("%s/page/2" % base, first.text)
+        self.assertEqual(self._rows(self.url_open(base + "/page/2")), 6)
+        # newest first by default: the special session (ended 5 minutes ago) is on top
+        self.assertLess(first.text.index(self.special.session_id),
+                        first.text.index(self.cdrs_a[0].session_id))
+        oldest = self.url_open(base + "?sortby=date_asc")
+        self.assertNotIn(self.special.session_id + "<", oldest.text)
+        by_kwh = self.url_open(base + "?sortby=kwh")
+        self.assertIn(self.cdrs_a[54].session_id, by_kwh.text)  # 59 kWh, the most
+        # search by EVSE, session id, CDR id and token
+        evse = self.url_open(base + "?search_in=evse&search=E9SPECIAL")
+        self.assertEqual(self._rows(evse), 1)
+        self.assertIn(self.special.session_id, evse.text)
+        session = self.url_open(base + "?search_in=session&search=%s" % self.cdrs_a[3].ocpi_id)
+        self.assertEqual(self._rows(session), 1)
+        self.assertEqual(self._rows(self.url_open(base + "?search_in=token&search=04A1B2")), 50)
+        self.assertEqual(self._rows(self.url_open(base + "?search_in=evse&search=nothing")), 0)
+        # date filter (local days of the contract)
+        today = self.special._local_end_day()
+        self.assertEqual(self._rows(self.url_open(
+            base + "?date_from=%s&date_to=%s" % (today + timedelta(days=1),
+                                               today + timedelta(days=2)))), 0)
+        # dispute state filter
+        self.assertEqual(self._rows(self.url_open(base + "?filterby=disputed")), 0)
+        self.Dispute._raise(self.cdrs_a[1], "wrong_energy", "too much")
+        disputed = self.url_open(base + "?filterby=disputed")
+        self.assertEqual(self._rows(disputed), 1)
+        self.assertIn(self.cdrs_a[1].session_id, disputed.text)
+        self.assertEqual(self._rows(self.url_open(base + "?filterby=undisputed&search_in=session&search=%s" % self.cdrs_a[1].ocpi_id)), 0)
+
+    def test_totals_and_xlsx(self):
+        self.authenticate("portal_tem", "portal_tem")
+        page = self.url_open("/my/clearing/periods/%s" % self.period_a.id)
+        total = self.period_a.amount_total
+        self.assertGreater(total, 0)
+        self.assertIn('%.2f' % total, page.text.replace("\u00a0", "").replace(",", ""))
+        response = self.url_open("/my/clearing/periods/%s/xlsx" % self.period_a.id)
+        self.assertEqual(response.status_code, 200)
+        self.assertIn("spreadsheetml", response.headers["Content-Type"])
+        sheet = openpyxl.load_workbook(io.BytesIO(response.content), data_only=True)["Sessions"]
+        rows = list(sheet.iter_rows(values_only=True))
+        header = next(i for i, row in enumerate(rows) if row[0] == "Date (local time)")
+        data = rows[header + 1:-1]
+        self.assertEqual(len(data), 56)
+        col = rows[header].index("Total")
+        self.assertAlmostEqual(sum(row[col] for row in data), total, places=2)
+        self.assertAlmostEqual(rows[-1][col], total, places=2)
+        kwh = rows[header].index("Energy (kWh)")
+        self.assertAlmostEqual(sum(row[kwh] for row in data), self.period_a.energy_kwh, places=3)
+
+    def test_raise_dispute_over_http(self):
+        self.authenticate("portal_tem", "portal_tem")
+        cdr = self.cdrs_a[2]
+        page = self.url_open("/my/clearing/cdr/%s" % cdr.id)
+        self.assertEqual(page.status_code, 200)
+        self.assertIn("o_clearing_dispute_form", page.text)
+        self.assertIn(cdr.end_local, page.text)
+        self.assertIn(self.contract.name, page.text)  # applied tariff
+        token = CSRF_RE.search(page.text).group(1)
+        # no reason: refused with a readable message, nothing stored
+        response = self.url_open("/my/clearing/cdr/%s/dispute" % cdr.id,
+                                 data={"csrf_token": token, "reason": "", "comment": "x"})
+        self.assertEqual(response.status_code, 200)
+        self.assertIn("o_clearing_error", response.text)
+        self.assertNotIn("Traceback", response.text)
+        self.assertFalse(cdr.dispute_ids)
+        response = self.url_open(
+            "/my/clearing/cdr/%s/dispute" % cdr.id,
+            data={"csrf_token": token, "reason": "wrong_energy", "comment": "Our log: 3 kWh"},
+            files={"attachment": ("meter.csv", b"kwh\n3\n", "text/csv")})
+        self.assertEqual(response.status_code, 200)
+        self.assertIn("o_clearing_success", response.text)
+        dispute = cdr.dispute_ids
+        self.assertEqual(len(dispute), 1)
+        self.assertEqual(dispute.reason, "wrong_energy")
+        self.assertEqual(dispute.raised_by_id, self.user_a)
+        self.assertEqual(dispute.partner_id, self.emsp)
+        self.assertEqual(dispute.attachment_ids.name, "meter.csv")
+        self.assertEqual(dispute.attachment_ids.raw, b"kwh\n3\n")
+        self.assertNotIn("o_clearing_dispute_form", response.text)
+        # our answer is shown on the portal
+        dispute.with_user(self.clearing_user).write({"answer": "Checked: 3 kWh it is."})
+        dispute.with_user(self.clearing_user).action_accept()
+        page = self.url_open("/my/clearing/cdr/%s" % cdr.id)
+        self.assertIn("Checked: 3 kWh it is.", page.text)
+        self.assertIn("Excluded from billing", page.text)
+
+    def test_reply_to_information_request(self):
+        dispute = self.Dispute._raise(self.cdrs_a[4], "other", "odd", user=self.user_a)
+        dispute.with_user(self.clearing_user).write({"answer": "Which car?"})
+        dispute.with_user(self.clearing_user).action_request_info()
+        self.authenticate("portal_tem", "portal_tem")
+        page = self.url_open("/my/clearing/cdr/%s" % self.cdrs_a[4].id)
+        self.assertIn("Which car?", page.text)
+        token = CSRF_RE.search(page.text).group(1)
+        response = self.url_open("/my/clearing/dispute/%s/reply" % dispute.id,
+                                 data={"csrf_token": token, "message": "A blue van"})
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(dispute.state, "open")
+        self.authenticate("portal_teb", "portal_teb")
+        response = self.url_open("/my/clearing/dispute/%s/reply" % dispute.id,
+                                 data={"csrf_token": self._csrf(), "message": "intruder"})
+        self.assertEqual(response.status_code, 404)
+
+    def test_locked_period_is_read_only(self):
+        self.period_a._lock()
+        self.authenticate("portal_tem", "portal_tem")
+        cdr = self.cdrs_a[5]
+        page = self.url_open("/my/clearing/cdr/%s" % cdr.id)
+        self.assertEqual(page.status_code, 200)
+        self.assertNotIn("o_clearing_dispute_form", page.text)
+        self.assertIn("o_clearing_no_dispute", page.text)
+        response = self.url_open("/my/clearing/cdr/%s/dispute" % cdr.id,
+                                 data={"csrf_token": self._csrf(), "reason": "duplicate",
+                                       "comment": "late"})
+        self.assertEqual(response.status_code, 200)
+        self.assertIn("o_clearing_error", response.text)
+        self.assertIn("locked", response.text)
+        self.assertNotIn("Traceback", response.text)
+        self.assertFalse(cdr.dispute_ids)
+        period_page = self.url_open("/my/clearing/periods/%s" % self.period_a.id)
+        self.assertIn("o_clearing_locked", period_page.text)
+
+    def _csrf(self):
+        """A CSRF token of the current session (the layout's odoo.csrf_token)."""
+        response = self.url_open("/my/clearing/periods")
+        return re.search(r'csrf_token: "([^"]+)"', response.text).group(1)
+
+    def test_anonymous_is_sent_to_login(self):
+        response = self.url_open("/my/clearing/periods/%s" % self.period_a.id,
+                                 allow_redirects=False)
+        self.assertIn(response.status_code, (302, 303))
+        self.assertIn("/web/login", response.headers["Location"])
