@@ -407,3 +407,24 @@ def test_currency_table_and_rounding():
     assert currencies.round_money(2.5, "JPY") == Decimal("3")
     assert currencies.round_money(1.0005, "BHD") == Decimal("1.001")  # float through str(): no binary artefact
     assert str(currencies.round_money(7, "EUR")) == "7.00"
+
+
+def test_repeated_location_and_tariff_are_revalidated_when_different():
+    """Equal embedded tariffs / locations are validated once; anything different is validated
+    again (and a boolean where a 0/1 number was is still refused)."""
+    first = ocpi.parse_cdr(copy.deepcopy(BASE_CDR))
+    again = ocpi.parse_cdr(copy.deepcopy(BASE_CDR))
+    assert again.cdr_location is first.cdr_location and again.tariffs[0] is first.tariffs[0]
+    bad = _mutated(BASE_CDR, ["cdr_location", "connector_format"], "PLUG")
+    assert str(_error(ocpi.parse_cdr, bad)) == '$.cdr_location.connector_format: must be a valid ConnectorFormat, got "PLUG"'
+    one = _mutated(BASE_CDR, ["tariffs", 0, "elements", 0, "price_components", 0, "step_size"], 1)
+    ocpi.parse_cdr(copy.deepcopy(one))
+    as_bool = _mutated(one, ["tariffs", 0, "elements", 0, "price_components", 0, "step_size"], True)
+    assert as_bool == one  # Python's == cannot tell them apart...
+    err = _error(ocpi.parse_cdr, as_bool)  # ...the parser still does
+    assert str(err) == "$.tariffs[0].elements[0].price_components[0].step_size: must be an integer, got true"
+    # lenient and strict results are kept apart
+    lenient_loc = {"country": "NLD"}
+    data = _mutated(BASE_CDR, ["cdr_location"], lenient_loc)
+    assert ocpi.parse_cdr(copy.deepcopy(data), strict=False).cdr_location.country == "NLD"
+    assert str(_error(ocpi.parse_cdr, data)) == "$.cdr_location.coordinates: required field is missing"

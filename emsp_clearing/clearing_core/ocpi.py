@@ -837,6 +837,27 @@ def _cdr_location(d, path, strict):
                        g("connector_standard"), g("connector_format"), g("connector_power_type"))
 
 
+# A CPO sends many CDRs for the same EVSE: its CdrLocation object is validated once and reused
+# when a later one is EQUAL (==).  All its values are strings, so == is exactly "same content".
+_LOCATION_CACHE = {}
+_LOCATION_CACHE_SIZE = 8192
+
+
+def _cached_location(d, path, strict):
+    try:
+        key = (strict, d.get("evse_uid"), d.get("connector_id"), d.get("id"))
+        hit = _LOCATION_CACHE.get(key)
+    except TypeError:  # unhashable values: validation will say what is wrong
+        return _cdr_location(d, path, strict)
+    if hit is not None and hit[0] == d:
+        return hit[1]
+    loc = _cdr_location(d, path, strict)
+    if len(_LOCATION_CACHE) >= _LOCATION_CACHE_SIZE:
+        _LOCATION_CACHE.clear()
+    _LOCATION_CACHE[key] = (copy.deepcopy(d), loc)
+    return loc
+
+
 def _signed_data(d, path, strict):
     p = path
     _str(d, "encoding_method", p, 36, strict, ci=True)
@@ -1001,7 +1022,7 @@ def parse_cdr(data, strict=True):
         g("country_code"), g("party_id"), cid, start, end, g("session_id"),
         _cdr_token(tok, "$.cdr_token", strict) if tok is not None else None,
         g("auth_method"), g("authorization_reference"),
-        _cdr_location(loc, "$.cdr_location", strict) if loc is not None else None,
+        _cached_location(loc, "$.cdr_location", strict) if loc is not None else None,
         g("meter_id"), currency, tariff_objs, periods,
         _signed_data(sd, "$.signed_data", strict) if sd is not None else None,
         _price(d, "total_cost", p, strict, -1 if credit else 1),
