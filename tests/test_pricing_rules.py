@@ -764,3 +764,18 @@ def test_to_ocpi_totals_independent_of_callers_decimal_context():
         out = r.to_ocpi_totals()
     assert out["total_cost"] == {"excl_vat": D("30864.175"), "incl_vat": D("33950.5925")}
     assert str(out["total_energy"]) == "123456.7"
+
+
+def test_session_spanning_a_dst_change_uses_each_period_offset():
+    # Paris springs forward at 01:00Z on 2024-03-31: 00:30Z is 01:30 CET, 01:30Z is 03:30 CEST.
+    t = make_tariff([([comp("ENERGY", "1")], {"start_time": "03:00", "end_time": "04:00"}),
+                     ([comp("ENERGY", "0")], {"start_time": "01:00", "end_time": "02:00"})])
+    cdr = make_cdr("2024-03-31T00:30:00Z", "2024-03-31T02:00:00Z", [
+        ("2024-03-31T00:30:00Z", {"ENERGY": 1}), ("2024-03-31T01:30:00Z", {"ENERGY": 1})])
+    r = pricing.price_cdr(cdr, t, tz="Europe/Paris")
+    assert [ln.element_index for ln in r.lines] == [1, 0]
+    # the same wall-clock pattern within one offset (a week later) goes through the fast path
+    cdr = make_cdr("2024-04-07T23:30:00Z", "2024-04-08T02:00:00Z", [
+        ("2024-04-07T23:30:00Z", {"ENERGY": 1}), ("2024-04-08T01:30:00Z", {"ENERGY": 1})])
+    r = pricing.price_cdr(cdr, t, tz="Europe/Paris")  # 01:30 and 03:30 CEST
+    assert [ln.element_index for ln in r.lines] == [1, 0]

@@ -301,6 +301,7 @@ def _bool(d, key, path, required):
 # float -> Decimal through the float's shortest repr (0.1 -> Decimal('0.1')), memoised: CDRs
 # repeat the same values a lot (prices, VAT rates, durations in whole minutes...).
 _FLOAT_DECIMALS = {}
+_DEC_ZERO = Decimal(0)
 
 
 def _float_decimal(v):
@@ -915,6 +916,7 @@ def _charging_periods(d, path, strict, start, end):
     kinds = _DIMS_STRICT if strict else _DIMS_LENIENT
     fcache = _FLOAT_DECIMALS
     new_dim = _DIM
+    zero = _DEC_ZERO
     for i, cp in enumerate(lst):
         if type(cp) is not dict:
             _fail(f"{path}.charging_periods[{i}]", f"must be an object, got {_show(cp)}")
@@ -952,17 +954,19 @@ def _charging_periods(d, path, strict, start, end):
             except (KeyError, TypeError):
                 _dimension_error(dims, i, len(dl), path, strict, seen)
             tv = type(v)
-            if tv is float:
+            if tv is Decimal:
+                vol = v if v.is_finite() else None
+            elif tv is float:
                 vol = fcache.get(v)
-                if vol is None:
-                    vol = _float_decimal(v) if v - v == 0 else None
+                if vol is None and v - v == 0:
+                    vol = Decimal(repr(v))
+                    if len(fcache) < 8192:
+                        fcache[v] = vol
             elif tv is int:
                 vol = Decimal(v)
-            elif tv is Decimal and v.is_finite():
-                vol = v
             else:
                 vol = None
-            if vol is None or t in seen or (vol < 0 and not signed) or (t == "STATE_OF_CHARGE" and vol > 100):
+            if vol is None or t in seen or (vol < zero and not signed) or (t == "STATE_OF_CHARGE" and vol > 100):
                 _dimension_error(dims, i, len(dl), path, strict, seen)
             seen[t] = vol
             dl.append(new_dim(t, vol))

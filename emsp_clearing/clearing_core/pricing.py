@@ -36,7 +36,7 @@ therefore exactly ``unit_price * billed_volume`` (times ``1 + vat/100``), and
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -52,6 +52,7 @@ _HUNDRED = Decimal(100)
 _THOUSAND = Decimal(1000)
 _SECONDS_PER_HOUR = Decimal(3600)
 _MICRO = Decimal("0.000001")
+_WEEK = timedelta(days=7)
 ZERO_PRICE = Price(_ZERO, _ZERO)
 
 # Line amounts: 28 significant digits, explicit so that a caller's context cannot change them.
@@ -459,6 +460,14 @@ def _price(cdr, ct, zone):
     ends.append(session_end)
     cands_regular = ct.cands[0]
     cands_reservation = ct.cands[2 if expired else 1]
+    # Local time of each period start.  When the zone's UTC offset is the same at both ends of
+    # a session shorter than a week (no DST change inside), shifting by that offset gives the
+    # same wall-clock fields as a full conversion, at a fraction of the cost.
+    shift = None
+    if needs_local and zone is not None and session_end - session_start < _WEEK:
+        off = session_start.astimezone(zone).utcoffset()
+        if off == session_end.astimezone(zone).utcoffset():
+            shift = off
 
     energy_so_far = _ZERO
     total_parking = _ZERO
@@ -477,13 +486,25 @@ def _price(cdr, ct, zone):
         else:
             is_res = False
             cands = cands_regular
-        local = (pstart.astimezone(zone) if zone is not None else pstart) if needs_local else None
+        if not needs_local:
+            local = None
+        elif zone is None:
+            local = pstart
+        elif shift is not None:
+            local = pstart + shift  # wall-clock fields only (weekday, date, hour, minute, second)
+        else:
+            local = pstart.astimezone(zone)
         dur_s = (pstart - session_start).total_seconds()
         memo = [None] * nelem
 
         # FLAT: charged when its element becomes active.
         c = cands["FLAT"]
-        fe = _select(c, local, energy_so_far, dur_s, dm, memo) if c else None
+        if not c:
+            fe = None
+        elif c[0].always:
+            fe = c[0]
+        else:
+            fe = _select(c, local, energy_so_far, dur_s, dm, memo)
         if fe is not None and fe is not prev_flat:
             lines.append([i, "FLAT", "RESERVATION" if is_res else "FIXED", _ONE, _ONE, fe.comps["FLAT"], fe.index])
         prev_flat = fe
