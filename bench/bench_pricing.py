@@ -145,22 +145,41 @@ def main():
     tz = args.tz
     n = args.n
 
-    def floor(loads):
-        t0 = time.process_time()
-        for text in texts:
-            loads(text)
-        return time.process_time() - t0
+    # Each measurement walks all N texts in CHUNKS consecutive slices and times every slice
+    # (CPU time of this single-threaded process).  Reported: the whole run (all N CDRs, what
+    # the target is judged on) and the fastest slice (the figure least disturbed by other
+    # processes on a shared machine).
+    chunks = max(1, min(10, n // 1000))
+    bounds = [(k * n // chunks, (k + 1) * n // chunks) for k in range(chunks)]
 
-    def full(loads):
+    def floor(loads):
+        times = []
+        for lo, hi in bounds:
+            t0 = time.process_time()
+            for text in texts[lo:hi]:
+                loads(text)
+            times.append((time.process_time() - t0, hi - lo))
+        return times
+
+    def full(loads, lo=0, hi=None):
         total = Decimal(0)
-        for text in texts:
+        for text in texts[lo:hi]:
             total += price_cdr(parse_cdr(loads(text), strict=True), tariff, tz).total_cost.excl_vat
         return total
 
     def timed_full(loads):
-        t0 = time.process_time()
-        checksum = full(loads)
-        return time.process_time() - t0, checksum
+        times = []
+        checksum = Decimal(0)
+        for lo, hi in bounds:
+            t0 = time.process_time()
+            checksum += full(loads, lo, hi)
+            times.append((time.process_time() - t0, hi - lo))
+        return times, checksum
+
+    def rates(times):
+        whole = sum(c for _, c in times) / sum(t for t, _ in times)
+        best = max(c / t for t, c in times if t > 0)
+        return whole, best
 
     print(f"Python {platform.python_version()} ({platform.python_implementation()}), {platform.machine()}")
     print(f"{n} CDRs generated in {gen_s:.1f} s, {size:.0f} bytes of JSON each on average, tz {tz}")
@@ -172,18 +191,20 @@ def main():
     # decoding many documents keeps one (same parser, same result).
     modes = [("json.loads(text)", json.loads),
              ("json.JSONDecoder(parse_float=Decimal).decode(text)", json.JSONDecoder(parse_float=Decimal).decode)]
-    results = []
+    sums = set()
     for label, loads in modes:
-        a_s = floor(loads)        # (a) the parse floor
-        b_s, checksum = timed_full(loads)  # (b) the full path
-        results.append((label, a_s, b_s, checksum))
+        a_whole, a_best = rates(floor(loads))          # (a) the parse floor
+        b_times, checksum = timed_full(loads)          # (b) the full path
+        b_whole, b_best = rates(b_times)
+        sums.add(checksum.quantize(Decimal("0.0001")))
         print(f"-- numbers decoded by {label}")
-        print(f"(a) json.loads only                       : {n / a_s:12,.0f} CDR/s  ({a_s * 1e6 / n:7.1f} us/CDR)")
-        print(f"(b) json.loads + parse_cdr(strict) + price: {n / b_s:12,.0f} CDR/s  ({b_s * 1e6 / n:7.1f} us/CDR)")
-        print(f"    ratio (b)/(a) time: {b_s / a_s:.2f}x the parse floor;"
-              f" target (b) >= 10,000 CDR/s: {'met' if n / b_s >= 10_000 else 'NOT met'}")
-    sums = {r[3].quantize(Decimal("0.0001")) for r in results}
-    print(f"checksum (sum of total_cost.excl_vat, identical in both modes): {', '.join(map(str, sums))}")
+        print(f"(a) json.loads only                       : {a_whole:9,.0f} CDR/s ({1e6 / a_whole:6.1f} us/CDR);"
+              f" fastest slice {a_best:9,.0f} CDR/s")
+        print(f"(b) json.loads + parse_cdr(strict) + price: {b_whole:9,.0f} CDR/s ({1e6 / b_whole:6.1f} us/CDR);"
+              f" fastest slice {b_best:9,.0f} CDR/s")
+        print(f"    ratio (b)/(a) time: {a_whole / b_whole:.2f}x the parse floor;"
+              f" target (b) >= 10,000 CDR/s over the whole run: {'met' if b_whole >= 10_000 else 'NOT met'}")
+    print(f"checksum (sum of total_cost.excl_vat, identical in both modes): {', '.join(map(str, sorted(sums)))}")
 
     if args.profile:
         import cProfile
