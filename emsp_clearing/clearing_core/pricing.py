@@ -42,7 +42,7 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import OcpiValidationError
-from .ocpi import Price
+from .ocpi import Price, _maker
 
 __all__ = ["PricedLine", "PriceResult", "price_cdr", "compile_tariff", "CompiledTariff", "ZERO_PRICE"]
 
@@ -141,6 +141,10 @@ class PriceResult:
             "total_fixed_cost": price(self.total_fixed_cost),
             "total_reservation_cost": price(self.total_reservation_cost),
         }
+
+
+_new_price = _maker(Price)
+_new_result = _maker(PriceResult)
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,7 +404,7 @@ def _hours(td):
 
 
 def _p(excl, incl):
-    return Price(excl, incl) if excl or incl else ZERO_PRICE
+    return _new_price(excl, incl) if excl or incl else ZERO_PRICE
 
 
 def price_cdr(cdr, tariff, tz="UTC"):
@@ -588,7 +592,7 @@ def _price(cdr, ct, zone):
     tariff = ct.tariff
     if tariff.min_price is None and tariff.max_price is None:
         adj = ZERO_PRICE
-        total = Price(raw_ex, raw_in)
+        total = _new_price(raw_ex, raw_in)
     else:
         new_ex, new_in = raw_ex, raw_in
         if tariff.min_price is not None:
@@ -603,10 +607,10 @@ def _price(cdr, ct, zone):
                 new_ex = hi_ex
             if new_in > hi_in:
                 new_in = hi_in
-        adj = Price(new_ex - raw_ex, new_in - raw_in)
-        total = Price(raw_ex + adj.excl_vat, raw_in + adj.incl_vat)
+        adj = _new_price(new_ex - raw_ex, new_in - raw_in)
+        total = _new_price(raw_ex + adj.excl_vat, raw_in + adj.incl_vat)
 
-    return PriceResult(
+    return _new_result(
         cdr.currency, total, _p(fixed_ex, fixed_in), energy_so_far, _p(energy_ex, energy_in),
         _hours(session_end - session_start), _p(time_ex, time_in), total_parking,
         _p(park_ex, park_in), total_res_time, _p(res_ex, res_in), adj, tuple(out),
