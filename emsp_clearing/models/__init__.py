@@ -11,3 +11,4 @@ from . import clearing_period
 from . import clearing_dispute
 from . import clearing_cdr_period
 from . import clearing_contract_period
+from . import clearing_cdr_ingest

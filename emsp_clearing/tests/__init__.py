@@ -12,3 +12,4 @@ from . import test_period
 from . import test_lock
 from . import test_dispute
 from . import test_portal
+from . import test_ocpi_batch
