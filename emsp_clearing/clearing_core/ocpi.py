@@ -333,9 +333,8 @@ def _float_decimal(v):
     d = _FLOAT_DECIMALS.get(v)
     if d is None:
         d = Decimal(repr(v))
-        if len(_FLOAT_DECIMALS) >= 8192:
-            _FLOAT_DECIMALS.clear()
-        _FLOAT_DECIMALS[v] = d
+        if len(_FLOAT_DECIMALS) < 8192:  # bounded; the first values seen stay (prices, rates)
+            _FLOAT_DECIMALS[v] = d
     return d
 
 
