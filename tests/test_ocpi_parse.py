@@ -428,3 +428,18 @@ def test_repeated_location_and_tariff_are_revalidated_when_different():
     data = _mutated(BASE_CDR, ["cdr_location"], lenient_loc)
     assert ocpi.parse_cdr(copy.deepcopy(data), strict=False).cdr_location.country == "NLD"
     assert str(_error(ocpi.parse_cdr, data)) == "$.cdr_location.coordinates: required field is missing"
+
+
+def test_bool_probe_with_extension_keys():
+    # an unknown (extension) field holding 1 with an odd key: still compared, and a later
+    # boolean there is noticed without generating code from the key
+    t = copy.deepcopy(BASE_TARIFF)
+    t["elements"][0]["price_components"][0]["x-ext'); import os; ('"] = 1
+    cdr = _mutated(BASE_CDR, ["tariffs"], [t])
+    ocpi.parse_cdr(copy.deepcopy(cdr))
+    again = ocpi.parse_cdr(copy.deepcopy(cdr))
+    assert again.tariffs[0].elements[0].price_components[0].price == Decimal("2.5")
+    flipped = copy.deepcopy(cdr)
+    flipped["tariffs"][0]["elements"][0]["price_components"][0]["x-ext'); import os; ('"] = True
+    # unknown fields are ignored by validation, so the bool is accepted -- after a real re-parse
+    assert ocpi.parse_cdr(flipped).tariffs[0] is not again.tariffs[0]

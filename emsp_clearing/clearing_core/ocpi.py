@@ -432,6 +432,7 @@ _LON_RE = re.compile(r"-?[0-9]{1,3}\.[0-9]{5,7}\Z")
 _TIME_RE = re.compile(r"([0-1][0-9]|2[0-3]):[0-5][0-9]\Z")
 _DATE_RE = re.compile(r"([12][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])\Z")
 _LANG_RE = re.compile(r"[a-z]{2}\Z")
+_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 
 
 def _country_code(d, key, path, required):
@@ -698,21 +699,35 @@ def _embedded_tariff(t, strict, path):
     except TypeError:  # unhashable id/last_updated: not cacheable, validation will say why
         return _parse_tariff(t, strict, path)
     if hit is not None:
-        snapshot, risky, tariff = hit
-        if snapshot == t:
-            for leaf in risky:
-                v = t
-                for k in leaf:
-                    v = v[k]
-                if type(v) is bool:
-                    break
-            else:
-                return tariff
+        snapshot, has_bool, tariff = hit
+        if snapshot == t and not has_bool(t):
+            return tariff
     tariff = _parse_tariff(t, strict, path)
     if len(_TARIFF_CACHE) >= _TARIFF_CACHE_SIZE:
         _TARIFF_CACHE.clear()
-    _TARIFF_CACHE[key] = (copy.deepcopy(t), tuple(_zero_one_paths(t, (), [])), tariff)
+    _TARIFF_CACHE[key] = (copy.deepcopy(t), _bool_probe(_zero_one_paths(t, (), [])), tariff)
     return tariff
+
+
+def _bool_probe(paths):
+    """``f(t) -> True`` when one of the leaves at ``paths`` (keys/indexes) of ``t`` is a bool;
+    straight-line code, only called on a ``t`` equal to the snapshot the paths come from."""
+    if not paths:
+        return lambda t: False
+    if not all(type(k) is int or (type(k) is str and _IDENT_RE.match(k)) for path in paths for k in path):
+        def probe(t):  # unusual keys (extension fields): no code generation from input text
+            for path in paths:
+                v = t
+                for k in path:
+                    v = v[k]
+                if type(v) is bool:
+                    return True
+            return False
+        return probe
+    terms = ["type(t" + "".join(f"[{k!r}]" for k in path) + ") is bool" for path in paths]
+    ns = {}
+    exec("def probe(t):\n    return " + " or ".join(terms) + "\n", ns)  # noqa: S102 - keys are repr()-quoted
+    return ns["probe"]
 
 
 # --------------------------------------------------------------------------------------------
