@@ -185,8 +185,15 @@ def bench_batch(db, conn_id, cdrs, page):
 def bench_post(db, token, cdrs, workers, concurrency):
     import requests
     port = free_port()
-    log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), "bench_ingest_odoo_%d.log" % port), "w")
-    proc = subprocess.Popen([sys.executable, "-m", "odoo"] + odoo_args(db) + [
+    tmp = os.environ.get("TMPDIR", "/tmp")
+    log = open(os.path.join(tmp, "bench_ingest_odoo_%d.log" % port), "w")
+    # a real script as argv[0]: the prefork master re-runs argv[0] for its gevent process,
+    # which fails (and is respawned in a loop, eating CPU) when started with "python -m odoo"
+    launcher_py = os.path.join(tmp, "bench_ingest_odoo_%d.py" % port)
+    with open(launcher_py, "w") as f:
+        f.write("from odoo.cli.command import main\nmain()\n")
+    proc = subprocess.Popen([sys.executable, launcher_py] + odoo_args(db) + [
+        "--gevent-port", str(free_port()),
         "--workers", str(workers), "--http-interface", "127.0.0.1", "--http-port", str(port),
         "--max-cron-threads", "0", "--db-filter", "^%s$" % db, "--limit-time-real", "600",
         "--limit-time-cpu", "600", "--limit-request", "100000", "--log-level", "warn"],
@@ -251,6 +258,7 @@ def bench_post(db, token, cdrs, workers, concurrency):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(30)
         log.close()
+        os.unlink(launcher_py)
 
 
 def bench_copy(db, cdrs):
