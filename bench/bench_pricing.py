@@ -21,6 +21,7 @@ Figures only; nothing is asserted.
 """
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -192,12 +193,18 @@ def main():
     modes = [("json.loads(text)", json.loads),
              ("json.JSONDecoder(parse_float=Decimal).decode(text)", json.JSONDecoder(parse_float=Decimal).decode)]
     sums = set()
+    warmup = texts[: min(2000, n)]
     for label, loads in modes:
-        # every mode starts cold: the core's memos (validated tariffs and locations, floats)
-        # are emptied so that no mode benefits from the previous one's warm-up
+        # Interpreter and allocator warm-up on the first texts (untimed), then the core's memos
+        # (validated tariffs and locations, floats) are emptied so that the measured run starts
+        # cold and no mode benefits from another one; a full GC pass before each measurement.
+        for text in warmup:
+            price_cdr(parse_cdr(loads(text), strict=True), tariff, tz)
         for memo in (ocpi._TARIFF_CACHE, ocpi._LOCATION_CACHE, ocpi._FLOAT_DECIMALS):
             memo.clear()
+        gc.collect()
         a_whole, a_best = rates(floor(loads))          # (a) the parse floor
+        gc.collect()
         b_times, checksum = timed_full(loads)          # (b) the full path
         b_whole, b_best = rates(b_times)
         sums.add(checksum.quantize(Decimal("0.0001")))
