@@ -37,6 +37,11 @@
     "demo": [
         "demo/clearing_demo.xml",
     ],
+    "assets": {
+        "web.assets_tests": [
+            "emsp_clearing/static/src/js/tours/*.js",
+        ],
+    },
     "application": True,
     "installable": True,
 }

@@ -13,3 +13,4 @@ from . import test_lock
 from . import test_dispute
 from . import test_portal
 from . import test_ocpi_batch
+from . import test_tours
