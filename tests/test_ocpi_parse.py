@@ -443,3 +443,12 @@ def test_bool_probe_with_extension_keys():
     flipped["tariffs"][0]["elements"][0]["price_components"][0]["x-ext'); import os; ('"] = True
     # unknown fields are ignored by validation, so the bool is accepted -- after a real re-parse
     assert ocpi.parse_cdr(flipped).tariffs[0] is not again.tariffs[0]
+
+
+def test_location_memo_is_not_fooled_by_later_mutation_of_the_input():
+    data = copy.deepcopy(BASE_CDR)
+    data["cdr_location"]["evse_uid"] = "MEMO-1"
+    ocpi.parse_cdr(data)
+    data["cdr_location"]["coordinates"]["latitude"] = "bad"   # the caller mutates its dict
+    err = _error(ocpi.parse_cdr, data)
+    assert str(err) == '$.cdr_location.coordinates.latitude: must match -?[0-9]{1,2}\\.[0-9]{5,7}, got "bad"'

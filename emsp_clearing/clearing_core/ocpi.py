@@ -894,7 +894,12 @@ def _cached_location(d, path, strict):
     loc = _cdr_location(d, path, strict)
     if len(_LOCATION_CACHE) >= _LOCATION_CACHE_SIZE:
         _LOCATION_CACHE.clear()
-    _LOCATION_CACHE[key] = (copy.deepcopy(d), loc)
+    # The validated fields are strings (immutable) and the coordinates object: copying those
+    # two levels is enough for the snapshot (unknown fields are never validated anyway).
+    snapshot = dict(d)
+    if type(d.get("coordinates")) is dict:
+        snapshot["coordinates"] = dict(d["coordinates"])
+    _LOCATION_CACHE[key] = (snapshot, loc)
     return loc
 
 
