@@ -130,6 +130,7 @@ class ClearingCdr(models.Model):
         period_model = self.env["clearing.period"]
         groups = {}
         todays = {}
+        targets = {}
         for cdr in self:
             if cdr.locked:
                 continue
@@ -141,8 +142,12 @@ class ClearingCdr(models.Model):
                 continue
             if contract.id not in todays:
                 todays[contract.id] = period_model._contract_today(contract)
-            period, late = period_model._target_for(
-                contract, cdr._local_end_day(), today=todays[contract.id])
+            # one lookup per (contract, local day), not per CDR (batch ingestion)
+            target_key = (contract.id, cdr._local_end_day())
+            if target_key not in targets:
+                targets[target_key] = period_model._target_for(
+                    contract, target_key[1], today=todays[contract.id])
+            period, late = targets[target_key]
             if cdr.period_id == period and cdr.is_late == late:
                 continue
             groups.setdefault((period.id, late), self.browse())
