@@ -121,7 +121,10 @@ class ClearingPortal(CustomerPortal):
         }
         if search_in in parts:
             return expression.OR(parts[search_in])
-        return expression.OR([d for group in parts.values() for d in group])
+        # "all": the identifiers only (session, CDR, EVSE, token), so that a search stays one
+        # cheap scan of the period; the specific searches also look at the secondary fields
+        return expression.OR([[("session_id", "ilike", search)], [("ocpi_id", "ilike", search)],
+                              [("evse_id", "ilike", search)], [("token_uid", "ilike", search)]])
 
     @staticmethod
     def _date_domain(period, date_from, date_to):
@@ -153,26 +156,30 @@ class ClearingPortal(CustomerPortal):
             self._search_domain(search_in, search),
             self._date_domain(period, date_from, date_to),
         ])
-        count = Cdr.search_count(domain)
         url = "/my/clearing/periods/%s" % period.id
         url_args = {"sortby": sortby, "filterby": filterby, "search_in": search_in,
                     "search": search or "", "date_from": date_from or "",
                     "date_to": date_to or ""}
-        pager = portal_pager(url=url, url_args={k: v for k, v in url_args.items() if v},
-                             total=count, page=page, step=CDRS_PER_PAGE)
-        cdrs = Cdr.search(domain, order=sortings[sortby]["order"], limit=CDRS_PER_PAGE,
-                          offset=pager["offset"])
-        billable = expression.AND([domain, [("state", "!=", "excluded")]])
-        [[kwh, untaxed, tax, total]] = Cdr._read_group(
-            billable, [], ["energy_kwh:sum", "amount_untaxed:sum", "amount_tax:sum",
-                           "amount_total:sum"])
+        url_args = {k: v for k, v in url_args.items() if v}
+        # selective criteria: one scan with window aggregates beats aggregate + page query
+        narrow = bool((search or "").strip()) or filterby in (
+            "disputed", "accepted", "rejected", "late")
+        page = max(int(page or 1), 1)
+        cdrs, count, totals = Cdr._portal_page(
+            domain, sortings[sortby]["order"], CDRS_PER_PAGE, (page - 1) * CDRS_PER_PAGE,
+            narrow=narrow)
+        pager = portal_pager(url=url, url_args=url_args, total=count, page=page,
+                             step=CDRS_PER_PAGE)
+        if pager["offset"] != (page - 1) * CDRS_PER_PAGE:  # page out of range: last page
+            cdrs = Cdr.search(domain, order=sortings[sortby]["order"], limit=CDRS_PER_PAGE,
+                              offset=pager["offset"])
         values = self._prepare_portal_layout_values()
         values.update({
             "period": period,
             "cdrs": cdrs,
             "cdr_total_count": count,
-            "totals": {"kwh": kwh or 0.0, "untaxed": untaxed or 0.0, "tax": tax or 0.0,
-                       "total": total or 0.0},
+            "totals": {"kwh": totals["energy_kwh"], "untaxed": totals["amount_untaxed"],
+                       "tax": totals["amount_tax"], "total": totals["amount_total"]},
             "page_name": "clearing_period",
             "pager": pager,
             "default_url": url,

@@ -4,6 +4,7 @@ import pytz
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools import SQL
 
 from ..clearing_core import currencies
 from .clearing_period import FIGURES
@@ -225,6 +226,42 @@ class ClearingCdr(models.Model):
         self._invalidate_period_figures()
 
     # ------------------------------------------------------------------ portal
+    TOTAL_FIELDS = ("energy_kwh", "amount_untaxed", "amount_tax", "amount_total")
+
+    @api.model
+    def _portal_page(self, domain, order, limit, offset, narrow=False):
+        """One page of sessions with the count and billable totals of all the matching ones.
+
+        Record rules apply. A page costs at most two statements whatever the number of
+        sessions: an aggregate (count + sums, excluded sessions left out of the sums) and the
+        page itself (served by the (period_id, end_datetime) index in the default order).
+        With ``narrow`` (a search or filter that keeps few rows) both come from a single scan
+        with window aggregates. Returns ``(records, count, totals)``.
+        """
+        self.flush_model()
+        table = self._table
+
+        def sums(window):
+            over = SQL(" OVER ()") if window else SQL()
+            return [
+                SQL("coalesce(sum(CASE WHEN %s != 'excluded' THEN %s END)%s, 0)",
+                    SQL.identifier(table, "state"), SQL.identifier(table, fname), over)
+                for fname in self.TOTAL_FIELDS
+            ]
+
+        if narrow:
+            query = self._search(domain, offset=offset, limit=limit, order=order)
+            rows = self.env.execute_query(query.select(
+                SQL.identifier(table, "id"), SQL("count(*) OVER ()"), *sums(True)))
+            if rows:
+                totals = dict(zip(self.TOTAL_FIELDS, (float(v) for v in rows[0][2:])))
+                return self.browse([row[0] for row in rows]), rows[0][1], totals
+        query = self._search(domain)
+        [row] = self.env.execute_query(query.select(SQL("count(*)"), *sums(False)))
+        totals = dict(zip(self.TOTAL_FIELDS, (float(v) for v in row[1:])))
+        records = self.search(domain, order=order, limit=limit, offset=offset) if row[0] else self
+        return records, row[0], totals
+
     def _portal_row(self):
         """Plain dict of one session for the XLSX breakdown."""
         self.ensure_one()

@@ -124,3 +124,19 @@ class TestPeriodCron(PeriodCase):
         with freeze_time("2026-03-20 10:00:00"):
             self.Period._cron_open_periods()
         self.assertFalse(self.Period.search([("contract_id", "in", (draft + future).ids)]))
+
+
+@tagged("post_install", "-at_install")
+class TestPeriodCronRecords(PeriodCase):
+
+    def test_scheduled_actions_run(self):
+        with freeze_time("2026-03-20 10:00:00"):
+            cdr = self._session("2026-03-10T10:00:00")
+        period = cdr.period_id
+        with freeze_time("2026-04-01 10:00:00"):
+            self.env.ref("emsp_clearing.ir_cron_clearing_period_open").method_direct_trigger()
+        self.assertEqual(period.state, "control")
+        with freeze_time("2026-04-08 10:00:00"):
+            self.env.ref("emsp_clearing.ir_cron_clearing_period_lock").method_direct_trigger()
+        self.assertEqual(period.state, "locked")
+        self.assertTrue(cdr.locked)

@@ -147,6 +147,31 @@ class TestPortal(HttpCase, PeriodCase):
         kwh = rows[header].index("Energy (kWh)")
         self.assertAlmostEqual(sum(row[kwh] for row in data), self.period_a.energy_kwh, places=3)
 
+    def test_page_helper_counts_totals_and_rules(self):
+        domain = [("period_id", "=", self.period_a.id)]
+        Cdr = self.env["clearing.cdr"].with_user(self.user_a)
+        self.cdrs_a[7]._exclude_from_billing()
+        for narrow in (False, True):
+            records, count, totals = Cdr._portal_page(
+                domain, "end_datetime desc, id desc", 50, 50, narrow=narrow)
+            self.assertEqual(count, 56)
+            self.assertEqual(len(records), 6)
+            self.assertEqual(records, self.cdrs_a.sorted(
+                lambda c: (c.end_datetime, c.id), reverse=True)[50:])
+            billable = self.cdrs_a - self.cdrs_a[7]
+            self.assertAlmostEqual(totals["amount_total"], sum(billable.mapped("amount_total")))
+            self.assertAlmostEqual(totals["energy_kwh"], sum(billable.mapped("energy_kwh")))
+            # past the last page: nothing, but the count and totals are still right
+            records, count, totals = Cdr._portal_page(
+                domain, "end_datetime desc, id desc", 50, 100, narrow=narrow)
+            self.assertFalse(records)
+            self.assertEqual(count, 56)
+            # the other eMSP's user sees nothing of it
+            records, count, totals = Cdr.with_user(self.user_b)._portal_page(
+                domain, "end_datetime desc, id desc", 50, 0, narrow=narrow)
+            self.assertFalse(records)
+            self.assertEqual((count, totals["amount_total"]), (0, 0.0))
+
     def test_raise_dispute_over_http(self):
         self.authenticate("portal_tem", "portal_tem")
         cdr = self.cdrs_a[2]
