@@ -20,6 +20,7 @@ importable by this Python; PostgreSQL from PGHOST/PGPORT/PGUSER (default 127.0.0
 """
 
 import argparse
+import datetime
 import importlib.util
 import io
 import json
@@ -298,9 +299,11 @@ def main():
     args = ap.parse_args()
     db = "bench_ingest_%d" % os.getpid()
     lm = launcher()
-    batch_cdrs = lm.make_cdrs(args.n, prefix="B", step_seconds=7)
+    # recent sessions (last days), as a live feed brings them: old ones would all be "late"
+    start = (datetime.datetime.utcnow() - datetime.timedelta(days=5)).strftime("%Y-%m-%dT00:00:00")
+    batch_cdrs = lm.make_cdrs(args.n, prefix="B", step_seconds=7, start=start)
     post_n = args.post_n or args.n
-    post_cdrs = lm.make_cdrs(post_n, prefix="P", step_seconds=7)
+    post_cdrs = lm.make_cdrs(post_n, prefix="P", step_seconds=7, start=start)
     try:
         create_db(db, args.template)
         conn_id, token = setup_data(db)

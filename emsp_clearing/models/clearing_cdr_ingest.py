@@ -24,7 +24,7 @@ import datetime as dt
 import inspect
 import types
 
-from odoo import _, api, models
+from odoo import _, api, models, tools
 from odoo.exceptions import UserError, ValidationError
 
 from ..clearing_core import ocpi, pricing
@@ -58,6 +58,14 @@ class _Draft:
 
 class ClearingCdr(models.Model):
     _inherit = "clearing.cdr"
+
+    def init(self):
+        super().init()
+        # credits waiting for their original: looked up by every ingestion batch (a sequential
+        # scan of all CDRs otherwise); only unlinked credit CDRs are in this index
+        tools.create_index(self.env.cr, "clearing_cdr_open_credit_ref_idx", self._table,
+                           ["company_id", "credit_reference_id"],
+                           where="credit AND credited_cdr_id IS NULL")
 
     @api.model
     def _ingest_ocpi_batch(self, items, company=None):
@@ -223,8 +231,8 @@ class ClearingCdr(models.Model):
             cr.execute(
                 "SELECT id, company_id, country_code, party_id, credit_reference_id "
                 "FROM clearing_cdr WHERE credit AND credited_cdr_id IS NULL "
-                "AND credit_reference_id = ANY(%s) AND company_id = ANY(%s)",
-                (list(set(plain.mapped("ocpi_id"))), list(set(plain.company_id.ids))))
+                "AND company_id = ANY(%s) AND credit_reference_id = ANY(%s)",
+                (list(set(plain.company_id.ids)), list(set(plain.mapped("ocpi_id")))))
             waiting = {}
             for rid, comp, cc, party, ref in cr.fetchall():
                 waiting.setdefault((comp, cc, party, ref), []).append(rid)
