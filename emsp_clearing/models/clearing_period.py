@@ -17,8 +17,8 @@ PERIOD_STATES = [
     ("locked", "Locked"),
     ("invoiced", "Invoiced"),
 ]
-# Fields a locked period still accepts: technical bookkeeping of the portal and the chatter.
-LOCKED_WRITABLE = {"access_token", "message_main_attachment_id"}
+# Fields a locked period still accepts: the portal access token (technical).
+LOCKED_WRITABLE = {"access_token"}
 # Figures computed from the sessions in SQL (not stored, not cached across changes).
 FIGURES = (
     "cdr_count", "billable_count", "excluded_count", "late_count", "disputed_count",
@@ -275,13 +275,14 @@ class ClearingPeriod(models.Model):
     @api.model
     def _cron_open_periods(self):
         """Create the current period of each active contract; open due control windows."""
-        contracts = self.env["clearing.contract"].search([("state", "=", "active")])
+        # every company: scheduled actions must not depend on the companies of their user
+        contracts = self.env["clearing.contract"].sudo().search([("state", "=", "active")])
         for contract in contracts:
             today = self._contract_today(contract)
-            if contract.date_start and contract.date_start > today:
+            if contract.date_start > today or (contract.date_end and contract.date_end < today):
                 continue
-            self._get_or_create(contract, today)
-        due = self.search([("state", "=", "open")])
+            self.sudo()._get_or_create(contract, today)
+        due = self.sudo().search([("state", "=", "open")])
         for period in due:
             if period.window_date <= self._contract_today(period.contract_id) < period.lock_date:
                 period._open_window()
@@ -319,7 +320,7 @@ class ClearingPeriod(models.Model):
     @api.model
     def _cron_lock_periods(self):
         """Lock every period whose statement date has come (set-based, any CDR count)."""
-        due = self.search([("state", "in", ("open", "control"))])
+        due = self.sudo().search([("state", "in", ("open", "control"))])
         due = due.filtered(lambda p: p.lock_date <= self._contract_today(p.contract_id))
         due._lock()
         return True

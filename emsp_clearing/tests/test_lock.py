@@ -52,6 +52,12 @@ class TestLock(PeriodCase):
             self.cdr_a.with_user(self.manager)._match_and_price()
         with self.assertRaises(UserError):
             (self.cdr_a | self.cdr_b)._exclude_from_billing()
+        # the discussion stays open: a note with a document on the locked session
+        attachment = self.env["ir.attachment"].with_user(self.manager).create(
+            {"name": "proof.txt", "raw": b"ok"})
+        self.cdr_a.with_user(self.manager).message_post(
+            body="Checked with the eMSP", attachment_ids=attachment.ids)
+        self.assertIn(attachment, self.cdr_a.message_ids.attachment_ids)
         self.cdr_a.invalidate_recordset()
         self.assertEqual(self.cdr_a.amount_untaxed, amount)
         self.assertEqual(self.cdr_a.state, "locked")

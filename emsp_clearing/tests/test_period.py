@@ -121,9 +121,33 @@ class TestPeriodCron(PeriodCase):
     def test_no_period_before_contract_start_or_for_draft(self):
         draft = self._contract(activate=False, date_start="2026-01-01")
         future = self._contract(date_start="2026-06-01")
+        ended = self._contract(date_start="2026-01-01", date_end="2026-02-28")
         with freeze_time("2026-03-20 10:00:00"):
             self.Period._cron_open_periods()
-        self.assertFalse(self.Period.search([("contract_id", "in", (draft + future).ids)]))
+        self.assertFalse(self.Period.search(
+            [("contract_id", "in", (draft + future + ended).ids)]))
+        self.assertTrue(self.Period.search([("contract_id", "=", self.contract.id)]))
+
+    def test_crons_cover_every_company(self):
+        other = self.env["res.company"].create({"name": "Other CPO company"})
+        emsp = self.env["res.partner"].create({
+            "name": "eMSP of the other company", "is_company": True, "company_id": other.id,
+            "ocpi_country_code": "FR", "ocpi_party_id": "OTH", "ocpi_is_emsp": True})
+        contract = self.env["clearing.contract"].with_company(other).create({
+            "partner_id": emsp.id, "company_id": other.id, "currency_id": self.eur.id,
+            "date_start": "2026-01-01", "tz": "Europe/Paris",
+            "price_line_ids": [(0, 0, {"dimension": "ENERGY", "price": 0.25})]})
+        contract.with_company(other).action_activate()
+        # a scheduled action running as a user of the main company only
+        runner = self.Period.with_user(self.manager)
+        self.assertNotIn(other, self.manager.company_ids)
+        with freeze_time("2026-03-20 10:00:00"):
+            runner._cron_open_periods()
+        period = self.Period.sudo().search([("contract_id", "=", contract.id)])
+        self.assertEqual(len(period), 1)
+        with freeze_time("2026-04-09 10:00:00"):
+            runner._cron_lock_periods()
+        self.assertEqual(period.state, "locked")
 
 
 @tagged("post_install", "-at_install")
