@@ -72,7 +72,8 @@ class ClearingCdr(models.Model):
         if not items:
             return []
         company = company or self.env.company
-        model = self.with_context(mail_create_nolog=True, tracking_disable=True)
+        model = self.with_context(mail_create_nolog=True, mail_create_nosubscribe=True,
+                                  tracking_disable=True)
         results = [None] * len(items)
         parsed = {}
         for i, data in enumerate(items):
@@ -120,9 +121,8 @@ class ClearingCdr(models.Model):
                 for i, out in zip(order, slow):
                     results[i] = out["record"] if out["record"] else out["error"]
             else:
-                for i, record in zip(order, records):
-                    results[i] = record.with_context(mail_create_nolog=False,
-                                                     tracking_disable=False)
+                for i, record in zip(order, records.with_env(self.env)):  # caller's context
+                    results[i] = record
         return [
             {"index": i, "record": r if not isinstance(r, str) else None,
              "error": r if isinstance(r, str) else None}
