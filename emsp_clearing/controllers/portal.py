@@ -1,7 +1,6 @@
 """eMSP portal: clearing periods, their sessions, disputes and the XLSX breakdown."""
 
 import base64
-import logging
 from datetime import datetime, time, timedelta
 
 import pytz
@@ -14,8 +13,6 @@ from odoo.osv import expression
 from odoo.addons.portal.controllers.portal import CustomerPortal, pager as portal_pager
 
 from ..clearing_core.xlsx_breakdown import build_breakdown_xlsx
-
-_logger = logging.getLogger(__name__)
 
 CDRS_PER_PAGE = 50
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024

@@ -116,6 +116,9 @@ class TestPortal(HttpCase, PeriodCase):
         self.assertEqual(self._rows(self.url_open(base + "?search_in=evse&search=nothing")), 0)
         # date filter (local days of the contract)
         today = self.special._local_end_day()
+        same_day = self.cdrs_a.filtered(lambda c: c._local_end_day() == today)
+        self.assertEqual(self._rows(self.url_open(
+            base + "?date_from=%s&date_to=%s" % (today, today))), min(len(same_day), 50))
         self.assertEqual(self._rows(self.url_open(
             base + "?date_from=%s&date_to=%s" % (today + timedelta(days=1),
                                                today + timedelta(days=2)))), 0)
@@ -144,6 +147,10 @@ class TestPortal(HttpCase, PeriodCase):
         col = rows[header].index("Total")
         self.assertAlmostEqual(sum(row[col] for row in data), total, places=2)
         self.assertAlmostEqual(rows[-1][col], total, places=2)
+        first = self.cdrs_a.sorted(lambda c: (c.end_datetime, c.id))[0]
+        self.assertEqual(data[0][rows[header].index("Date (local time)")].strftime(
+            "%Y-%m-%d %H:%M:%S"), first.end_local)
+        self.assertEqual(data[0][rows[header].index("CDR")], first.ocpi_id)
         kwh = rows[header].index("Energy (kWh)")
         self.assertAlmostEqual(sum(row[kwh] for row in data), self.period_a.energy_kwh, places=3)
 
