@@ -117,6 +117,11 @@ class ClearingDispute(models.Model):
         if attachments:
             attachments.write({"res_model": self._name, "res_id": dispute.id})
             dispute.attachment_ids = [fields.Command.set(attachments.ids)]
+        # our people following the contract are told (their inbox / email) to answer it
+        internal = cdr.contract_id.sudo().message_partner_ids.filtered(
+            lambda p: p.user_ids and not all(p.user_ids.mapped("share")))
+        if internal:
+            dispute.message_subscribe(partner_ids=internal.ids)
         dispute.message_post(
             body=_("Dispute raised by %(user)s: %(reason)s — %(comment)s",
                    user=user.name, reason=dict(self._fields["reason"]._description_selection(

@@ -44,6 +44,15 @@ class TestDispute(PeriodCase):
         with self.assertRaises(UserError):
             self.Dispute._raise(self.other, "duplicate", "After the lock")
 
+    def test_contract_followers_are_told_of_a_new_dispute(self):
+        self.contract.message_subscribe(partner_ids=self.manager.partner_id.ids)
+        self._open()
+        dispute = self.Dispute._raise(self.cdr, "duplicate", "Twice the same session")
+        self.assertIn(self.manager.partner_id, dispute.message_partner_ids)
+        self.assertNotIn(self.emsp, dispute.message_partner_ids)
+        raised = dispute.message_ids.filtered(lambda m: "Twice the same session" in m.body)
+        self.assertIn(self.manager.partner_id, raised.notified_partner_ids)
+
     def test_accept_excludes_session_before_lock(self):
         self._open()
         total_before = self.period.amount_total
