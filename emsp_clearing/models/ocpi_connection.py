@@ -263,6 +263,8 @@ class ClearingOcpiConnection(models.Model):
     # ------------------------------------------------------------------ pull
     def action_pull_now(self):
         self.ensure_one()
+        if not self.env.user.has_group("emsp_clearing.group_clearing_manager"):
+            raise UserError(_("Only clearing managers can pull CDRs from a partner."))
         if self.state != "registered" or not self.cdrs_sender_url:
             raise UserError(_("Pull needs a registered connection whose partner offers a CDRs "
                               "SENDER endpoint."))

@@ -5,6 +5,7 @@ import base64
 import copy
 import json
 
+from odoo.exceptions import UserError
 from odoo.tests import tagged
 
 from ..clearing_core import cdr_csv
@@ -104,6 +105,16 @@ class TestCdrImport(OcpiHttpCase):
         # importing the same CSV again stores nothing twice
         log2 = self._import(content, "cdrs.csv")
         self.assertEqual((log2.count_created, log2.count_duplicate), (0, 2))
+
+    def test_import_into_a_company_of_another_user_refused(self):
+        other = self.env["res.company"].create({"name": "Not mine"})
+        user = self.env["res.users"].create({
+            "name": "Clearing clerk", "login": "clerk_ocpi_import",
+            "groups_id": [(6, 0, [self.env.ref("emsp_clearing.group_clearing_user").id])]})
+        wiz = self.env["clearing.cdr.import"].with_user(user).create({
+            "file": base64.b64encode(b"[]"), "filename": "x.json", "company_id": other.id})
+        with self.assertRaises(UserError):
+            wiz.action_import()
 
     def test_csv_header_error(self):
         log = self._import("id,colour\nX,red\n", "x.csv")

@@ -49,6 +49,8 @@ class ClearingCdrImport(models.TransientModel):
 
     def action_import(self):
         self.ensure_one()
+        if self.company_id not in self.env.companies:
+            raise UserError(_("You cannot import CDRs into company %s.", self.company_id.name))
         fmt = self._format()
         raw = base64.b64decode(self.file or b"")
         log = self.env["clearing.ingestion.log"].sudo().create({
