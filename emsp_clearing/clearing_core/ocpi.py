@@ -471,7 +471,32 @@ class _BadValue(Exception):
     """Internal: a value is invalid; the caller knows the path."""
 
 
+# The common form, "2024-05-01T12:34:56Z" with ASCII digits: every string this matches also
+# matches _DT_RE, with designator "Z" and 20 characters, so it passes the strict checks and
+# parses to the same UTC datetime in both modes -- the fast path below skips those checks.
+_DT_Z_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z\Z")
+# Parsed common-form strings, keyed by the full string (a datetime is immutable, so a hit is
+# exactly what parsing would return).  A CDR repeats its date-times (the first period starts
+# at start_date_time, last_updated is often end_date_time).  Bounded: emptied when full.
+_DT_MEMO = {}
+_DT_MEMO_SIZE = 4096
+
+
 def _datetime_value(value, strict):
+    if type(value) is str:
+        dt = _DT_MEMO.get(value)
+        if dt is not None:
+            return dt
+        if _DT_Z_RE.match(value) is not None:
+            try:
+                dt = _fromisoformat(value)  # 'Z' gives tzinfo=timezone.utc (Python >= 3.11)
+            except ValueError:
+                raise _BadValue(f"is not a valid date-time, got {_show(value)}") from None
+            if dt.tzinfo is UTC:
+                if len(_DT_MEMO) >= _DT_MEMO_SIZE:
+                    _DT_MEMO.clear()
+                _DT_MEMO[value] = dt
+                return dt
     if type(value) is not str:
         raise _BadValue(f"must be a date-time string, got {_show(value)}")
     m = _DT_RE.match(value)
