@@ -785,23 +785,29 @@ def _field_error(d, key, path, spec, strict):
     raise AssertionError(key)  # pragma: no cover
 
 
-def _compile_fields(schema, name):
+def _compile_fields(schema, name, as_tuple=False):
     """Build ``f(d, path, strict) -> dict`` validating the fields of ``schema`` present in ``d``.
 
     Straight-line code generated once per schema (as ``dataclasses`` does for ``__init__``):
     one ``dict.get`` per known field, no per-field dispatch.  Errors are produced by the
     generic helpers (``_field_error``), so messages are the same everywhere.
+
+    ``as_tuple``: return instead the tuple of the validated values in schema order ("x" fields
+    left out, ``None`` for absent/null ones) -- for the hot objects (CDR, token), whose callers
+    would otherwise read every value back from the dict.
     """
     ns = {"_field_error": _field_error, "_datetime_value": _datetime_value, "_BadValue": _BadValue,
           "OcpiValidationError": OcpiValidationError, "_price": _price, "Decimal": Decimal,
           "_FD": _FLOAT_DECIMALS, "_float_decimal": _float_decimal, "_SCHEMA": schema}
     lines = [f"def {name}(d, path, strict):", "    out = {}", "    g = d.get"]
+    names = []
     for n, (k, spec) in enumerate(schema.items()):
         kind = spec[0]
         if kind == "x":
             continue
         err = f"_field_error(d, {k!r}, path, _SCHEMA[{k!r}], strict)"
-        lines += [f"    v = g({k!r})", "    if v is not None:"]
+        names.append(f"f{n}")
+        lines += [f"    f{n} = v = g({k!r})" if as_tuple else f"    v = g({k!r})", "    if v is not None:"]
         if kind == "s":
             cond = f"type(v) is not str or len(v) > {spec[1]} or not v.isprintable()"
             if spec[2]:
@@ -835,8 +841,8 @@ def _compile_fields(schema, name):
             lines += ["        if type(v) is not bool:", f"            {err}"]
         else:  # pragma: no cover
             raise ValueError(kind)
-        lines.append(f"        out[{k!r}] = v")
-    lines.append("    return out")
+        lines.append(f"        f{n} = v" if as_tuple else f"        out[{k!r}] = v")
+    lines.append(f"    return ({', '.join(names)},)" if as_tuple else "    return out")
     exec("\n".join(lines), ns)  # noqa: S102 - generated from the constant schemas above
     return ns[name]
 
@@ -847,21 +853,34 @@ def _require(d, out, path, keys):
             _get(d, k, path, True)
 
 
+def _field_indexes(schema, keys):
+    """Positions of ``keys`` in the tuple of an ``as_tuple`` field validator of ``schema``."""
+    order = [k for k, spec in schema.items() if spec[0] != "x"]
+    return tuple((k, order.index(k)) for k in keys)
+
+
+def _require_tuple(d, values, path, indexes):
+    for k, i in indexes:
+        if values[i] is None:
+            _get(d, k, path, True)
+
+
 _TOKEN_SCHEMA = {
     "uid": _s(36, True), "type": ("e", TOKEN_TYPES, "TokenType"), "contract_id": _s(36, True),
     "country_code": _CC, "party_id": _PID,
 }
 
 
-_token_fields = _compile_fields(_TOKEN_SCHEMA, "_token_fields")
+# (uid, type, contract_id, country_code, party_id): the order of the CdrToken fields.
+_token_fields = _compile_fields(_TOKEN_SCHEMA, "_token_fields", as_tuple=True)
+_TOKEN_REQUIRED = _field_indexes(_TOKEN_SCHEMA, _TOKEN_SCHEMA)
 
 
 def _cdr_token(d, path, strict):
     f = _token_fields(d, path, strict)
     if strict:
-        _require(d, f, path, _TOKEN_SCHEMA)
-    g = f.get
-    return _new_token(g("uid"), g("type"), g("contract_id"), g("country_code"), g("party_id"))
+        _require_tuple(d, f, path, _TOKEN_REQUIRED)
+    return _new_token(*f)
 
 
 _COORD_SCHEMA = {
@@ -1061,7 +1080,19 @@ _CDR_SCHEMA = {
 _CDR_REQUIRED_STRICT = ("id", "start_date_time", "end_date_time", "auth_method", "total_energy",
                         "total_time", "last_updated", "country_code", "party_id")
 _CDR_REQUIRED_LENIENT = ("start_date_time", "end_date_time")
-_cdr_fields = _compile_fields(_CDR_SCHEMA, "_cdr_fields")
+_cdr_fields = _compile_fields(_CDR_SCHEMA, "_cdr_fields", as_tuple=True)
+_CDR_REQUIRED_STRICT_I = _field_indexes(_CDR_SCHEMA, _CDR_REQUIRED_STRICT)
+_CDR_REQUIRED_LENIENT_I = _field_indexes(_CDR_SCHEMA, _CDR_REQUIRED_LENIENT)
+# parse_cdr unpacks the tuple by position: this is the order it expects.
+if [k for k, spec in _CDR_SCHEMA.items() if spec[0] != "x"] != [
+        "country_code", "party_id", "id", "start_date_time", "end_date_time", "session_id",
+        "auth_method", "authorization_reference", "meter_id", "total_fixed_cost", "total_energy",
+        "total_energy_cost", "total_time", "total_time_cost", "total_parking_time",
+        "total_parking_cost", "total_reservation_cost", "remark", "invoice_reference_id", "credit",
+        "credit_reference_id", "home_charging_compensation", "last_updated"]:  # pragma: no cover
+    raise RuntimeError("_CDR_SCHEMA order differs from the unpacking in parse_cdr")
+if [k for k in _TOKEN_SCHEMA] != [f.name for f in fields(CdrToken)]:  # pragma: no cover
+    raise RuntimeError("_TOKEN_SCHEMA order differs from the CdrToken fields")
 
 
 def parse_cdr(data, strict=True):
@@ -1069,17 +1100,16 @@ def parse_cdr(data, strict=True):
     p = "$"
     d = _item_object(data, p)
     f = _cdr_fields(d, p, strict)
-    _require(d, f, p, _CDR_REQUIRED_STRICT if strict else _CDR_REQUIRED_LENIENT)
-    g = f.get
-    credit = g("credit")
-    cid = g("id")
+    _require_tuple(d, f, p, _CDR_REQUIRED_STRICT_I if strict else _CDR_REQUIRED_LENIENT_I)
+    # The validated values, in _CDR_SCHEMA order ("x" fields are validated below).
+    (country_code, party_id, cid, start, end, session_id, auth_method, authorization_reference,
+     meter_id, total_fixed_cost, total_energy, total_energy_cost, total_time, total_time_cost,
+     total_parking_time, total_parking_cost, total_reservation_cost, remark, invoice_reference_id,
+     credit, credit_ref, home_charging_compensation, last_updated) = f
     if cid is not None and not credit and len(cid) > 36:
         _fail("$.id", f"must be at most 36 characters on a non-credit CDR, got {len(cid)}")
-    credit_ref = g("credit_reference_id")
     if strict and credit and credit_ref is None:
         _fail("$.credit_reference_id", "required field is missing (credit is true)")
-    start = f["start_date_time"]
-    end = f["end_date_time"]
     if end < start:
         _fail("$.end_date_time", "must not be before start_date_time")
     tok = _object(d, "cdr_token", p, strict)
@@ -1092,15 +1122,15 @@ def parse_cdr(data, strict=True):
     periods = _charging_periods(d, p, strict, start, end)
     sd = _object(d, "signed_data", p, False)
     return _new_cdr(
-        g("country_code"), g("party_id"), cid, start, end, g("session_id"),
+        country_code, party_id, cid, start, end, session_id,
         _cdr_token(tok, "$.cdr_token", strict) if tok is not None else None,
-        g("auth_method"), g("authorization_reference"),
+        auth_method, authorization_reference,
         _cached_location(loc, "$.cdr_location", strict) if loc is not None else None,
-        g("meter_id"), currency, tariff_objs, periods,
+        meter_id, currency, tariff_objs, periods,
         _signed_data(sd, "$.signed_data", strict) if sd is not None else None,
         _price(d, "total_cost", p, strict, -1 if credit else 1),
-        g("total_fixed_cost"), g("total_energy"), g("total_energy_cost"), g("total_time"),
-        g("total_time_cost"), g("total_parking_time"), g("total_parking_cost"),
-        g("total_reservation_cost"), g("remark"), g("invoice_reference_id"), credit, credit_ref,
-        g("home_charging_compensation"), g("last_updated"), data,
+        total_fixed_cost, total_energy, total_energy_cost, total_time,
+        total_time_cost, total_parking_time, total_parking_cost,
+        total_reservation_cost, remark, invoice_reference_id, credit, credit_ref,
+        home_charging_compensation, last_updated, data,
     )
