@@ -751,7 +751,11 @@ def test_compiled_restriction_matchers_agree_with_reference():
             for key in ("MIN_CURRENT", "MAX_CURRENT", "CURRENT", "MIN_POWER", "MAX_POWER", "POWER"):
                 if rng.random() < 0.4:
                     dims[key] = D(rng.randint(0, 600)) / 10
-            assert elem.match(local, energy, dur_s, dims) == pricing._matches(elem, local, energy, dur_s, dims), (restr, local, energy, dur_s, dims)
+            expected = pricing._matches(elem, local, energy, dur_s, dims)
+            assert elem.match(local, energy, dur_s, dims) == expected, (restr, local, energy, dur_s, dims)
+            # the variant the pricing loop calls, with weekday and time of day precomputed
+            tod = local.hour * 3600 + local.minute * 60 + local.second
+            assert elem.match_at(local.weekday(), tod, local, energy, dur_s, dims) == expected, (restr, local)
             checked += 1
     assert checked > 5000
 

@@ -153,7 +153,7 @@ _new_result = _maker(PriceResult)
 class _Elem:
     __slots__ = ("index", "always", "local", "start_s", "end_s", "start_date", "end_date",
                  "days", "min_kwh", "max_kwh", "min_current", "max_current", "min_power",
-                 "max_power", "min_dur", "max_dur", "reservation", "comps", "match")
+                 "max_power", "min_dur", "max_dur", "reservation", "comps", "match", "match_at")
 
     def __init__(self, index, element):
         self.index = index
@@ -168,7 +168,7 @@ class _Elem:
         self.min_kwh = self.max_kwh = self.min_current = self.max_current = None
         self.min_power = self.max_power = self.min_dur = self.max_dur = None
         self.reservation = None
-        self.match = None
+        self.match = self.match_at = None
         if r is None:
             self.always = True
             self.local = False
@@ -210,22 +210,29 @@ def _lt(value, limit):
 def _compile_match(e):
     """``f(local, energy, dur_s, dims) -> bool``: all restrictions of element ``e`` at the start
     of a period (straight-line code generated once per element; see ``_matches`` for the
-    readable reference, which the tests check it against)."""
-    ns = {"_measure": _measure, "_ge": _ge, "_lt": _lt, "days": e.days, "sd": e.start_date,
+    readable reference, which the tests check it against).
+
+    Also sets ``e.match_at(wd, tod, local, energy, dur_s, dims)``, the same test given the
+    local weekday (``local.weekday()``) and time of day in seconds: the pricing loop computes
+    those once per period instead of once per candidate element.
+    """
+    ns = {"days": e.days, "sd": e.start_date,
           "ed": e.end_date, "min_kwh": e.min_kwh, "max_kwh": e.max_kwh, "min_current": e.min_current,
           "max_current": e.max_current, "min_power": e.min_power, "max_power": e.max_power}
     parts = []
+    prelude = []
     if e.days is not None:
-        parts.append("local.weekday() in days")
+        parts.append("wd in days")
+        prelude.append("    wd = local.weekday()\n")
     st, et = e.start_s, e.end_s
     if st is not None or et is not None:
-        t = "(local.hour * 3600 + local.minute * 60 + local.second)"
+        prelude.append("    tod = local.hour * 3600 + local.minute * 60 + local.second\n")
         if st is not None and et is not None:
-            parts.append(f"{st} <= {t} < {et}" if st <= et else f"({t} >= {st} or {t} < {et})")
+            parts.append(f"{st} <= tod < {et}" if st <= et else f"(tod >= {st} or tod < {et})")
         elif st is not None:
-            parts.append(f"{t} >= {st}")
+            parts.append(f"tod >= {st}")
         else:
-            parts.append(f"{t} < {et}")
+            parts.append(f"tod < {et}")
     if e.start_date is not None:
         parts.append("local.date() >= sd")
     if e.end_date is not None:
@@ -238,23 +245,32 @@ def _compile_match(e):
         parts.append(f"dur_s >= {e.min_dur}")
     if e.max_dur is not None:
         parts.append(f"dur_s < {e.max_dur}")
+
+    def measure(primary, avg, secondary, test):
+        # _measure inlined: the first of the three figures present, and no figure -> False.
+        return (f"((v := dims.get({primary!r})) is not None or (v := dims.get({avg!r})) is not None"
+                f" or (v := dims.get({secondary!r})) is not None) and {test}")
+
     if e.min_current is not None:
-        parts.append("_ge(_measure(dims, 'MIN_CURRENT', 'CURRENT', 'MAX_CURRENT'), min_current)")
+        parts.append(measure("MIN_CURRENT", "CURRENT", "MAX_CURRENT", "v >= min_current"))
     if e.max_current is not None:
-        parts.append("_lt(_measure(dims, 'MAX_CURRENT', 'CURRENT', 'MIN_CURRENT'), max_current)")
+        parts.append(measure("MAX_CURRENT", "CURRENT", "MIN_CURRENT", "v < max_current"))
     if e.min_power is not None:
-        parts.append("_ge(_measure(dims, 'MIN_POWER', 'POWER', 'MAX_POWER'), min_power)")
+        parts.append(measure("MIN_POWER", "POWER", "MAX_POWER", "v >= min_power"))
     if e.max_power is not None:
-        parts.append("_lt(_measure(dims, 'MAX_POWER', 'POWER', 'MIN_POWER'), max_power)")
-    src = "def match(local, energy, dur_s, dims):\n    return " + " and ".join(parts) + "\n"
+        parts.append(measure("MAX_POWER", "POWER", "MIN_POWER", "v < max_power"))
+    expr = " and ".join(f"({part})" for part in parts)
+    src = ("def match_at(wd, tod, local, energy, dur_s, dims):\n    return " + expr + "\n"
+           + "def match(local, energy, dur_s, dims):\n" + "".join(prelude) + "    return " + expr + "\n")
     exec(src, ns)  # noqa: S102 - generated from validated restriction values (ints / constants)
+    e.match_at = ns["match_at"]
     return ns["match"]
 
 
 class CompiledTariff:
     """Per-tariff precomputation (built once, cached by identity of the Tariff object)."""
 
-    __slots__ = ("tariff", "elements", "cands", "needs_local")
+    __slots__ = ("tariff", "elements", "cands", "groups", "needs_local")
 
     def __init__(self, tariff):
         self.tariff = tariff
@@ -270,6 +286,9 @@ class CompiledTariff:
              for dim in ("ENERGY", "FLAT", "TIME", "PARKING_TIME")}
             for g in groups
         )
+        # The same candidates as plain tuples (FLAT, ENERGY, TIME, PARKING_TIME) per kind, so
+        # that the per-period loop unpacks them instead of looking each dimension up by name.
+        self.groups = tuple((c["FLAT"], c["ENERGY"], c["TIME"], c["PARKING_TIME"]) for c in self.cands)
         self.needs_local = any(e.local for e in elems)
 
 
@@ -424,14 +443,15 @@ def price_cdr(cdr, tariff, tz="UTC"):
         return _price(cdr, ct, zone)
 
 
-def _select(cands, local, energy, dur_s, dm, memo):
-    """First candidate element whose restrictions hold (memo: list indexed by element index)."""
+def _select(cands, wd, tod, local, energy, dur_s, dm, memo):
+    """First candidate element whose restrictions hold (memo: list indexed by element index;
+    ``wd``/``tod``: weekday and time of day in seconds of ``local``, see ``_Elem.match_at``)."""
     for e in cands:
         if e.always:
             return e
         ok = memo[e.index]
         if ok is None:
-            ok = memo[e.index] = e.match(local, energy, dur_s, dm)
+            ok = memo[e.index] = e.match_at(wd, tod, local, energy, dur_s, dm)
         if ok:
             return e
     return None
@@ -462,8 +482,8 @@ def _price(cdr, ct, zone):
             expired = False
     ends = starts[1:]
     ends.append(session_end)
-    cands_regular = ct.cands[0]
-    cands_reservation = ct.cands[2 if expired else 1]
+    groups_regular = ct.groups[0]
+    groups_reservation = ct.groups[2 if expired else 1]
     # Local time of each period start.  When the zone's UTC offset is the same at both ends of
     # a session shorter than a week (no DST change inside), shifting by that offset gives the
     # same wall-clock fields as a full conversion, at a fraction of the cost.
@@ -479,88 +499,103 @@ def _price(cdr, ct, zone):
     prev_flat = None
     # lines: [period_index, dimension, category, volume, billed, (price, vat, step_size, vat_factor), element_index]
     lines = []
+    append = lines.append
     last_energy = last_time = last_parking = last_res = None
+    # Sums of the priced volumes per dimension (what step_size rounds), kept on the way in the
+    # order of the lines, exactly as summing the lines afterwards would give.
+    sum_energy = sum_time = sum_parking = sum_res = _ZERO
+    select = _select
 
     for i in range(n):
         dm = dim_maps[i]
         pstart = starts[i]
         if "RESERVATION_TIME" in dm:
             is_res = True
-            cands = cands_reservation
+            c_flat, c_energy, c_time, c_parking = groups_reservation
         else:
             is_res = False
-            cands = cands_regular
+            c_flat, c_energy, c_time, c_parking = groups_regular
         if not needs_local:
-            local = None
-        elif zone is None:
-            local = pstart
-        elif shift is not None:
-            local = pstart + shift  # wall-clock fields only (weekday, date, hour, minute, second)
+            local = wd = tod = None
         else:
-            local = pstart.astimezone(zone)
+            if zone is None:
+                local = pstart
+            elif shift is not None:
+                local = pstart + shift  # wall-clock fields only (weekday, date, hour, minute, second)
+            else:
+                local = pstart.astimezone(zone)
+            wd = local.weekday()
+            tod = local.hour * 3600 + local.minute * 60 + local.second
         dur_s = (pstart - session_start).total_seconds()
         memo = [None] * nelem
 
+        # Each selection below first tries the common case inline (the first candidate has no
+        # restriction, e.g. a plain start fee or fallback price) and only then walks the
+        # candidates with _select: same element as _select alone would return.
+
         # FLAT: charged when its element becomes active.
-        c = cands["FLAT"]
-        if not c:
+        if not c_flat:
             fe = None
-        elif c[0].always:
-            fe = c[0]
+        elif c_flat[0].always:
+            fe = c_flat[0]
         else:
-            fe = _select(c, local, energy_so_far, dur_s, dm, memo)
+            fe = select(c_flat, wd, tod, local, energy_so_far, dur_s, dm, memo)
         if fe is not None and fe is not prev_flat:
-            lines.append([i, "FLAT", "RESERVATION" if is_res else "FIXED", _ONE, _ONE, fe.comps["FLAT"], fe.index])
+            append([i, "FLAT", "RESERVATION" if is_res else "FIXED", _ONE, _ONE, fe.comps["FLAT"], fe.index])
         prev_flat = fe
 
         energy = dm.get("ENERGY")
-        if energy:
-            c = cands["ENERGY"]
-            if c:
-                e = _select(c, local, energy_so_far, dur_s, dm, memo)
-                if e is not None:
-                    last_energy = len(lines)
-                    lines.append([i, "ENERGY", "ENERGY", energy, energy, e.comps["ENERGY"], e.index])
+        if energy and c_energy:
+            e = c_energy[0]
+            if not e.always:
+                e = select(c_energy, wd, tod, local, energy_so_far, dur_s, dm, memo)
+            if e is not None:
+                last_energy = len(lines)
+                sum_energy += energy
+                append([i, "ENERGY", "ENERGY", energy, energy, e.comps["ENERGY"], e.index])
         v = dm.get("TIME")
-        if v:
-            c = cands["TIME"]
-            if c:
-                e = _select(c, local, energy_so_far, dur_s, dm, memo)
-                if e is not None:
-                    last_time = len(lines)
-                    lines.append([i, "TIME", "TIME", v, v, e.comps["TIME"], e.index])
+        if v and c_time:
+            e = c_time[0]
+            if not e.always:
+                e = select(c_time, wd, tod, local, energy_so_far, dur_s, dm, memo)
+            if e is not None:
+                last_time = len(lines)
+                sum_time += v
+                append([i, "TIME", "TIME", v, v, e.comps["TIME"], e.index])
         v = dm.get("PARKING_TIME")
         if v is not None:
             total_parking += v
-            if v:
-                c = cands["PARKING_TIME"]
-                if c:
-                    e = _select(c, local, energy_so_far, dur_s, dm, memo)
-                    if e is not None:
-                        last_parking = len(lines)
-                        lines.append([i, "PARKING_TIME", "PARKING", v, v, e.comps["PARKING_TIME"], e.index])
+            if v and c_parking:
+                e = c_parking[0]
+                if not e.always:
+                    e = select(c_parking, wd, tod, local, energy_so_far, dur_s, dm, memo)
+                if e is not None:
+                    last_parking = len(lines)
+                    sum_parking += v
+                    append([i, "PARKING_TIME", "PARKING", v, v, e.comps["PARKING_TIME"], e.index])
         if is_res:
             v = dm["RESERVATION_TIME"]
             total_res_time += v
-            if v:
-                c = cands["TIME"]
-                if c:
-                    e = _select(c, local, energy_so_far, dur_s, dm, memo)
-                    if e is not None:
-                        last_res = len(lines)
-                        lines.append([i, "RESERVATION", "RESERVATION", v, v, e.comps["TIME"], e.index])
+            if v and c_time:
+                e = c_time[0]
+                if not e.always:
+                    e = select(c_time, wd, tod, local, energy_so_far, dur_s, dm, memo)
+                if e is not None:
+                    last_res = len(lines)
+                    sum_res += v
+                    append([i, "RESERVATION", "RESERVATION", v, v, e.comps["TIME"], e.index])
         if energy is not None:
             energy_so_far += energy  # session energy before the next period
 
     # step_size, once per session and per dimension, on the billed total.
     if last_energy is not None:
-        _apply_step(lines, last_energy, "ENERGY", _THOUSAND)
+        _apply_step(lines, last_energy, sum_energy, _THOUSAND)
     if last_parking is not None:
-        _apply_step(lines, last_parking, "PARKING_TIME", _SECONDS_PER_HOUR)
+        _apply_step(lines, last_parking, sum_parking, _SECONDS_PER_HOUR)
     elif last_time is not None:
-        _apply_step(lines, last_time, "TIME", _SECONDS_PER_HOUR)
+        _apply_step(lines, last_time, sum_time, _SECONDS_PER_HOUR)
     if last_res is not None:
-        _apply_step(lines, last_res, "RESERVATION", _SECONDS_PER_HOUR)
+        _apply_step(lines, last_res, sum_res, _SECONDS_PER_HOUR)
 
     # Amounts and totals (sums in the exact context).
     fixed_ex = fixed_in = energy_ex = energy_in = time_ex = time_in = _ZERO
@@ -629,19 +664,16 @@ def _bounds(bound, raw_ex, raw_in):
     return ex, ex
 
 
-def _apply_step(lines, last_index, dim, units_per_unit):
-    """Round the billed total of ``dim`` up to the step_size of its last priced line; the
-    surplus is added to that last line's billed volume."""
+def _apply_step(lines, last_index, total, units_per_unit):
+    """Round the billed total of a dimension (``total``: the sum of the volumes of its priced
+    lines) up to the step_size of its last priced line; the surplus is added to that last
+    line's billed volume."""
     if last_index is None:
         return
     last = lines[last_index]
     step = last[5][2]
     if step <= 0:
         return
-    total = _ZERO
-    for ln in lines:
-        if ln[1] == dim:
-            total += ln[3]
     units = total * units_per_unit
     billed_units = _ceil_to_step(units, step)
     if billed_units > units:
