@@ -113,9 +113,35 @@ class ClearingCdr(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        # the period is part of the INSERT (no second write per session when ingesting)
+        contracts = self.env["clearing.contract"]
+        cache = {}
+        for vals in vals_list:
+            if vals.get("contract_id") and vals.get("end_datetime") and "period_id" not in vals:
+                contract = contracts.browse(vals["contract_id"])
+                end = fields.Datetime.to_datetime(vals["end_datetime"])
+                vals["period_id"], vals["is_late"] = self._period_target(contract, end, cache)
         records = super().create(vals_list)
-        records.filtered("contract_id")._assign_period()
+        records.filtered(lambda r: r.contract_id and not r.period_id)._assign_period()
+        if cache:
+            self._invalidate_period_figures()
         return records
+
+    @api.model
+    def _period_target(self, contract, end_datetime, cache):
+        """``(period id, late)`` for a session of ``contract`` ending at ``end_datetime``
+        (naive UTC); ``cache`` memoises per (contract, local day)."""
+        today_key = ("today", contract.id)
+        if today_key not in cache:
+            cache[today_key] = self.env["clearing.period"]._contract_today(contract)
+        tz = pytz.timezone(contract.tz or "UTC")
+        day = pytz.utc.localize(end_datetime).astimezone(tz).date()
+        key = (contract.id, day)
+        if key not in cache:
+            period, late = self.env["clearing.period"]._target_for(
+                contract, day, today=cache[today_key])
+            cache[key] = (period.id, late)
+        return cache[key]
 
     def _repriceable(self):
         return super()._repriceable().filtered(lambda c: not c.dispute_credit)
@@ -128,10 +154,8 @@ class ClearingCdr(models.Model):
     def _assign_period(self):
         """Put each session in the period of its (local) end date, or -- received after that
         period locked -- in the next open period, flagged late."""
-        period_model = self.env["clearing.period"]
         groups = {}
-        todays = {}
-        targets = {}
+        cache = {}
         for cdr in self:
             if cdr.locked:
                 continue
@@ -141,18 +165,12 @@ class ClearingCdr(models.Model):
                     groups.setdefault((False, False), self.browse())
                     groups[(False, False)] |= cdr
                 continue
-            if contract.id not in todays:
-                todays[contract.id] = period_model._contract_today(contract)
             # one lookup per (contract, local day), not per CDR (batch ingestion)
-            target_key = (contract.id, cdr._local_end_day())
-            if target_key not in targets:
-                targets[target_key] = period_model._target_for(
-                    contract, target_key[1], today=todays[contract.id])
-            period, late = targets[target_key]
-            if cdr.period_id == period and cdr.is_late == late:
+            period_id, late = self._period_target(contract, cdr.end_datetime, cache)
+            if cdr.period_id.id == period_id and cdr.is_late == late:
                 continue
-            groups.setdefault((period.id, late), self.browse())
-            groups[(period.id, late)] |= cdr
+            groups.setdefault((period_id, late), self.browse())
+            groups[(period_id, late)] |= cdr
         for (period_id, late), cdrs in groups.items():
             super(ClearingCdr, cdrs).write({"period_id": period_id, "is_late": late})
         if groups:
