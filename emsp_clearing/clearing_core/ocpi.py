@@ -1003,7 +1003,13 @@ def _charging_periods(d, path, strict, start, end):
     prev = start
     kinds = _DIMS_STRICT if strict else _DIMS_LENIENT
     fcache = _FLOAT_DECIMALS
-    new_dim = _DIM
+    dt_memo = _DT_MEMO
+    # CdrDimension built inline through its slots (what _DIM does, without a call per dimension:
+    # a CDR has a dozen dimensions).
+    new = object.__new__
+    dim_cls = CdrDimension
+    set_type = CdrDimension.__dict__["type"].__set__
+    set_volume = CdrDimension.__dict__["volume"].__set__
     zero = _DEC_ZERO
     for i, cp in enumerate(lst):
         if type(cp) is not dict:
@@ -1011,10 +1017,13 @@ def _charging_periods(d, path, strict, start, end):
         sv = cp.get("start_date_time")
         if sv is None:
             _get(cp, "start_date_time", f"{path}.charging_periods[{i}]", True)
-        try:
-            pstart = _datetime_value(sv, strict)
-        except _BadValue as exc:
-            raise OcpiValidationError(f"{path}.charging_periods[{i}].start_date_time", str(exc)) from None
+        # The first period usually starts at start_date_time, just parsed: look it up inline.
+        pstart = dt_memo.get(sv) if type(sv) is str else None
+        if pstart is None:
+            try:
+                pstart = _datetime_value(sv, strict)
+            except _BadValue as exc:
+                raise OcpiValidationError(f"{path}.charging_periods[{i}].start_date_time", str(exc)) from None
         if pstart < prev:
             if i == 0:
                 _fail(f"{path}.charging_periods[0].start_date_time",
@@ -1057,7 +1066,10 @@ def _charging_periods(d, path, strict, start, end):
             if vol is None or t in seen or (vol < zero and not signed) or (t == "STATE_OF_CHARGE" and vol > 100):
                 _dimension_error(dims, i, len(dl), path, strict, seen)
             seen[t] = vol
-            dl.append(new_dim(t, vol))
+            o = new(dim_cls)
+            set_type(o, t)
+            set_volume(o, vol)
+            dl.append(o)
         tid = cp.get("tariff_id")
         if tid is not None and (type(tid) is not str or len(tid) > 36 or not tid.isprintable() or not tid.isascii()):
             _str(cp, "tariff_id", f"{path}.charging_periods[{i}]", 36, False, ci=True)
