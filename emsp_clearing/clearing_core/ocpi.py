@@ -548,6 +548,19 @@ def _dt(d, key, path, required, strict):
 
 def _price(d, key, path, required, sign):
     """Price object; ``sign`` is 1 (>= 0), -1 (<= 0) or 0 (any sign)."""
+    # Fast path for the common valid case (non-negative numbers, incl_vat possibly absent):
+    # the same conversions as below without building the JSON path; anything else takes the
+    # general path, which produces the errors.
+    o = d.get(key)
+    if sign > 0 and type(o) is dict:
+        ex = _to_decimal(o.get("excl_vat"))
+        if ex is not None and ex >= 0:
+            inc = o.get("incl_vat")
+            if inc is None:
+                return _new_price(ex, None)
+            inc = _to_decimal(inc)
+            if inc is not None and inc >= 0:
+                return _new_price(ex, inc)
     o = _object(d, key, path, required)
     if o is None:
         return None
