@@ -256,11 +256,14 @@ class ClearingCdr(models.Model):
             raise ValidationError(_("Invalid OCPI CDR: %s", error)) from error
 
     @api.model
-    def _vals_from_ocpi(self, parsed, data, company):
-        """Record values for the parsed OCPI CDR ``parsed`` (input dict ``data``)."""
-        currency = self.env["res.currency"].with_context(active_test=False).search(
-            [("name", "=", parsed.currency)], limit=1
-        )
+    def _vals_from_ocpi(self, parsed, data, company, currency=None):
+        """Record values for the parsed OCPI CDR ``parsed`` (input dict ``data``).
+        ``currency``: the res.currency of ``parsed.currency`` when the caller already has it
+        (batch ingestion looks the codes of a whole batch up at once)."""
+        if currency is None:
+            currency = self.env["res.currency"].with_context(active_test=False).search(
+                [("name", "=", parsed.currency)], limit=1
+            )
         if not currency:
             raise ValidationError(
                 _("Invalid OCPI CDR: $.currency: currency %s is not available in Odoo.",

@@ -22,15 +22,41 @@ store the same values.
 
 import datetime as dt
 import inspect
+import io
+import json
 import types
 
-from odoo import _, api, models, tools
+import pytz
+from psycopg2.extras import Json
+
+from odoo import _, api, fields, models, tools
 from odoo.exceptions import UserError, ValidationError
+from odoo.tools import float_repr, float_round
 
 from ..clearing_core import ocpi, pricing
 from ..clearing_core.errors import OcpiValidationError
 
 _BLOCK = 15 * 60  # seconds; every UTC offset in use is a multiple of 15 minutes
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value):
+    """``value`` (as ``convert_to_column_insert`` gives it) in PostgreSQL COPY text format."""
+    if value is None:
+        return "\\N"
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    if isinstance(value, Json):
+        value = value.dumps(value.adapted)
+    elif isinstance(value, float):
+        return repr(value)
+    elif not isinstance(value, str):
+        return str(value)  # int, Decimal, date, datetime
+    return value.translate(_COPY_ESCAPES)
 
 
 class _Draft:
@@ -46,14 +72,24 @@ class _Draft:
     def ensure_one(self):
         return self
 
+    _kinds = {}  # (model class, name) -> the plain function to bind, or None
+
     def __getattr__(self, name):
         model = self.__dict__["_model"]
         if name in model._fields:
             raise AttributeError("batch ingestion draft has no value for field %r" % name)
-        static = inspect.getattr_static(type(model), name, None)
-        if isinstance(static, (staticmethod, classmethod)) or not callable(static):
+        key = (type(model), name)
+        kind = _Draft._kinds.get(key, _Draft)
+        if kind is _Draft:
+            static = inspect.getattr_static(type(model), name, None)
+            if isinstance(static, (staticmethod, classmethod)) or not callable(static):
+                kind = None
+            else:
+                kind = static
+            _Draft._kinds[key] = kind
+        if kind is None:
             return getattr(model, name)
-        return types.MethodType(static, self)
+        return types.MethodType(kind, self)
 
 
 class ClearingCdr(models.Model):
@@ -68,25 +104,44 @@ class ClearingCdr(models.Model):
                            where="credit AND credited_cdr_id IS NULL")
 
     @api.model
-    def _ingest_ocpi_batch(self, items, company=None):
+    def _ingest_ocpi_batch(self, items, company=None, parsed=None):
+        """``parsed``: optional, ``ocpi.parse_cdr(item, strict=True)`` of each item, given by
+        ``clearing.ingestion.log._ingest_cdrs``, which also left out every CDR already stored
+        or repeated in the batch (no second look-up here; a concurrent insert of the same CDR
+        still hits the unique constraint, and the batch then goes item by item)."""
         if not items:
             return []
         company = company or self.env.company
         model = self.with_context(mail_create_nolog=True, mail_create_nosubscribe=True,
                                   tracking_disable=True)
         results = [None] * len(items)
+        given = parsed
         parsed = {}
         for i, data in enumerate(items):
             if not isinstance(data, dict):
                 results[i] = _("Invalid OCPI CDR: $: a CDR must be a JSON object.")
+                continue
+            if given is not None and given[i] is not None:
+                parsed[i] = given[i]
                 continue
             try:
                 parsed[i] = self._parse_ocpi(data)
             except ValidationError as error:
                 results[i] = str(error)
         # already received (exact key, as _ingest_ocpi checks), also within this batch
-        existing = self._existing_keys(company, {(p.country_code, p.party_id, p.id)
-                                                 for p in parsed.values()})
+        if given is not None:
+            existing = set()
+        else:
+            existing = self._existing_keys(company, {(p.country_code, p.party_id, p.id)
+                                                     for p in parsed.values()})
+        # currencies by code, once per batch (not one search per CDR)
+        codes = {p.currency for p in parsed.values()}
+        currency_by_code = {}
+        if codes:
+            for cur in self.env["res.currency"].with_context(active_test=False).search(
+                    [("name", "in", list(codes))], order="id"):
+                currency_by_code.setdefault(cur.name, cur)
+        no_currency = self.env["res.currency"]
         seen = set()
         vals_by_index = {}
         for i, p in parsed.items():
@@ -97,7 +152,8 @@ class ClearingCdr(models.Model):
                 continue
             seen.add(key)
             try:
-                vals_by_index[i] = self._vals_from_ocpi(p, items[i], company)
+                vals_by_index[i] = self._vals_from_ocpi(
+                    p, items[i], company, currency=currency_by_code.get(p.currency, no_currency))
             except (ValidationError, UserError) as error:
                 results[i] = str(error)
         # match and price before storing
@@ -113,8 +169,9 @@ class ClearingCdr(models.Model):
         if order:
             try:
                 with self.env.cr.savepoint():
-                    records = model.create([vals_by_index[i] for i in order])
-                    records._resolve_credit_links_batch()
+                    records = model._insert_prepared([vals_by_index[i] for i in order])
+                    records._resolve_credit_links_batch(
+                        [vals_by_index[i] for i in order])
             except Exception:  # noqa: BLE001 — constraint race etc.: redo item by item
                 self.env.invalidate_all()
                 slow = super()._ingest_ocpi_batch([items[i] for i in order], company=company)
@@ -204,41 +261,180 @@ class ClearingCdr(models.Model):
         out.update(type(self)._pricing_vals(draft, result, tariff_dict))
         return out
 
-    def _resolve_credit_links_batch(self):
-        """``_resolve_credit_links`` for many new CDRs in two queries."""
+    # ------------------------------------------------------------------ set-based storage
+    def _insert_prepared(self, vals_list):
+        """Store prepared CDR values (validated, matched, priced) with one multi-row
+        ``INSERT ... RETURNING id`` and return the records.
+
+        Stores exactly what ``create(vals_list)`` would: the same period assignment as
+        ``clearing_cdr_period.create`` (inside the INSERT), defaults of the fields not given,
+        stored computed fields, Monetary values rounded to the CDR currency and float values
+        to their digits as the ORM converts them, Json as JSON, create/write uid and date.
+        No mail.thread work (batch ingestion runs with tracking, logging and subscription
+        disabled). Access rights and company consistency are checked as ``create`` does."""
+        self.check_access("create")
+        if not vals_list:
+            return self.browse()
+        env = self.env
+        cr = env.cr
+        # period of each session (what clearing.cdr.create/_assign_period put there)
+        contracts = env["clearing.contract"]
+        period_model = env["clearing.period"]
+        todays, targets = {}, {}
+        assigned = False
+        for vals in vals_list:
+            if vals.get("contract_id") and vals.get("end_datetime") and "period_id" not in vals:
+                contract = contracts.browse(vals["contract_id"])
+                if contract.id not in todays:
+                    todays[contract.id] = period_model._contract_today(contract)
+                tz = pytz.timezone(contract.tz or "UTC")
+                end = fields.Datetime.to_datetime(vals["end_datetime"])
+                day = pytz.utc.localize(end).astimezone(tz).date()
+                if (contract.id, day) not in targets:
+                    period, late = period_model._target_for(contract, day,
+                                                            today=todays[contract.id])
+                    targets[(contract.id, day)] = (period.id, late)
+                vals["period_id"], vals["is_late"] = targets[(contract.id, day)]
+                assigned = True
+        # columns: every stored column field but the log access ones and id
+        columns = [f for name, f in self._fields.items()
+                   if f.store and f.column_type and name not in (
+                       "id", "create_uid", "create_date", "write_uid", "write_date")]
+        given = set().union(*vals_list)
+        missing = [f.name for f in columns if f.name not in given or any(
+            f.name not in v for v in vals_list)]
+        defaults = self.default_get(missing) if missing else {}
+        to_compute = []
+        for f in columns:
+            if f.compute and f.name not in defaults:
+                if f.name == "dispute_state":  # a new session has no dispute
+                    defaults[f.name] = "none"
+                elif f.name not in given:
+                    to_compute.append(f)
+        currency_ids = {v["currency_id"] for v in vals_list}
+        # Monetary.convert_to_column_insert: float_repr(currency.round(value), decimal_places)
+        currencies = {c.id: (c.rounding, c.decimal_places)
+                      for c in env["res.currency"].browse(currency_ids)}
+
+        # one function per column: value as the ORM converts it, in COPY text format
+        def converter(field):
+            if field.type == "monetary":
+                memo = {}
+
+                def money(value, vals):
+                    key = (value, vals.get("currency_id"))
+                    if key not in memo:
+                        cur = currencies.get(key[1])
+                        amount = float(value or 0.0)
+                        memo[key] = _copy_text(float_repr(
+                            float_round(amount, precision_rounding=cur[0]), cur[1])
+                            if cur else amount)
+                    return memo[key]
+                return money
+            if field.type in ("char", "text", "selection") and not field.translate \
+                    and not getattr(field, "size", None):
+                return lambda value, vals: (
+                    "\\N" if value is None or value is False
+                    else (value if type(value) is str else str(value)).translate(_COPY_ESCAPES))
+            if field.type == "many2one":
+                return lambda value, vals: str(value) if value else "\\N"
+            if field.type == "boolean":
+                return lambda value, vals: "t" if value else "f"
+            if field.type == "json":
+                return lambda value, vals: (
+                    json.dumps(value).translate(_COPY_ESCAPES) if value else "\\N")
+            return lambda value, vals: _copy_text(
+                field.convert_to_column_insert(value, self, vals))
+
+        convs = [(f.name, converter(f), f.name in defaults) for f in columns
+                 if f not in to_compute]
+        names = [name for name, _c, _d in convs] + [
+            "create_uid", "create_date", "write_uid", "write_date"]
+        log_access = "\t%s\t%s\t%s\t%s\n" % (env.uid, cr.now(), env.uid, cr.now())
+        self.flush_model()
+        # ids first, then one COPY of the rows (cheaper than a multi-row INSERT to build,
+        # send and parse; same constraints, indexes and foreign key checks)
+        cr.execute("SELECT nextval(%s) FROM generate_series(1, %s)",
+                   ("%s_id_seq" % self._table, len(vals_list)))
+        ids = [r[0] for r in cr.fetchall()]
+        lines = []
+        for rid, vals in zip(ids, vals_list):
+            row = [str(rid)]
+            for name, conv, has_default in convs:
+                if name in vals:
+                    row.append(conv(vals[name], vals))
+                elif has_default:
+                    row.append(conv(defaults[name], vals))
+                else:
+                    row.append("\\N")
+            lines.append("\t".join(row))
+            lines.append(log_access)
+        cr._obj.copy_expert('COPY "%s" (id, %s) FROM STDIN' % (
+            self._table, ", ".join('"%s"' % n for n in names)), io.StringIO("".join(lines)))
+        records = self.browse(ids)
+        # caches: the new rows, and the one2many fields pointing at clearing.cdr
+        self.invalidate_model()
+        for field in self._fields.values():
+            if field.type == "many2one":
+                for inverse in self.pool.field_inverses[field]:
+                    env[inverse.model_name].invalidate_model([inverse.name])
+        for field in to_compute:
+            env.add_to_compute(field, records)
+        records.modified([f.name for f in columns], create=True)
+        records._validate_fields([f.name for f in columns])
+        # _check_company of create: the only check_company field is contract_id
+        for vals in vals_list:
+            if vals.get("contract_id"):
+                contract_company = contracts.browse(vals["contract_id"]).company_id
+                if contract_company and contract_company.id != vals.get("company_id"):
+                    raise UserError(_("Incompatible companies on records."))
+        records.check_access("create")
+        if assigned:
+            self._invalidate_period_figures()
+        return records
+
+    def _resolve_credit_links_batch(self, vals_list=None):
+        """``_resolve_credit_links`` for many new CDRs in two queries (``vals_list``: the
+        values the records were created from, to avoid reading them back)."""
         if not self:
             return
         self.flush_model(["company_id", "country_code", "party_id", "ocpi_id", "credit",
                           "credit_reference_id", "credited_cdr_id"])
         cr = self.env.cr
+        if vals_list is None:
+            vals_list = [{"company_id": c.company_id.id, "country_code": c.country_code,
+                          "party_id": c.party_id, "ocpi_id": c.ocpi_id, "credit": c.credit,
+                          "credit_reference_id": c.credit_reference_id} for c in self]
+        rows = [(rid, v["company_id"], v["country_code"], v["party_id"], v["ocpi_id"],
+                 bool(v.get("credit")), v.get("credit_reference_id") or False)
+                for rid, v in zip(self.ids, vals_list)]
         links = {}  # credit id -> original id
-        credits = self.filtered(lambda c: c.credit and c.credit_reference_id)
+        credits = [r for r in rows if r[5] and r[6]]
         if credits:
             cr.execute(
                 "SELECT id, company_id, country_code, party_id, ocpi_id FROM clearing_cdr "
                 "WHERE ocpi_id = ANY(%s) AND company_id = ANY(%s) ORDER BY id",
-                (list(set(credits.mapped("credit_reference_id"))), list(set(credits.company_id.ids))))
+                (list({r[6] for r in credits}), list({r[1] for r in credits})))
             originals = {}
             for rid, comp, cc, party, oid in cr.fetchall():
                 originals.setdefault((comp, cc, party, oid), []).append(rid)
-            for c in credits:
-                ids = [r for r in originals.get((c.company_id.id, c.country_code, c.party_id,
-                                                 c.credit_reference_id), []) if r != c.id]
+            for cid, comp, cc, party, _oid, _credit, ref in credits:
+                ids = [r for r in originals.get((comp, cc, party, ref), []) if r != cid]
                 if ids:
-                    links[c.id] = ids[0]
-        plain = self.filtered(lambda c: not c.credit)
+                    links[cid] = ids[0]
+        plain = [r for r in rows if not r[5]]
         if plain:
             cr.execute(
                 "SELECT id, company_id, country_code, party_id, credit_reference_id "
                 "FROM clearing_cdr WHERE credit AND credited_cdr_id IS NULL "
                 "AND company_id = ANY(%s) AND credit_reference_id = ANY(%s)",
-                (list(set(plain.company_id.ids)), list(set(plain.mapped("ocpi_id")))))
+                (list({r[1] for r in plain}), list({r[4] for r in plain})))
             waiting = {}
             for rid, comp, cc, party, ref in cr.fetchall():
                 waiting.setdefault((comp, cc, party, ref), []).append(rid)
-            for o in plain:
-                for rid in waiting.get((o.company_id.id, o.country_code, o.party_id, o.ocpi_id), []):
-                    links.setdefault(rid, o.id)
+            for oid, comp, cc, party, ocpi_id, _credit, _ref in plain:
+                for rid in waiting.get((comp, cc, party, ocpi_id), []):
+                    links.setdefault(rid, oid)
         by_original = {}
         for credit_id, original_id in links.items():
             by_original.setdefault(original_id, []).append(credit_id)

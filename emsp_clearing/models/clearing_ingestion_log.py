@@ -142,6 +142,7 @@ class ClearingIngestionLog(models.Model):
         positions = positions or list(range(len(items)))
         results = [None] * len(items)
         parsed_keys = {}
+        parsed_cdrs = {}
         for i, data in enumerate(items):
             if not isinstance(data, dict):
                 results[i] = self._rejected("$", _("a CDR must be a JSON object"))
@@ -161,6 +162,7 @@ class ClearingIngestionLog(models.Model):
                     data)
                 continue
             parsed_keys[i] = key
+            parsed_cdrs[i] = cdr
         existing = self._existing_cdrs(company, set(parsed_keys.values()))
         new_indexes = []
         batch_seen = {}
@@ -184,7 +186,9 @@ class ClearingIngestionLog(models.Model):
             batch_seen[key] = (None, items[i])
             new_indexes.append(i)
         if new_indexes:
-            outs = cdr_model._ingest_ocpi_batch([items[i] for i in new_indexes], company=company)
+            # the CDRs are parsed already: the batch path reuses them (one parse per CDR)
+            outs = cdr_model._ingest_ocpi_batch([items[i] for i in new_indexes], company=company,
+                                                parsed=[parsed_cdrs[i] for i in new_indexes])
             for i, out in zip(new_indexes, outs):
                 if out["record"]:
                     results[i] = {"outcome": "created", "record": out["record"], "reason": None,
