@@ -452,3 +452,48 @@ def test_location_memo_is_not_fooled_by_later_mutation_of_the_input():
     data["cdr_location"]["coordinates"]["latitude"] = "bad"   # the caller mutates its dict
     err = _error(ocpi.parse_cdr, data)
     assert str(err) == '$.cdr_location.coordinates.latitude: must match -?[0-9]{1,2}\\.[0-9]{5,7}, got "bad"'
+
+
+def test_datetime_fast_path_and_memo_agree_with_general_path():
+    """Common-form date-times ("...T12:34:56Z") take a fast path and are remembered by their
+    string: on random valid and invalid values, in both modes and whether or not the value was
+    seen before, the result (or the error) is what the general RFC 3339 path gives."""
+    import random
+    import re
+
+    rng = random.Random(42)
+
+    def reference(text, strict):
+        # the general path, written out: regex, strict checks, fromisoformat, UTC
+        m = re.match(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?\Z", text)
+        if m is None:
+            return "format"
+        if strict and (len(text) > 25 or (m.group(1) not in (None, "Z"))):
+            return "strict"
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError:
+            return "invalid"
+        return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+    def parsed(text, strict):
+        try:
+            dt = ocpi.parse_datetime(text, "$.x", strict)
+        except OcpiValidationError as e:
+            msg = e.message
+            return ("format" if "must be an OCPI DateTime" in msg else
+                    "invalid" if "is not a valid date-time" in msg else "strict")
+        assert dt.tzinfo is UTC
+        return dt
+
+    values = []
+    for _ in range(3000):
+        y, mo, d = rng.randint(1999, 2031), rng.randint(0, 13), rng.randint(0, 32)
+        h, mi, s = rng.randint(0, 25), rng.randint(0, 61), rng.randint(0, 61)
+        text = f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}"
+        text += rng.choice(["Z", "Z", "Z", "", "+00:00", "+02:00", ".5Z", "z", " Z"])
+        values.append(text)
+    values += ["2024-01-01T00:00:00Z", "\u0662024-01-01T00:00:00Z", "2024-W01-1T00:00:00Z"]
+    for text in values + values:  # second round: memo hits
+        for strict in (True, False):
+            assert parsed(text, strict) == reference(text, strict), (text, strict)
