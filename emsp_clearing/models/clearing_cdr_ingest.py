@@ -138,8 +138,9 @@ class ClearingCdr(models.Model):
         codes = {p.currency for p in parsed.values()}
         currency_by_code = {}
         if codes:
-            for cur in self.env["res.currency"].with_context(active_test=False).search(
-                    [("name", "in", list(codes))], order="id"):
+            for cur in self.env["res.currency"].with_context(active_test=False).search_fetch(
+                    [("name", "in", list(codes))], ["name", "rounding", "decimal_places"],
+                    order="id"):
                 currency_by_code.setdefault(cur.name, cur)
         no_currency = self.env["res.currency"]
         seen = set()
@@ -343,6 +344,18 @@ class ClearingCdr(models.Model):
             if field.type == "json":
                 return lambda value, vals: (
                     json.dumps(value).translate(_COPY_ESCAPES) if value else "\\N")
+            if field.type == "datetime":
+                return lambda value, vals: (
+                    str(value) if type(value) is dt.datetime
+                    else _copy_text(field.convert_to_column_insert(value, self, vals)))
+            if field.type == "float":
+                memo = {}
+
+                def number(value, vals):
+                    if value not in memo:
+                        memo[value] = _copy_text(field.convert_to_column_insert(value, self, vals))
+                    return memo[value]
+                return number
             return lambda value, vals: _copy_text(
                 field.convert_to_column_insert(value, self, vals))
 
