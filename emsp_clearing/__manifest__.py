@@ -36,6 +36,7 @@
     ],
     "demo": [
         "demo/clearing_demo.xml",
+        "demo/clearing_portal_demo.xml",
     ],
     "assets": {
         "web.assets_tests": [

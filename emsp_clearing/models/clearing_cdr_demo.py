@@ -51,7 +51,6 @@ class ClearingCdr(models.Model):
         today = fields.Date.context_today(self)
         first_day = today - timedelta(days=60)
         tariffs = {}
-        results = []
         payloads = []
         for index in range(count):
             if index % 53 == 7:
@@ -59,7 +58,18 @@ class ClearingCdr(models.Model):
             else:
                 issuer = issuers[index % 3]
             payloads.append(self._demo_cdr_payload(rng, index, issuer, first_day, tariffs))
-        results = self._ingest_ocpi_batch(payloads, company=company)
+        # Sessions arrive day after day, and the scheduled actions run every day: replay that
+        # history so that past periods hold their sessions, were controlled and are locked.
+        periods = self.env["clearing.period"]
+        by_day = {}
+        for payload in payloads:
+            by_day.setdefault(payload["end_date_time"][:10], []).append(payload)
+        results = []
+        for day in sorted(by_day):
+            as_of = {"clearing_today": fields.Date.to_date(day)}
+            periods.with_context(**as_of)._cron_lock_periods()
+            periods.with_context(**as_of)._cron_open_periods()
+            results += self.with_context(**as_of)._ingest_ocpi_batch(by_day[day], company=company)
         # credit a few sessions, as a CPO does after a billing complaint
         originals = [r["record"] for r in results if r["record"] and r["record"].contract_id]
         credits = []

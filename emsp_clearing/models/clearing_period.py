@@ -213,6 +213,12 @@ class ClearingPeriod(models.Model):
     # ------------------------------------------------------------------ calendar
     @api.model
     def _contract_today(self, contract):
+        """Today in the contract's time zone: the day the period rules (late sessions, window
+        opening, lock) are applied on. The context key ``clearing_today`` (a date) stands in
+        for it when sessions of the past are loaded as they arrived back then (demo data)."""
+        forced = self.env.context.get("clearing_today")
+        if forced:
+            return fields.Date.to_date(forced)
         tz = pytz.timezone(contract.tz or "UTC")
         return datetime.now(pytz.utc).astimezone(tz).date()
 
