@@ -257,7 +257,8 @@ class ClearingPortal(CustomerPortal):
                 dispute.id: dispute.sudo().attachment_ids.mapped("name") for dispute in disputes
             },
             "tariff": tariff,
-            "breakdown": cdr.price_breakdown or [],
+            "tariff_rows": cdr._tariff_rows(),
+            "breakdown": cdr._breakdown_rows(),
             "page_name": "clearing_cdr",
             "can_dispute": bool(period) and period.state == "control" and not cdr.locked
             and not in_progress and not cdr.dispute_credit,

@@ -12,3 +12,4 @@ from . import clearing_dispute
 from . import clearing_cdr_period
 from . import clearing_contract_period
 from . import clearing_cdr_ingest
+from . import clearing_cdr_display

@@ -14,3 +14,4 @@ from . import test_dispute
 from . import test_portal
 from . import test_ocpi_batch
 from . import test_tours
+from . import test_cdr_display
