@@ -3,8 +3,6 @@ import logging
 from datetime import timezone
 from decimal import Decimal
 
-from markupsafe import Markup, escape
-
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
@@ -210,40 +208,6 @@ class ClearingCdr(models.Model):
             )
 
     @api.depends("price_breakdown")
-    def _compute_price_breakdown_html(self):
-        headers = (
-            _("Period (UTC)"), _("Dimension"), _("Volume"), _("Billed"), _("Unit Price"),
-            _("VAT %"), _("Excl. VAT"), _("Incl. VAT"), _("Tariff Element"),
-        )
-        for cdr in self:
-            lines = cdr.price_breakdown or []
-            if not lines:
-                cdr.price_breakdown_html = False
-                continue
-            rows = []
-            for line in lines:
-                cells = (
-                    "%s → %s" % (line.get("period_start", ""), line.get("period_end", "")),
-                    line.get("dimension", ""),
-                    line.get("volume", ""),
-                    line.get("billed_volume", ""),
-                    line.get("unit_price", ""),
-                    line.get("vat") if line.get("vat") is not None else "",
-                    line.get("excl_vat", ""),
-                    line.get("incl_vat", ""),
-                    "#%s" % (line["element_index"] + 1)
-                    if line.get("element_index") is not None else "",
-                )
-                rows.append(
-                    Markup("<tr>%s</tr>")
-                    % Markup("").join(Markup("<td>%s</td>") % escape(c) for c in cells)
-                )
-            head = Markup("").join(Markup("<th>%s</th>") % h for h in headers)
-            cdr.price_breakdown_html = Markup(
-                '<table class="table table-sm o_clearing_breakdown">'
-                "<thead><tr>%s</tr></thead><tbody>%s</tbody></table>"
-            ) % (head, Markup("").join(rows))
-
     # ------------------------------------------------------------------
     # Ingestion
     # ------------------------------------------------------------------
