@@ -342,8 +342,18 @@ class ClearingCdr(models.Model):
             if field.type == "boolean":
                 return lambda value, vals: "t" if value else "f"
             if field.type == "json":
-                return lambda value, vals: (
-                    json.dumps(value).translate(_COPY_ESCAPES) if value else "\\N")
+                # the same object (the applied tariff of a contract) is serialised once; the
+                # objects stay referenced by vals_list meanwhile, so their ids stay unique
+                memo = {}
+
+                def as_json(value, vals):
+                    if not value:
+                        return "\\N"
+                    key = id(value)
+                    if key not in memo:
+                        memo[key] = json.dumps(value).translate(_COPY_ESCAPES)
+                    return memo[key]
+                return as_json
             if field.type == "datetime":
                 return lambda value, vals: (
                     str(value) if type(value) is dt.datetime
