@@ -10,14 +10,15 @@ override of ``_ingest_ocpi_batch`` reuses its building blocks (``_parse_ocpi``,
 * matches each distinct (company, sender, token issuer, currency, 15-minute block of the end)
   once — ``_find_for_cdr`` depends on nothing else, and no time zone moves a local date inside a
   15-minute block;
-* prices before storing, so matching and pricing land in the ``INSERT`` of one ``create`` for
-  the whole batch instead of two ``UPDATE`` per CDR;
+* prices and assigns the clearing period before storing, then stores the whole batch with one
+  ``COPY`` of the rows (``_insert_prepared``: the column values the ORM ``create`` would store,
+  without its per-record, per-field work) instead of a ``create`` and two ``UPDATE`` per CDR;
 * links credit CDRs with two queries per batch.
 
 A CDR that fails validation, matching or pricing is reported like the item-by-item path does
-and does not spoil the batch; if the batch ``create`` itself fails (a database constraint), the
-batch falls back to the item-by-item path. ``tests/test_ocpi_batch.py`` checks that both paths
-store the same values.
+and does not spoil the batch; if storing the batch fails (a database constraint), the batch
+falls back to the item-by-item path. ``tests/test_ocpi_batch.py`` checks that both paths store
+the same values, column by column.
 """
 
 import datetime as dt
@@ -26,7 +27,6 @@ import io
 import json
 import types
 
-import pytz
 from psycopg2.extras import Json
 
 from odoo import _, api, fields, models, tools
@@ -264,8 +264,8 @@ class ClearingCdr(models.Model):
 
     # ------------------------------------------------------------------ set-based storage
     def _insert_prepared(self, vals_list):
-        """Store prepared CDR values (validated, matched, priced) with one multi-row
-        ``INSERT ... RETURNING id`` and return the records.
+        """Store prepared CDR values (validated, matched, priced) with one ``COPY`` (ids taken
+        from the sequence first) and return the records.
 
         Stores exactly what ``create(vals_list)`` would: the same period assignment as
         ``clearing_cdr_period.create`` (inside the INSERT), defaults of the fields not given,
@@ -280,22 +280,13 @@ class ClearingCdr(models.Model):
         cr = env.cr
         # period of each session (what clearing.cdr.create/_assign_period put there)
         contracts = env["clearing.contract"]
-        period_model = env["clearing.period"]
-        todays, targets = {}, {}
+        period_cache = {}
         assigned = False
         for vals in vals_list:
             if vals.get("contract_id") and vals.get("end_datetime") and "period_id" not in vals:
-                contract = contracts.browse(vals["contract_id"])
-                if contract.id not in todays:
-                    todays[contract.id] = period_model._contract_today(contract)
-                tz = pytz.timezone(contract.tz or "UTC")
-                end = fields.Datetime.to_datetime(vals["end_datetime"])
-                day = pytz.utc.localize(end).astimezone(tz).date()
-                if (contract.id, day) not in targets:
-                    period, late = period_model._target_for(contract, day,
-                                                            today=todays[contract.id])
-                    targets[(contract.id, day)] = (period.id, late)
-                vals["period_id"], vals["is_late"] = targets[(contract.id, day)]
+                vals["period_id"], vals["is_late"] = self._period_target(
+                    contracts.browse(vals["contract_id"]),
+                    fields.Datetime.to_datetime(vals["end_datetime"]), period_cache)
                 assigned = True
         # columns: every stored column field but the log access ones and id
         columns = [f for name, f in self._fields.items()
