@@ -106,7 +106,7 @@ class ClearingCdr(models.Model):
     stated_total_fixed_cost = fields.Monetary("Stated Fixed Cost", readonly=True)
     stated_total_energy = fields.Float("Stated Energy (kWh)", digits=(16, 3), readonly=True)
     stated_total_energy_cost = fields.Monetary("Stated Energy Cost", readonly=True)
-    stated_total_time = fields.Float("Stated Charging Time (h)", digits=(16, 4), readonly=True)
+    stated_total_time = fields.Float("Stated Session Duration (h)", digits=(16, 4), readonly=True)
     stated_total_time_cost = fields.Monetary("Stated Time Cost", readonly=True)
     stated_total_parking_time = fields.Float(
         "Stated Parking Time (h)", digits=(16, 4), readonly=True
@@ -140,7 +140,7 @@ class ClearingCdr(models.Model):
     amount_tax = fields.Monetary("Tax", readonly=True)
     amount_total = fields.Monetary("Total", readonly=True)
     energy_kwh = fields.Float("Energy (kWh)", digits=(16, 3), readonly=True)
-    duration_hours = fields.Float("Charging Time (h)", digits=(16, 4), readonly=True)
+    duration_hours = fields.Float("Session Duration (h)", digits=(16, 4), readonly=True)
     parking_hours = fields.Float("Parking Time (h)", digits=(16, 4), readonly=True)
     price_breakdown = fields.Json(readonly=True)
     price_breakdown_html = fields.Html(
