@@ -118,10 +118,9 @@ class ClearingPortal(CustomerPortal):
         }
         if search_in in parts:
             return expression.OR(parts[search_in])
-        # "all": the identifiers only (session, CDR, EVSE, token), so that a search stays one
-        # cheap scan of the period; the specific searches also look at the secondary fields
-        return expression.OR([[("session_id", "ilike", search)], [("ocpi_id", "ilike", search)],
-                              [("evse_id", "ilike", search)], [("token_uid", "ilike", search)]])
+        # "all": the identifiers (session, CDR, EVSE, token) through their trigram index; the
+        # specific searches also look at the secondary fields
+        return request.env["clearing.cdr"]._identifiers_domain(search)
 
     @staticmethod
     def _date_domain(period, date_from, date_to):

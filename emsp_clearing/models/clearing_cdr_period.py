@@ -1,5 +1,8 @@
 """clearing.cdr: clearing period, lock and disputes of a session."""
 
+import logging
+
+import psycopg2
 import pytz
 
 from odoo import _, api, fields, models
@@ -8,6 +11,8 @@ from odoo.tools import SQL
 
 from ..clearing_core import currencies
 from .clearing_period import FIGURES
+
+_logger = logging.getLogger(__name__)
 
 DISPUTE_STATES = [
     ("none", "Not Disputed"),
@@ -64,6 +69,38 @@ class ClearingCdr(models.Model):
             """CREATE INDEX IF NOT EXISTS clearing_cdr_period_end_idx
                    ON clearing_cdr (period_id, end_datetime DESC, id DESC)"""
         )
+        # the portal's "search in all": one trigram index over the identifiers people type
+        # (session, CDR, EVSE, token). Needs PostgreSQL's pg_trgm; without it (no right to
+        # create the extension) the search still works, by scanning the period.
+        try:
+            with self.env.cr.savepoint():
+                self.env.cr.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+                self.env.cr.execute(SQL(
+                    "CREATE INDEX IF NOT EXISTS clearing_cdr_identifiers_trgm_idx"
+                    " ON clearing_cdr USING gin ((%s) gin_trgm_ops)", self._identifiers_sql()))
+        except psycopg2.Error as error:
+            _logger.info("clearing_cdr: no trigram index for the portal search (%s)",
+                         str(error).strip())
+
+    @api.model
+    def _identifiers_sql(self, alias="clearing_cdr"):
+        """Lower-cased session, CDR, EVSE and token ids of a row, as one text."""
+        return SQL(
+            "lower(coalesce(%s, '') || ' ' || coalesce(%s, '') || ' ' || coalesce(%s, '')"
+            " || ' ' || coalesce(%s, ''))",
+            *(SQL.identifier(alias, f) for f in ("session_id", "ocpi_id", "evse_id", "token_uid")),
+        )
+
+    @api.model
+    def _identifiers_domain(self, search):
+        """Domain: sessions whose session, CDR, EVSE or token id contains ``search``
+        (case-insensitive), served by the trigram index."""
+        escaped = search.lower()
+        for char in ("\\", "%", "_"):  # LIKE wildcards, literally
+            escaped = escaped.replace(char, "\\" + char)
+        pattern = "%" + escaped + "%"
+        return [("id", "in", SQL("(SELECT id FROM clearing_cdr WHERE %s LIKE %s)",
+                                 self._identifiers_sql(), pattern))]
 
     @api.depends("dispute_ids.state")
     def _compute_dispute_state(self):

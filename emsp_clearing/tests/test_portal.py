@@ -114,6 +114,14 @@ class TestPortal(HttpCase, PeriodCase):
         self.assertEqual(self._rows(session), 1)
         self.assertEqual(self._rows(self.url_open(base + "?search_in=token&search=04A1B2")), 50)
         self.assertEqual(self._rows(self.url_open(base + "?search_in=evse&search=nothing")), 0)
+        # search in all identifiers: case-insensitive, LIKE wildcards taken literally
+        everywhere = self.url_open(base + "?search_in=all&search=e9special")
+        self.assertEqual(self._rows(everywhere), 1)
+        self.assertIn(self.special.session_id, everywhere.text)
+        self.assertEqual(self._rows(self.url_open(
+            base + "?search_in=all&search=%s" % self.cdrs_a[3].ocpi_id.lower())), 1)
+        self.assertEqual(self._rows(self.url_open(base + "?search_in=all&search=%25")), 0)
+        self.assertEqual(self._rows(self.url_open(base + "?search_in=all&search=_")), 0)
         # date filter (local days of the contract)
         today = self.special._local_end_day()
         same_day = self.cdrs_a.filtered(lambda c: c._local_end_day() == today)
