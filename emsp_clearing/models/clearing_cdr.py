@@ -459,24 +459,30 @@ class ClearingCdr(models.Model):
         )
         return vals
 
+    @api.model
+    def _contract_tariff(self, contract, tariff_cache):
+        """``(tariff_dict, ocpi.Tariff)`` of a contract's grid, built once per contract
+        version within ``tariff_cache`` (a dict shared by a batch)."""
+        key = (contract.id, str(contract.write_date))
+        if key not in tariff_cache:
+            tariff_dict = contract.to_ocpi_tariff()
+            try:
+                tariff = ocpi.parse_tariff(tariff_dict, strict=True)
+            except OcpiValidationError as error:
+                raise ValidationError(
+                    _("Contract %(contract)s: invalid price grid: %(error)s",
+                      contract=contract.name, error=error)
+                ) from error
+            tariff_cache[key] = (tariff_dict, tariff)
+        return tariff_cache[key]
+
     def _price(self, tariff_cache=None, parsed=None):
         """Price matched CDRs with their contract grid and store rounded amounts."""
         tariff_cache = {} if tariff_cache is None else tariff_cache
         parsed = parsed or {}
         for cdr in self:
             contract = cdr.contract_id
-            key = (contract.id, str(contract.write_date))
-            if key not in tariff_cache:
-                tariff_dict = contract.to_ocpi_tariff()
-                try:
-                    tariff = ocpi.parse_tariff(tariff_dict, strict=True)
-                except OcpiValidationError as error:
-                    raise ValidationError(
-                        _("Contract %(contract)s: invalid price grid: %(error)s",
-                          contract=contract.name, error=error)
-                    ) from error
-                tariff_cache[key] = (tariff_dict, tariff)
-            tariff_dict, tariff = tariff_cache[key]
+            tariff_dict, tariff = self._contract_tariff(contract, tariff_cache)
             ocpi_cdr = parsed.get(cdr.id) or cdr._parse_ocpi(cdr.raw_json)
             try:
                 result = pricing.price_cdr(ocpi_cdr, tariff, tz=contract.tz)

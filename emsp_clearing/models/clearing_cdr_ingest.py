@@ -33,7 +33,7 @@ from odoo import _, api, fields, models, tools
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import float_repr, float_round
 
-from ..clearing_core import ocpi, pricing
+from ..clearing_core import pricing
 from ..clearing_core.errors import OcpiValidationError
 
 _BLOCK = 15 * 60  # seconds; every UTC offset in use is a multiple of 15 minutes
@@ -238,17 +238,7 @@ class ClearingCdr(models.Model):
                            raw_json=vals.get("raw_json"))
             out.update(type(self)._empty_pricing_vals(draft))
             return out
-        tkey = (contract.id, str(contract.write_date))
-        if tkey not in tariff_cache:
-            tariff_dict = contract.to_ocpi_tariff()
-            try:
-                tariff = ocpi.parse_tariff(tariff_dict, strict=True)
-            except OcpiValidationError as error:
-                raise ValidationError(
-                    _("Contract %(contract)s: invalid price grid: %(error)s",
-                      contract=contract.name, error=error)) from error
-            tariff_cache[tkey] = (tariff_dict, tariff)
-        tariff_dict, tariff = tariff_cache[tkey]
+        tariff_dict, tariff = self._contract_tariff(contract, tariff_cache)
         try:
             result = pricing.price_cdr(parsed, tariff, tz=contract.tz)
         except OcpiValidationError as error:
