@@ -26,16 +26,13 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PG = {"host": os.environ.get("PGHOST", "127.0.0.1"), "port": os.environ.get("PGPORT", "5432"),
-      "user": os.environ.get("PGUSER") or __import__("getpass").getuser()}
+from odoo_bench import REPO, create_db, drop_db, free_port, odoo_args, pg_connect
 
 
 def launcher():
@@ -44,68 +41,6 @@ def launcher():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
-
-
-_ADDONS = []
-
-
-def addons_path():
-    """Odoo's addons directories + this repository (computed once: parsing Odoo's config
-    later adds its data directory to odoo.addons.__path__)."""
-    if _ADDONS:
-        return _ADDONS[0]
-    import odoo.addons
-    paths = []
-    for p in list(odoo.addons.__path__):
-        if os.path.isdir(p) and os.path.abspath(p) not in paths:
-            paths.append(os.path.abspath(p))
-    root = os.path.dirname(os.path.dirname(os.path.abspath(odoo.__file__)))
-    if os.path.isdir(os.path.join(root, "addons", "web")):
-        paths.append(os.path.join(root, "addons"))
-    paths.append(REPO)
-    _ADDONS.append(",".join(paths))
-    return _ADDONS[0]
-
-
-def odoo_args(db):
-    return ["-d", db, "--db_host", PG["host"], "--db_port", PG["port"], "--db_user", PG["user"],
-            "--addons-path", addons_path()]
-
-
-def pg_connect(db="postgres"):
-    import psycopg2
-    return psycopg2.connect(dbname=db, **PG)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def create_db(db, template):
-    conn = pg_connect()
-    conn.autocommit = True
-    with conn.cursor() as cr:
-        cr.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % db)
-        if template:
-            cr.execute('CREATE DATABASE "%s" TEMPLATE "%s"' % (db, template))
-    conn.close()
-    t = time.monotonic()
-    subprocess.run([sys.executable, "-m", "odoo"] + odoo_args(db) + [
-        "-i", "emsp_clearing", "--stop-after-init", "--without-demo=all", "--log-level=warn",
-        "--http-port", str(free_port()), "--max-cron-threads", "0"], check=True)
-    print("scratch database %s ready (%.0fs)" % (db, time.monotonic() - t), flush=True)
-
-
-def drop_db(db):
-    conn = pg_connect()
-    conn.autocommit = True
-    with conn.cursor() as cr:
-        cr.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % db)
-    conn.close()
 
 
 _CONFIGURED = []

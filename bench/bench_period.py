@@ -21,11 +21,9 @@ by this Python; PostgreSQL from PGHOST/PGPORT/PGUSER (default 127.0.0.1/5432/you
 """
 
 import argparse
-import getpass
 import http.cookiejar
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,67 +31,9 @@ import tempfile
 import time
 import urllib.request
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PG = {"host": os.environ.get("PGHOST", "127.0.0.1"), "port": os.environ.get("PGPORT", "5432"),
-      "user": os.environ.get("PGUSER") or getpass.getuser()}
+from odoo_bench import create_db, free_port, odoo_args, pg_exec
+
 PORTAL_LOGIN = "bench_portal"
-
-
-_ADDONS = []
-
-
-def addons_path():
-    """Odoo's addons directories + this repository, computed once (parsing Odoo's
-    configuration later adds its data directory to odoo.addons.__path__)."""
-    if _ADDONS:
-        return _ADDONS[0]
-    import odoo.addons
-    paths = []
-    for p in list(odoo.addons.__path__):
-        p = os.path.abspath(p)
-        if os.path.isdir(p) and p not in paths:
-            paths.append(p)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(odoo.__file__)))
-    if os.path.isdir(os.path.join(root, "addons", "web")):
-        paths.append(os.path.join(root, "addons"))
-    paths.append(REPO)
-    _ADDONS.append(",".join(paths))
-    return _ADDONS[0]
-
-
-def odoo_args(db):
-    return ["-d", db, "--db_host", PG["host"], "--db_port", PG["port"], "--db_user", PG["user"],
-            "--addons-path", addons_path()]
-
-
-def pg_exec(sql, db="postgres"):
-    import psycopg2
-    conn = psycopg2.connect(dbname=db, **PG)
-    conn.autocommit = True
-    try:
-        conn.cursor().execute(sql)
-    finally:
-        conn.close()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def create_db(db, template):
-    if template:
-        pg_exec('CREATE DATABASE "%s" TEMPLATE "%s"' % (db, template))
-    print("installing emsp_clearing in %s ..." % db, flush=True)
-    subprocess.run(
-        [sys.executable, "-m", "odoo", *odoo_args(db), "-i", "emsp_clearing",
-         "--without-demo=all", "--stop-after-init", "--log-level=warn",
-         "--max-cron-threads=0", "--http-port", str(free_port())],
-        check=True, stdout=subprocess.DEVNULL,
-    )
 
 
 def populate(env, n):
@@ -159,7 +99,6 @@ def populate(env, n):
     # a few disputed sessions for the dispute-state filter
     env.cr.execute("UPDATE clearing_cdr SET dispute_state = 'rejected' "
                    "WHERE period_id = %s AND id %% 997 = 0", [period.id])
-    env.cr.execute("ANALYZE clearing_cdr")
     env.invalidate_all()
     return period
 
@@ -253,6 +192,9 @@ def main():
             period = populate(env, args.n)
             period_id = period.id
         print("inserted %d sessions in one period in %.1f s" % (args.n, time.perf_counter() - t0))
+        # what autovacuum does after such a bulk insert (statistics; the trigram index's
+        # pending list merged), so that the pages are timed in steady state
+        pg_exec("VACUUM ANALYZE clearing_cdr", db=db)
 
         print("\nportal CDR list page, server response on loopback (%d requests each):"
               % args.requests)

@@ -1,0 +1,84 @@
+"""Shared by the benchmarks that run Odoo (bench_ingest.py, bench_period.py): the addons
+path, Odoo's command-line arguments, scratch databases and free loopback ports.
+
+PostgreSQL from PGHOST/PGPORT/PGUSER (default 127.0.0.1/5432/you); Odoo 18 importable."""
+
+import getpass
+import os
+import socket
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PG = {"host": os.environ.get("PGHOST", "127.0.0.1"), "port": os.environ.get("PGPORT", "5432"),
+      "user": os.environ.get("PGUSER") or getpass.getuser()}
+
+_ADDONS = []
+
+
+def addons_path():
+    """Odoo's addons directories + this repository, computed once (parsing Odoo's
+    configuration later adds its data directory to odoo.addons.__path__)."""
+    if _ADDONS:
+        return _ADDONS[0]
+    import odoo.addons
+    paths = []
+    for p in list(odoo.addons.__path__):
+        p = os.path.abspath(p)
+        if os.path.isdir(p) and p not in paths:
+            paths.append(p)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(odoo.__file__)))
+    if os.path.isdir(os.path.join(root, "addons", "web")):
+        paths.append(os.path.join(root, "addons"))
+    paths.append(REPO)
+    _ADDONS.append(",".join(paths))
+    return _ADDONS[0]
+
+
+def odoo_args(db):
+    return ["-d", db, "--db_host", PG["host"], "--db_port", PG["port"], "--db_user", PG["user"],
+            "--addons-path", addons_path()]
+
+
+def pg_connect(db="postgres"):
+    import psycopg2
+    return psycopg2.connect(dbname=db, **PG)
+
+
+def pg_exec(sql, db="postgres"):
+    conn = pg_connect(db)
+    conn.autocommit = True
+    try:
+        conn.cursor().execute(sql)
+    finally:
+        conn.close()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def create_db(db, template=None):
+    """A scratch database (cloned from ``template`` when given) with emsp_clearing installed
+    without demo data."""
+    pg_exec('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % db)
+    if template:
+        pg_exec('CREATE DATABASE "%s" TEMPLATE "%s"' % (db, template))
+    print("installing emsp_clearing in %s ..." % db, flush=True)
+    t = time.monotonic()
+    subprocess.run(
+        [sys.executable, "-m", "odoo", *odoo_args(db), "-i", "emsp_clearing",
+         "--without-demo=all", "--stop-after-init", "--log-level=warn",
+         "--max-cron-threads=0", "--http-port", str(free_port())],
+        check=True, stdout=subprocess.DEVNULL,
+    )
+    print("scratch database %s ready (%.0fs)" % (db, time.monotonic() - t), flush=True)
+
+
+def drop_db(db):
+    pg_exec('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % db)
