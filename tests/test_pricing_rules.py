@@ -783,3 +783,53 @@ def test_session_spanning_a_dst_change_uses_each_period_offset():
         ("2024-04-07T23:30:00Z", {"ENERGY": 1}), ("2024-04-08T01:30:00Z", {"ENERGY": 1})])
     r = pricing.price_cdr(cdr, t, tz="Europe/Paris")  # 01:30 and 03:30 CEST
     assert [ln.element_index for ln in r.lines] == [1, 0]
+
+
+def test_compiled_selectors_agree_with_reference_selection():
+    """The pricing plan of a tariff (``CompiledTariff.plans``: per kind of period and per
+    dimension, a constant or generated code choosing the element) must pick exactly the element
+    that the readable reference (``_select``: the first candidate whose ``_matches`` holds) picks."""
+    rng = random.Random(4321)
+    zones = [UTC, pricing._zone("Europe/Paris"), pricing._zone("America/New_York")]
+    checked = 0
+    for _ in range(150):
+        elements = []
+        for _ in range(rng.randint(1, 7)):
+            comps = [comp(dim, rng.randint(0, 9)) for dim in rng.sample(["ENERGY", "FLAT", "TIME", "PARKING_TIME"], rng.randint(1, 3))]
+            restr = {}
+            if rng.random() < 0.4:
+                restr["start_time"] = f"{rng.randint(0, 23):02d}:{rng.choice([0, 30]):02d}"
+            if rng.random() < 0.4:
+                restr["end_time"] = f"{rng.randint(0, 23):02d}:{rng.choice([0, 30]):02d}"
+            if rng.random() < 0.2:
+                restr["start_date"] = f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+            if rng.random() < 0.2:
+                restr["end_date"] = f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+            if rng.random() < 0.3:
+                restr["day_of_week"] = rng.sample(list(ocpi.DAYS_OF_WEEK), rng.randint(1, 6))
+            for key in ("min_kwh", "max_kwh", "min_current", "max_current", "min_power", "max_power"):
+                if rng.random() < 0.15:
+                    restr[key] = D(rng.randint(0, 600)) / 10
+            for key in ("min_duration", "max_duration"):
+                if rng.random() < 0.2:
+                    restr[key] = rng.randint(0, 14400)
+            if rng.random() < 0.15 and all(c["type"] in ("FLAT", "TIME") for c in comps):
+                restr["reservation"] = rng.choice(["RESERVATION", "RESERVATION_EXPIRES"])
+            elements.append((comps, restr or None))
+        ct = pricing.compile_tariff(make_tariff(elements))
+        for _ in range(30):
+            at = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(366 * 86400))
+            local = at.astimezone(rng.choice(zones))
+            energy = D(rng.randint(0, 800)) / 10
+            dur_s = float(rng.randint(0, 20000))
+            dims = {key: D(rng.randint(0, 600)) / 10 for key in ("MIN_CURRENT", "MAX_CURRENT", "CURRENT", "MIN_POWER",
+                                                                  "MAX_POWER", "POWER") if rng.random() < 0.4}
+            tod = local.hour * 3600 + local.minute * 60 + local.second
+            for kind, plan in enumerate(ct.plans):
+                for k, dim in enumerate(("FLAT", "ENERGY", "TIME", "PARKING_TIME")):
+                    const, select = plan[2 * k], plan[2 * k + 1]
+                    got = const if select is None else select(local.weekday(), tod, local, energy, dur_s, dims)
+                    want = pricing._select(ct.cands[kind][dim], local, energy, dur_s, dims)
+                    assert got is (None if want is None else want.info[dim]), (elements, kind, dim, local)
+                    checked += 1
+    assert checked > 10000

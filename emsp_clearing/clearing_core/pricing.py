@@ -157,7 +157,7 @@ _new_result = _maker(PriceResult)
 class _Elem:
     __slots__ = ("index", "always", "local", "start_s", "end_s", "start_date", "end_date",
                  "days", "min_kwh", "max_kwh", "min_current", "max_current", "min_power",
-                 "max_power", "min_dur", "max_dur", "reservation", "comps", "match", "match_at")
+                 "max_power", "min_dur", "max_dur", "reservation", "comps", "match", "match_at", "info")
 
     def __init__(self, index, element):
         self.index = index
@@ -168,6 +168,10 @@ class _Elem:
                 vat_factor = _ONE + pc.vat / _HUNDRED if pc.vat is not None else None
                 comps[pc.type] = (pc.price, pc.vat, pc.step_size, vat_factor)
         self.comps = comps
+        # What a priced line needs from the component of each dimension, one tuple per
+        # (element, dimension): (price, vat, step_size, vat_factor, element index).  The pricing
+        # loop compares FLAT infos by identity ("the element providing FLAT changed").
+        self.info = {dim: c + (index,) for dim, c in comps.items()}
         self.start_s = self.end_s = self.start_date = self.end_date = self.days = None
         self.min_kwh = self.max_kwh = self.min_current = self.max_current = None
         self.min_power = self.max_power = self.min_dur = self.max_dur = None
@@ -211,26 +215,21 @@ def _lt(value, limit):
     return value is not None and value < limit
 
 
-def _compile_match(e):
-    """``f(local, energy, dur_s, dims) -> bool``: all restrictions of element ``e`` at the start
-    of a period (straight-line code generated once per element; see ``_matches`` for the
-    readable reference, which the tests check it against).
-
-    Also sets ``e.match_at(wd, tod, local, energy, dur_s, dims)``, the same test given the
-    local weekday (``local.weekday()``) and time of day in seconds: the pricing loop computes
-    those once per period instead of once per candidate element.
-    """
-    ns = {"days": e.days, "sd": e.start_date,
-          "ed": e.end_date, "min_kwh": e.min_kwh, "max_kwh": e.max_kwh, "min_current": e.min_current,
-          "max_current": e.max_current, "min_power": e.min_power, "max_power": e.max_power}
+def _match_expr(e, tag=""):
+    """``(expression, namespace)``: all restrictions of element ``e`` as one Python expression
+    over ``wd, tod, local, energy, dur_s, dims`` (see ``_Elem.match_at``); the names of its
+    constants end with ``tag`` so that the expressions of several elements can share one
+    function.  Only validated values reach the source text (ints, via ``int()``); the others
+    are referenced through the namespace."""
+    ns = {}
     parts = []
-    prelude = []
     if e.days is not None:
-        parts.append("wd in days")
-        prelude.append("    wd = local.weekday()\n")
+        ns["days" + tag] = e.days
+        parts.append(f"wd in days{tag}")
     st, et = e.start_s, e.end_s
     if st is not None or et is not None:
-        prelude.append("    tod = local.hour * 3600 + local.minute * 60 + local.second\n")
+        st = None if st is None else int(st)
+        et = None if et is None else int(et)
         if st is not None and et is not None:
             parts.append(f"{st} <= tod < {et}" if st <= et else f"(tod >= {st} or tod < {et})")
         elif st is not None:
@@ -238,43 +237,94 @@ def _compile_match(e):
         else:
             parts.append(f"tod < {et}")
     if e.start_date is not None:
-        parts.append("local.date() >= sd")
+        ns["sd" + tag] = e.start_date
+        parts.append(f"local.date() >= sd{tag}")
     if e.end_date is not None:
-        parts.append("local.date() < ed")
+        ns["ed" + tag] = e.end_date
+        parts.append(f"local.date() < ed{tag}")
     if e.min_kwh is not None:
-        parts.append("energy >= min_kwh")
+        ns["min_kwh" + tag] = e.min_kwh
+        parts.append(f"energy >= min_kwh{tag}")
     if e.max_kwh is not None:
-        parts.append("energy < max_kwh")
+        ns["max_kwh" + tag] = e.max_kwh
+        parts.append(f"energy < max_kwh{tag}")
     if e.min_dur is not None:
-        parts.append(f"dur_s >= {e.min_dur}")
+        parts.append(f"dur_s >= {int(e.min_dur)}")
     if e.max_dur is not None:
-        parts.append(f"dur_s < {e.max_dur}")
+        parts.append(f"dur_s < {int(e.max_dur)}")
 
-    def measure(primary, avg, secondary, test):
+    def measure(primary, avg, secondary, test, name, limit):
         # _measure inlined: the first of the three figures present, and no figure -> False.
+        ns[name + tag] = limit
         return (f"((v := dims.get({primary!r})) is not None or (v := dims.get({avg!r})) is not None"
-                f" or (v := dims.get({secondary!r})) is not None) and {test}")
+                f" or (v := dims.get({secondary!r})) is not None) and v {test} {name}{tag}")
 
     if e.min_current is not None:
-        parts.append(measure("MIN_CURRENT", "CURRENT", "MAX_CURRENT", "v >= min_current"))
+        parts.append(measure("MIN_CURRENT", "CURRENT", "MAX_CURRENT", ">=", "min_current", e.min_current))
     if e.max_current is not None:
-        parts.append(measure("MAX_CURRENT", "CURRENT", "MIN_CURRENT", "v < max_current"))
+        parts.append(measure("MAX_CURRENT", "CURRENT", "MIN_CURRENT", "<", "max_current", e.max_current))
     if e.min_power is not None:
-        parts.append(measure("MIN_POWER", "POWER", "MAX_POWER", "v >= min_power"))
+        parts.append(measure("MIN_POWER", "POWER", "MAX_POWER", ">=", "min_power", e.min_power))
     if e.max_power is not None:
-        parts.append(measure("MAX_POWER", "POWER", "MIN_POWER", "v < max_power"))
-    expr = " and ".join(f"({part})" for part in parts)
+        parts.append(measure("MAX_POWER", "POWER", "MIN_POWER", "<", "max_power", e.max_power))
+    return " and ".join(f"({part})" for part in parts), ns
+
+
+def _compile_match(e):
+    """``f(local, energy, dur_s, dims) -> bool``: all restrictions of element ``e`` at the start
+    of a period (straight-line code generated once per element; see ``_matches`` for the
+    readable reference, which the tests check it against).
+
+    Also sets ``e.match_at(wd, tod, local, energy, dur_s, dims)``, the same test given the
+    local weekday (``local.weekday()``) and time of day in seconds.
+    """
+    expr, ns = _match_expr(e)
+    prelude = ""
+    if e.days is not None:
+        prelude += "    wd = local.weekday()\n"
+    if e.start_s is not None or e.end_s is not None:
+        prelude += "    tod = local.hour * 3600 + local.minute * 60 + local.second\n"
     src = ("def match_at(wd, tod, local, energy, dur_s, dims):\n    return " + expr + "\n"
-           + "def match(local, energy, dur_s, dims):\n" + "".join(prelude) + "    return " + expr + "\n")
+           + "def match(local, energy, dur_s, dims):\n" + prelude + "    return " + expr + "\n")
     exec(src, ns)  # noqa: S102 - generated from validated restriction values (ints / constants)
     e.match_at = ns["match_at"]
     return ns["match"]
 
 
+_DIMENSIONS = ("FLAT", "ENERGY", "TIME", "PARKING_TIME")
+
+
+def _selector(cands, dim):
+    """The choice of the element pricing ``dim`` among ``cands`` (in tariff order), as
+    ``(constant, function)``: when the first candidate has no restriction (or there is no
+    candidate) the answer is the constant ``info`` of that element (or None) and ``function`` is
+    None; otherwise ``function(wd, tod, local, energy, dur_s, dims)`` returns the ``info`` of the
+    first candidate whose restrictions hold, or None -- straight-line code generated once per
+    tariff, deciding like ``_select`` over ``_matches`` (the tests check it)."""
+    if not cands:
+        return None, None
+    if cands[0].always:
+        return cands[0].info[dim], None
+    ns = {}
+    src = ["def select(wd, tod, local, energy, dur_s, dims):"]
+    for k, e in enumerate(cands):
+        ns[f"I{k}"] = e.info[dim]
+        if e.always:
+            src.append(f"    return I{k}")
+            break
+        expr, ens = _match_expr(e, f"_{k}")
+        ns.update(ens)
+        src += [f"    if {expr}:", f"        return I{k}"]
+    else:
+        src.append("    return None")
+    exec("\n".join(src) + "\n", ns)  # noqa: S102 - generated from validated restriction values
+    return None, ns["select"]
+
+
 class CompiledTariff:
     """Per-tariff precomputation (built once, cached by identity of the Tariff object)."""
 
-    __slots__ = ("tariff", "elements", "cands", "groups", "needs_local")
+    __slots__ = ("tariff", "elements", "cands", "groups", "needs_local", "needs_dur", "plans")
 
     def __init__(self, tariff):
         self.tariff = tariff
@@ -294,6 +344,10 @@ class CompiledTariff:
         # that the per-period loop unpacks them instead of looking each dimension up by name.
         self.groups = tuple((c["FLAT"], c["ENERGY"], c["TIME"], c["PARKING_TIME"]) for c in self.cands)
         self.needs_local = any(e.local for e in elems)
+        self.needs_dur = any(e.min_dur is not None or e.max_dur is not None for e in elems)
+        # The pricing plan per kind: (constant, selector) for FLAT, ENERGY, TIME, PARKING_TIME,
+        # flattened -- see _selector.
+        self.plans = tuple(sum((_selector(c[dim], dim) for dim in _DIMENSIONS), ()) for c in self.cands)
 
 
 _COMPILED = {}
@@ -451,16 +505,12 @@ def price_cdr(cdr, tariff, tz="UTC"):
         setcontext(saved)
 
 
-def _select(cands, wd, tod, local, energy, dur_s, dm, memo):
-    """First candidate element whose restrictions hold (memo: list indexed by element index;
-    ``wd``/``tod``: weekday and time of day in seconds of ``local``, see ``_Elem.match_at``)."""
+def _select(cands, local, energy, dur_s, dims):
+    """Readable reference of the selection: the first candidate element whose restrictions
+    all hold (``_matches``), or None.  The pricing loop runs ``_selector``'s generated code,
+    which the tests check against this."""
     for e in cands:
-        if e.always:
-            return e
-        ok = memo[e.index]
-        if ok is None:
-            ok = memo[e.index] = e.match_at(wd, tod, local, energy, dur_s, dm)
-        if ok:
+        if e.always or _matches(e, local, energy, dur_s, dims):
             return e
     return None
 
@@ -470,28 +520,10 @@ _new_line = tuple.__new__
 
 def _price(cdr, ct, zone):
     periods = cdr.charging_periods
-    n = len(periods)
     session_start = cdr.start_date_time
     session_end = cdr.end_date_time
     needs_local = ct.needs_local
-    nelem = len(ct.elements)
-
-    # Period kinds: reservation periods carry RESERVATION_TIME.
-    dim_maps = []
-    starts = []
-    expired = True
-    for p in periods:
-        dm = p.volumes
-        if dm is None:
-            dm = {d.type: d.volume for d in p.dimensions}
-        dim_maps.append(dm)
-        starts.append(p.start_date_time)
-        if expired and "RESERVATION_TIME" not in dm:
-            expired = False
-    ends = starts[1:]
-    ends.append(session_end)
-    groups_regular = ct.groups[0]
-    groups_reservation = ct.groups[2 if expired else 1]
+    needs_dur = ct.needs_dur
     # Local time of each period start.  When the zone's UTC offset is the same at both ends of
     # a session shorter than a week (no DST change inside), shifting by that offset gives the
     # same wall-clock fields as a full conversion, at a fraction of the cost.
@@ -500,32 +532,43 @@ def _price(cdr, ct, zone):
         off = session_start.astimezone(zone).utcoffset()
         if off == session_end.astimezone(zone).utcoffset():
             shift = off
+    plan_regular = ct.plans[0]
+    plan_reservation = None  # chosen at the first reservation period (expired or not)
 
     energy_so_far = _ZERO
     total_parking = _ZERO
     total_res_time = _ZERO
     prev_flat = None
-    # lines: [period_index, dimension, category, volume, billed, (price, vat, step_size, vat_factor), element_index]
+    # lines: (period_index, dimension, category, volume, billed, info); info is the
+    # (price, vat, step_size, vat_factor, element_index) of the selected element (_Elem.info).
     lines = []
     append = lines.append
     last_energy = last_time = last_parking = last_res = None
     # Sums of the priced volumes per dimension (what step_size rounds), kept on the way in the
     # order of the lines, exactly as summing the lines afterwards would give.
     sum_energy = sum_time = sum_parking = sum_res = _ZERO
-    select = _select
+    local = wd = tod = dur_s = None
+    starts = []
 
-    for i in range(n):
-        dm = dim_maps[i]
-        pstart = starts[i]
+    for i, p in enumerate(periods):
+        dm = p.volumes
+        if dm is None:  # a ChargingPeriod built by hand
+            dm = {d.type: d.volume for d in p.dimensions}
+        pstart = p.start_date_time
+        starts.append(pstart)
+        # Reservation periods carry RESERVATION_TIME.
         if "RESERVATION_TIME" in dm:
             is_res = True
-            c_flat, c_energy, c_time, c_parking = groups_reservation
+            if plan_reservation is None:
+                # expired: the CDR has only reservation periods
+                expired = all("RESERVATION_TIME" in (q.volumes if q.volumes is not None else
+                                                     {d.type for d in q.dimensions}) for q in periods)
+                plan_reservation = ct.plans[2 if expired else 1]
+            f_const, f_sel, e_const, e_sel, t_const, t_sel, p_const, p_sel = plan_reservation
         else:
             is_res = False
-            c_flat, c_energy, c_time, c_parking = groups_regular
-        if not needs_local:
-            local = wd = tod = None
-        else:
+            f_const, f_sel, e_const, e_sel, t_const, t_sel, p_const, p_sel = plan_regular
+        if needs_local:
             if zone is None:
                 local = pstart
             elif shift is not None:
@@ -534,66 +577,50 @@ def _price(cdr, ct, zone):
                 local = pstart.astimezone(zone)
             wd = local.weekday()
             tod = local.hour * 3600 + local.minute * 60 + local.second
-        dur_s = (pstart - session_start).total_seconds()
-        memo = [None] * nelem
-
-        # Each selection below first tries the common case inline (the first candidate has no
-        # restriction, e.g. a plain start fee or fallback price) and only then walks the
-        # candidates with _select: same element as _select alone would return.
+        if needs_dur:
+            dur_s = (pstart - session_start).total_seconds()
 
         # FLAT: charged when its element becomes active.
-        if not c_flat:
-            fe = None
-        elif c_flat[0].always:
-            fe = c_flat[0]
-        else:
-            fe = select(c_flat, wd, tod, local, energy_so_far, dur_s, dm, memo)
-        if fe is not None and fe is not prev_flat:
-            append([i, "FLAT", "RESERVATION" if is_res else "FIXED", _ONE, _ONE, fe.comps["FLAT"], fe.index])
-        prev_flat = fe
+        fi = f_const if f_sel is None else f_sel(wd, tod, local, energy_so_far, dur_s, dm)
+        if fi is not None and fi is not prev_flat:
+            append((i, "FLAT", "RESERVATION" if is_res else "FIXED", _ONE, _ONE, fi))
+        prev_flat = fi
 
         energy = dm.get("ENERGY")
-        if energy and c_energy:
-            e = c_energy[0]
-            if not e.always:
-                e = select(c_energy, wd, tod, local, energy_so_far, dur_s, dm, memo)
-            if e is not None:
+        if energy:
+            info = e_const if e_sel is None else e_sel(wd, tod, local, energy_so_far, dur_s, dm)
+            if info is not None:
                 last_energy = len(lines)
                 sum_energy += energy
-                append([i, "ENERGY", "ENERGY", energy, energy, e.comps["ENERGY"], e.index])
+                append((i, "ENERGY", "ENERGY", energy, energy, info))
         v = dm.get("TIME")
-        if v and c_time:
-            e = c_time[0]
-            if not e.always:
-                e = select(c_time, wd, tod, local, energy_so_far, dur_s, dm, memo)
-            if e is not None:
+        if v:
+            info = t_const if t_sel is None else t_sel(wd, tod, local, energy_so_far, dur_s, dm)
+            if info is not None:
                 last_time = len(lines)
                 sum_time += v
-                append([i, "TIME", "TIME", v, v, e.comps["TIME"], e.index])
+                append((i, "TIME", "TIME", v, v, info))
         v = dm.get("PARKING_TIME")
         if v is not None:
             total_parking += v
-            if v and c_parking:
-                e = c_parking[0]
-                if not e.always:
-                    e = select(c_parking, wd, tod, local, energy_so_far, dur_s, dm, memo)
-                if e is not None:
+            if v:
+                info = p_const if p_sel is None else p_sel(wd, tod, local, energy_so_far, dur_s, dm)
+                if info is not None:
                     last_parking = len(lines)
                     sum_parking += v
-                    append([i, "PARKING_TIME", "PARKING", v, v, e.comps["PARKING_TIME"], e.index])
+                    append((i, "PARKING_TIME", "PARKING", v, v, info))
         if is_res:
             v = dm["RESERVATION_TIME"]
             total_res_time += v
-            if v and c_time:
-                e = c_time[0]
-                if not e.always:
-                    e = select(c_time, wd, tod, local, energy_so_far, dur_s, dm, memo)
-                if e is not None:
+            if v:
+                info = t_const if t_sel is None else t_sel(wd, tod, local, energy_so_far, dur_s, dm)
+                if info is not None:
                     last_res = len(lines)
                     sum_res += v
-                    append([i, "RESERVATION", "RESERVATION", v, v, e.comps["TIME"], e.index])
+                    append((i, "RESERVATION", "RESERVATION", v, v, info))
         if energy is not None:
             energy_so_far += energy  # session energy before the next period
+    starts.append(session_end)  # period i ends at starts[i + 1]
 
     # step_size, once per session and per dimension, on the billed total.
     if last_energy is not None:
@@ -609,7 +636,8 @@ def _price(cdr, ct, zone):
     fixed_ex = fixed_in = energy_ex = energy_in = time_ex = time_in = _ZERO
     park_ex = park_in = res_ex = res_in = _ZERO
     out = []
-    for i, dim, cat, vol, billed, (price, vat, step, factor), eidx in lines:
+    add_line = out.append
+    for i, dim, cat, vol, billed, (price, vat, step, factor, eidx) in lines:
         ex = price * billed
         inc = ex * factor if factor is not None else ex
         if cat == "ENERGY":
@@ -627,8 +655,8 @@ def _price(cdr, ct, zone):
         else:
             res_ex += ex
             res_in += inc
-        out.append(_new_line(PricedLine, (i, starts[i], ends[i], dim, cat, vol, billed, price, vat, ex, inc,
-                                          eidx, step)))
+        add_line(_new_line(PricedLine, (i, starts[i], starts[i + 1], dim, cat, vol, billed, price, vat, ex, inc,
+                                        eidx, step)))
 
     raw_ex = fixed_ex + energy_ex + time_ex + park_ex + res_ex
     raw_in = fixed_in + energy_in + time_in + park_in + res_in
@@ -685,4 +713,5 @@ def _apply_step(lines, last_index, total, units_per_unit):
     units = total * units_per_unit
     billed_units = _ceil_to_step(units, step)
     if billed_units > units:
-        last[4] = last[3] + (_CTX.divide(billed_units, units_per_unit) - total)
+        i, dim, cat, vol, billed, info = last
+        lines[last_index] = (i, dim, cat, vol, vol + (_CTX.divide(billed_units, units_per_unit) - total), info)
