@@ -27,6 +27,7 @@
         "data/ir_cron_data.xml",
         "views/ocpi_connection_views.xml",
         "views/clearing_ingestion_log_views.xml",
+        "views/clearing_cdr_inbox_views.xml",
         "wizard/cdr_import_wizard_views.xml",
         "data/clearing_period_cron.xml",
         "data/mail_templates.xml",

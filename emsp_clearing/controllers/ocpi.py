@@ -17,6 +17,7 @@ import time
 
 from odoo import SUPERUSER_ID, http
 from odoo.http import request
+from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
 
 from ..clearing_core import ocpi_transport as ot
 
@@ -72,7 +73,11 @@ class OcpiController(http.Controller):
 
     # ------------------------------------------------------------------ plumbing
     def _handle(self, channel, handler, token_kinds=("C",), **kw):
-        """Authenticate, run ``handler(conn, kind, **kw)``, answer, log — for every route."""
+        """Authenticate, run ``handler(conn, kind, call, **kw)``, answer, log — for every route.
+
+        ``call``: ``{"vals": the log values so far, "log": the log row when the handler wrote
+        it, "final": True when that row already holds the final outcome}``; otherwise the
+        call's log row is written once, at the end."""
         started = time.monotonic()
         hreq = request.httprequest
         ids = ot.echo_ids(hreq.headers)
@@ -82,7 +87,7 @@ class OcpiController(http.Controller):
         log_vals = {"channel": channel, "endpoint": endpoint[:255],
                     "request_id": ids["X-Request-ID"], "correlation_id": ids["X-Correlation-ID"]}
         conn = env["clearing.ocpi.connection"]
-        log = None
+        call = {"vals": log_vals, "log": None, "final": False}
         try:
             try:
                 auth = ot.parse_authorization(hreq.headers.get("Authorization"))
@@ -95,24 +100,32 @@ class OcpiController(http.Controller):
                 raise _Reply(401, ot.CLIENT_ERROR,
                              "Unauthorized: the registration token (Token A) is only valid for "
                              "the versions and credentials modules")
-            env = env(context=dict(env.context, allowed_company_ids=[conn.company_id.id]))
+            company_id, partner_id = conn._ids_memo(conn.id)
+            env = env(context=dict(env.context, allowed_company_ids=[company_id]))
             conn = conn.with_env(env)
-            log_vals.update(connection_id=conn.id, partner_id=conn.partner_id.id,
-                            company_id=conn.company_id.id)
-            log = env["clearing.ingestion.log"].create(dict(log_vals, outcome="running"))
-            reply = handler(conn, kind, log, **kw)
+            log_vals.update(connection_id=conn.id, partner_id=partner_id, company_id=company_id)
+            call["started"] = started
+            reply = handler(conn, kind, call, **kw)
         except _Reply as r:
             reply = r
+        except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
+            raise  # Odoo retries the whole request in a new transaction
         except Exception as e:  # noqa: BLE001 — answer 3000 and keep a trace, never a bare 500
             _logger.exception("OCPI %s failed", endpoint)
             request.env.cr.rollback()
-            log = None
+            call.update(log=None, final=False)
             reply = _Reply(500, ot.SERVER_ERROR, "Generic server error: %s" % type(e).__name__)
-        if log is None:
-            if conn:
-                log_vals.update(connection_id=conn.id, partner_id=conn.partner_id.id,
-                                company_id=conn.company_id.id)
-            log = request.env["clearing.ingestion.log"].sudo().create(log_vals)
+        body = ot.envelope_bytes(reply.data, status_code=reply.status_code,
+                                 status_message=reply.message)
+        headers = [("Content-Type", "application/json")] + list(ids.items()) + list(reply.headers.items())
+        if not call["final"]:
+            self._log_outcome(call, conn, reply, started)
+        return request.make_response(body, headers=headers, status=reply.http_status)
+
+    @staticmethod
+    def _log_outcome(call, conn, reply, started):
+        log_vals = call["vals"]
+        log = call["log"]
         if reply.http_status == 401:
             outcome = "unauthorized"
         elif ot.is_success(reply.status_code) and reply.http_status < 400:
@@ -125,12 +138,17 @@ class OcpiController(http.Controller):
                 "duration": time.monotonic() - started}
         if outcome:
             vals["outcome"] = outcome
-        log._set_outcome(message=reply.message if not ot.is_success(reply.status_code) else None,
-                         **vals)
-        body = ot.envelope_bytes(reply.data, status_code=reply.status_code,
-                                 status_message=reply.message)
-        headers = [("Content-Type", "application/json")] + list(ids.items()) + list(reply.headers.items())
-        return request.make_response(body, headers=headers, status=reply.http_status)
+        message = reply.message if not ot.is_success(reply.status_code) else None
+        if log is None:
+            if conn:
+                company_id, partner_id = conn._ids_memo(conn.id)
+                log_vals.update(connection_id=conn.id, partner_id=partner_id,
+                                company_id=company_id)
+            if message is not None:
+                vals["message"] = message
+            request.env["clearing.ingestion.log"].sudo().create(dict(log_vals, **vals))
+        else:
+            log._set_outcome(message=message, **vals)
 
     @staticmethod
     def _base():
@@ -147,7 +165,7 @@ class OcpiController(http.Controller):
     @http.route("/ocpi/versions", type="http", auth="none", methods=["GET"], csrf=False,
                 save_session=False, readonly=False)
     def ocpi_versions(self, **kw):
-        def handler(conn, kind, log):
+        def handler(conn, kind, call):
             return _Reply(200, ot.SUCCESS, None,
                           data=[{"version": ot.VERSION, "url": self._base() + BASE}])
         return self._handle("versions", handler, token_kinds=("A", "C"))
@@ -155,7 +173,7 @@ class OcpiController(http.Controller):
     @http.route([BASE, BASE + "/"], type="http", auth="none", methods=["GET"], csrf=False,
                 save_session=False, readonly=False)
     def ocpi_version_details(self, **kw):
-        def handler(conn, kind, log):
+        def handler(conn, kind, call):
             base = self._base() + BASE
             return _Reply(200, ot.SUCCESS, None, data={
                 "version": ot.VERSION,
@@ -173,7 +191,7 @@ class OcpiController(http.Controller):
     def ocpi_credentials(self, **kw):
         return self._handle("credentials", self._credentials, token_kinds=("A", "C"))
 
-    def _credentials(self, conn, kind, log):
+    def _credentials(self, conn, kind, call):
         method = request.httprequest.method
         auth = ot.parse_authorization(request.httprequest.headers.get("Authorization"))
         used_token = auth.decoded if auth.decoded is not None else auth.value
@@ -217,21 +235,21 @@ class OcpiController(http.Controller):
     def ocpi_cdrs_post(self, **kw):
         return self._handle("push", self._cdr_post)
 
-    def _cdr_post(self, conn, kind, log):
+    def _cdr_post(self, conn, kind, call):
+        """Check the CDR and acknowledge it; it is stored from the push queue
+        (models/clearing_cdr_inbox.py) under the id of its Location."""
         body = self._json_body()
-        if not isinstance(body, dict):
-            log._ingest_cdrs([body], connection=conn, company=conn.company_id)
-            raise _Reply(200, ot.INVALID_PARAMETERS, "$: one CDR object is expected",
-                         data={"path": "$", "reason": "one CDR object is expected"})
-        result = log._ingest_cdrs([body], connection=conn, company=conn.company_id,
-                                  allowed_parties=conn._allowed_parties())[0]
-        if result["outcome"] == "rejected":
-            raise _Reply(200, ot.INVALID_PARAMETERS, "%s: %s" % (result["path"], result["reason"]),
-                         data={"path": result["path"], "reason": result["reason"]})
-        location = "%s%s/cdrs/%d" % (self._base(), BASE, result["record"].id)
-        if result["outcome"] == "duplicate":
+        outcome, cdr_ref, path, reason, log = conn.env["clearing.cdr.inbox"]._receive(
+            body, conn, call)
+        call["log"] = log
+        if outcome == "rejected":
+            raise _Reply(200, ot.INVALID_PARAMETERS, "%s: %s" % (path, reason),
+                         data={"path": path, "reason": reason})
+        location = "%s%s/cdrs/%d" % (self._base(), BASE, cdr_ref)
+        if outcome == "duplicate":
             return _Reply(200, ot.SUCCESS, "CDR already received (identical), nothing stored",
                           headers={"Location": location})
+        call["final"] = True  # the log row was written with the CDR, as 201
         return _Reply(201, ot.SUCCESS, None, headers={"Location": location})
 
     @http.route(BASE + "/cdrs/<int:cdr_id>", type="http", auth="none", methods=["GET"],
@@ -239,9 +257,13 @@ class OcpiController(http.Controller):
     def ocpi_cdr_get(self, cdr_id, **kw):
         return self._handle("cdr_get", self._cdr_get, cdr_id=cdr_id)
 
-    def _cdr_get(self, conn, kind, log, cdr_id):
-        cdr = conn.env["clearing.cdr"].browse(cdr_id).exists()
-        if (not cdr or cdr.company_id != conn.company_id
-                or (cdr.country_code.upper(), cdr.party_id.upper()) not in conn._allowed_parties()):
+    def _cdr_get(self, conn, kind, call, cdr_id):
+        record = conn.env["clearing.cdr"].browse(cdr_id).exists()
+        if not record:  # acknowledged, not stored yet (or stored under another id)
+            queued = conn.env["clearing.cdr.inbox"]._find_queued(conn.company_id, cdr_id)
+            record = queued.cdr_id or queued
+        if (not record or record.company_id != conn.company_id or not record.raw_json
+                or (record.country_code.upper(), record.party_id.upper())
+                not in conn._allowed_parties()):
             raise _Reply(404, ot.CLIENT_ERROR, "Unknown CDR")
-        return _Reply(200, ot.SUCCESS, None, data=cdr.raw_json)
+        return _Reply(200, ot.SUCCESS, None, data=record.raw_json)

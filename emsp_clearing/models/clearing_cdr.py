@@ -3,7 +3,7 @@ import logging
 from datetime import timezone
 from decimal import Decimal
 
-from odoo import _, api, fields, models
+from odoo import _, api, fields, models, tools
 from odoo.exceptions import UserError, ValidationError
 
 from ..clearing_core import currencies, ocpi, pricing
@@ -465,16 +465,25 @@ class ClearingCdr(models.Model):
         version within ``tariff_cache`` (a dict shared by a batch)."""
         key = (contract.id, str(contract.write_date))
         if key not in tariff_cache:
-            tariff_dict = contract.to_ocpi_tariff()
-            try:
-                tariff = ocpi.parse_tariff(tariff_dict, strict=True)
-            except OcpiValidationError as error:
-                raise ValidationError(
-                    _("Contract %(contract)s: invalid price grid: %(error)s",
-                      contract=contract.name, error=error)
-                ) from error
-            tariff_cache[key] = (tariff_dict, tariff)
+            tariff_cache[key] = self._tariff_memo(*key)
         return tariff_cache[key]
+
+    @api.model
+    @tools.ormcache("contract_id", "write_date")
+    def _tariff_memo(self, contract_id, write_date):
+        """``_contract_tariff`` across requests and batches: the contract's grid, its lines and
+        taxes clear the memo when they change (clearing_ingest_cache.py). The tariff dict is
+        shared: read it, never change it in place."""
+        contract = self.env["clearing.contract"].sudo().browse(contract_id)
+        tariff_dict = contract.to_ocpi_tariff()
+        try:
+            tariff = ocpi.parse_tariff(tariff_dict, strict=True)
+        except OcpiValidationError as error:
+            raise ValidationError(
+                _("Contract %(contract)s: invalid price grid: %(error)s",
+                  contract=contract.name, error=error)
+            ) from error
+        return tariff_dict, tariff
 
     def _price(self, tariff_cache=None, parsed=None):
         """Price matched CDRs with their contract grid and store rounded amounts."""

@@ -104,11 +104,14 @@ class ClearingCdr(models.Model):
                            where="credit AND credited_cdr_id IS NULL")
 
     @api.model
-    def _ingest_ocpi_batch(self, items, company=None, parsed=None):
+    def _ingest_ocpi_batch(self, items, company=None, parsed=None, ids=None):
         """``parsed``: optional, ``ocpi.parse_cdr(item, strict=True)`` of each item, given by
         ``clearing.ingestion.log._ingest_cdrs``, which also left out every CDR already stored
         or repeated in the batch (no second look-up here; a concurrent insert of the same CDR
-        still hits the unique constraint, and the batch then goes item by item)."""
+        still hits the unique constraint, and the batch then goes item by item).
+        ``ids``: optional record id of each item, reserved from the sequence beforehand (the
+        OCPI push queue answered the sender with them); not kept by the item-by-item
+        fallback."""
         if not items:
             return []
         company = company or self.env.company
@@ -155,6 +158,8 @@ class ClearingCdr(models.Model):
             try:
                 vals_by_index[i] = self._vals_from_ocpi(
                     p, items[i], company, currency=currency_by_code.get(p.currency, no_currency))
+                if ids is not None and ids[i]:
+                    vals_by_index[i]["id"] = ids[i]
             except (ValidationError, UserError) as error:
                 results[i] = str(error)
         # match and price before storing
@@ -208,27 +213,10 @@ class ClearingCdr(models.Model):
                (vals.get("token_country_code") or "").upper(),
                (vals.get("token_party_id") or "").upper(), currency.id, block)
         if key not in match_cache:
-            draft = _Draft(self, company_id=company, currency_id=currency, end_datetime=end,
-                           country_code=vals["country_code"], party_id=vals["party_id"],
-                           token_country_code=vals.get("token_country_code"),
-                           token_party_id=vals.get("token_party_id"))
-            contract, reason = self.env["clearing.contract"]._find_for_cdr(draft)
-            if contract:
-                match = {"contract_id": contract.id, "partner_id": contract.partner_id.id,
-                         "match_state": "matched", "unmatched_reason": False}
-            else:
-                own = company.partner_id
-                partners = self.env["res.partner"]
-                if (vals["country_code"], vals["party_id"]) == (own.ocpi_country_code,
-                                                                own.ocpi_party_id):
-                    partner = partners._find_by_ocpi_identity(
-                        vals.get("token_country_code"), vals.get("token_party_id"), company)
-                else:
-                    partner = partners._find_by_ocpi_identity(
-                        vals["country_code"], vals["party_id"], company)
-                match = {"contract_id": False, "partner_id": partner.id,
-                         "match_state": "unmatched", "unmatched_reason": reason}
-            match_cache[key] = (contract, match)
+            contract_id, match = self._match_memo(
+                key, end, vals["country_code"], vals["party_id"],
+                vals.get("token_country_code"), vals.get("token_party_id"))
+            match_cache[key] = (self.env["clearing.contract"].browse(contract_id), match)
         contract, match = match_cache[key]
         out = dict(match)
         if not contract:
@@ -251,6 +239,41 @@ class ClearingCdr(models.Model):
                        start_datetime=vals["start_datetime"], end_datetime=end)
         out.update(type(self)._pricing_vals(draft, result, tariff_dict))
         return out
+
+    @api.model
+    @tools.ormcache("code")
+    def _currency_memo(self, code):
+        """Id of the Odoo currency of ISO ``code`` (active or not, as ``_vals_from_ocpi``
+        looks it up), or False; memoised across requests (clearing_ingest_cache.py)."""
+        return self.env["res.currency"].sudo().with_context(active_test=False).search(
+            [("name", "=", code)], limit=1, order="id").id
+
+    @api.model
+    @tools.ormcache("key", "self.env.lang")
+    def _match_memo(self, key, end, country_code, party_id, token_country_code, token_party_id):
+        """``(contract id or False, values)``: the contract matching of every CDR of ``key``
+        (see ``_batch_match_and_price``), memoised across requests and batches -- the models
+        it reads clear the memo when they change (clearing_ingest_cache.py). Computed as
+        superuser: the contract of a CDR does not depend on who imports it."""
+        company_id, currency_id = key[0], key[5]
+        env = self.sudo().env
+        company = env["res.company"].browse(company_id)
+        draft = _Draft(self.sudo(), company_id=company,
+                       currency_id=env["res.currency"].browse(currency_id), end_datetime=end,
+                       country_code=country_code, party_id=party_id,
+                       token_country_code=token_country_code, token_party_id=token_party_id)
+        contract, reason = env["clearing.contract"]._find_for_cdr(draft)
+        if contract:
+            return contract.id, {"contract_id": contract.id, "partner_id": contract.partner_id.id,
+                                 "match_state": "matched", "unmatched_reason": False}
+        own = company.partner_id
+        partners = env["res.partner"]
+        if (country_code, party_id) == (own.ocpi_country_code, own.ocpi_party_id):
+            partner = partners._find_by_ocpi_identity(token_country_code, token_party_id, company)
+        else:
+            partner = partners._find_by_ocpi_identity(country_code, party_id, company)
+        return False, {"contract_id": False, "partner_id": partner.id,
+                       "match_state": "unmatched", "unmatched_reason": reason}
 
     # ------------------------------------------------------------------ set-based storage
     def _insert_prepared(self, vals_list):
@@ -358,9 +381,13 @@ class ClearingCdr(models.Model):
         self.flush_model()
         # ids first, then one COPY of the rows (cheaper than a multi-row INSERT to build,
         # send and parse; same constraints, indexes and foreign key checks)
-        cr.execute("SELECT nextval(%s) FROM generate_series(1, %s)",
-                   ("%s_id_seq" % self._table, len(vals_list)))
-        ids = [r[0] for r in cr.fetchall()]
+        # ids reserved beforehand (the OCPI push queue answered with them) or new ones
+        ids = [vals.pop("id", None) for vals in vals_list]
+        if None in ids:
+            cr.execute("SELECT nextval(%s) FROM generate_series(1, %s)",
+                       ("%s_id_seq" % self._table, ids.count(None)))
+            fresh = iter([r[0] for r in cr.fetchall()])
+            ids = [rid or next(fresh) for rid in ids]
         lines = []
         for rid, vals in zip(ids, vals_list):
             row = [str(rid)]

@@ -19,7 +19,12 @@ REMATCH_FIELDS = {"state", "partner_id", "date_start", "date_end", "currency_id"
 class ClearingContract(models.Model):
     _name = "clearing.contract"
     _description = "Clearing Contract"
-    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _inherit = ["mail.thread", "mail.activity.mixin", "clearing.ingest.cache.mixin"]
+    # what CDR matching and the contract's OCPI tariff read (clearing_ingest_cache.py)
+    _clearing_cache_fields = frozenset({
+        "state", "partner_id", "company_id", "currency_id", "role", "date_start", "date_end",
+        "tz", "price_tolerance", "min_price", "max_price", "tax_ids", "vat_rate",
+        "price_line_ids"})
     _order = "date_start desc, id desc"
     _check_company_auto = True
     _rec_names_search = ["name", "description", "partner_id.name"]

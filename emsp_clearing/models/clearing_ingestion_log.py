@@ -21,6 +21,7 @@ _PATH_IN_MESSAGE = re.compile(r"(\$[\w.\[\]]*):")
 
 CHANNELS = [
     ("push", "OCPI push (POST)"),
+    ("queue", "OCPI push queue (stored)"),
     ("pull", "OCPI pull (GET)"),
     ("file", "File import"),
     ("credentials", "OCPI credentials"),
@@ -123,7 +124,7 @@ class ClearingIngestionLog(models.Model):
         return None, text
 
     def _ingest_cdrs(self, items, connection=None, company=None, positions=None,
-                     allowed_parties=None):
+                     allowed_parties=None, ids=None):
         """Ingest ``items`` (raw CDR JSON values) and record the outcome on this log.
 
         * invalid CDR -> rejected, line with reason and JSON path; the others still land;
@@ -133,7 +134,8 @@ class ClearingIngestionLog(models.Model):
         * ``allowed_parties``: set of (country_code, party_id) the sender may send CDRs for.
 
         ``positions``: the label of each item in the source (CSV row number...), default its
-        index. Returns one dict per item: ``{"outcome": "created"|"duplicate"|"rejected",
+        index. ``ids``: the record id reserved for each item (OCPI push queue), or None.
+        Returns one dict per item: ``{"outcome": "created"|"duplicate"|"rejected",
         "record": clearing.cdr or None, "reason", "path"}``.
         """
         self.ensure_one()
@@ -188,7 +190,8 @@ class ClearingIngestionLog(models.Model):
         if new_indexes:
             # the CDRs are parsed already: the batch path reuses them (one parse per CDR)
             outs = cdr_model._ingest_ocpi_batch([items[i] for i in new_indexes], company=company,
-                                                parsed=[parsed_cdrs[i] for i in new_indexes])
+                                                parsed=[parsed_cdrs[i] for i in new_indexes],
+                                                ids=[ids[i] for i in new_indexes] if ids else None)
             for i, out in zip(new_indexes, outs):
                 if out["record"]:
                     results[i] = {"outcome": "created", "record": out["record"], "reason": None,
@@ -261,6 +264,10 @@ class ClearingIngestionLog(models.Model):
             "count_duplicate": self.count_duplicate + duplicate,
             "count_rejected": self.count_rejected + len(rejected),
         })
+
+    def _record_rejection(self, data, path, reason):
+        """One received item refused before storage (the OCPI push checks)."""
+        self._record([self._rejected(path, reason, data)], [0], [data])
 
     def _add_rejection(self, position, reason, path=None, column=None, cdr_ocpi_id=None):
         """A rejection found before OCPI validation (CSV cell, unreadable file...)."""

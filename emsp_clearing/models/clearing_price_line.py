@@ -49,6 +49,7 @@ def hhmm_to_float_time(value):
 
 class ClearingPriceLine(models.Model):
     _name = "clearing.price.line"
+    _inherit = ["clearing.ingest.cache.mixin"]  # any change alters the contract's tariff
     _description = "Clearing Price Grid Line"
     _order = "contract_id, sequence, id"
 

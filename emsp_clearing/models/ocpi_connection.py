@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 import time
 
-from odoo import _, api, fields, models
+from odoo import _, api, fields, models, tools
 from odoo.exceptions import UserError
 
 from ..clearing_core import ocpi_client
@@ -23,7 +23,11 @@ _logger = logging.getLogger(__name__)
 class ClearingOcpiConnection(models.Model):
     _name = "clearing.ocpi.connection"
     _description = "OCPI Connection"
-    _inherit = ["mail.thread"]
+    _inherit = ["mail.thread", "clearing.ingest.cache.mixin"]
+    # what the token look-up and the allowed parties read (clearing_ingest_cache.py)
+    _clearing_cache_fields = frozenset({
+        "active", "token_a_hash", "token_c_hash", "raw_token", "partner_id", "company_id",
+        "partner_roles", "state"})
     _order = "name, id"
     _check_company_auto = True
 
@@ -167,30 +171,51 @@ class ClearingOcpiConnection(models.Model):
     @api.model
     def _find_by_token(self, auth):
         """``(connection, kind)`` for an ``ot.AuthorizationToken``; kind 'A' or 'C'."""
-        conn_model = self.sudo().with_context(active_test=True)
         for allow_raw in (False, True):
             for candidate in auth.candidates(allow_raw=allow_raw):
                 if allow_raw and candidate == auth.decoded:
                     continue
-                digest = ot.hash_token(candidate)
-                conn = conn_model.search(["|", ("token_a_hash", "=", digest),
-                                          ("token_c_hash", "=", digest)], limit=1)
-                if not conn or (allow_raw and not conn.raw_token):
+                found = self._token_memo(ot.hash_token(candidate))
+                if not found or (allow_raw and not found[2]):
                     continue
-                return conn, ("A" if conn.token_a_hash == digest else "C")
+                return self.sudo().browse(found[0]), found[1]
         return self.browse(), None
+
+    @api.model
+    @tools.ormcache("digest")
+    def _token_memo(self, digest):
+        """``(connection id, 'A' or 'C', raw_token)`` of the active connection whose token hash
+        is ``digest``, or None; memoised across requests (clearing_ingest_cache.py)."""
+        conn = self.sudo().with_context(active_test=True).search(
+            ["|", ("token_a_hash", "=", digest), ("token_c_hash", "=", digest)], limit=1)
+        if not conn:
+            return None
+        return conn.id, ("A" if conn.token_a_hash == digest else "C"), conn.raw_token
 
     def _allowed_parties(self):
         """(country_code, party_id) the partner may send CDRs for: its CPO roles, else its
         OCPI identity on the partner record."""
         self.ensure_one()
+        return set(self._allowed_parties_memo(self.id))
+
+    @api.model
+    @tools.ormcache("conn_id")
+    def _ids_memo(self, conn_id):
+        """``(company id, partner id)`` of a connection, memoised like ``_token_memo``."""
+        conn = self.sudo().browse(conn_id)
+        return conn.company_id.id, conn.partner_id.id
+
+    @api.model
+    @tools.ormcache("conn_id")
+    def _allowed_parties_memo(self, conn_id):
+        conn = self.sudo().browse(conn_id)
         parties = {((r.get("country_code") or "").upper(), (r.get("party_id") or "").upper())
-                   for r in (self.partner_roles or []) if isinstance(r, dict)
+                   for r in (conn.partner_roles or []) if isinstance(r, dict)
                    and r.get("role") in ("CPO", "HUB", "OTHER")}
-        p = self.partner_id
+        p = conn.partner_id
         if p.ocpi_country_code and p.ocpi_party_id:
             parties.add((p.ocpi_country_code.upper(), p.ocpi_party_id.upper()))
-        return parties
+        return frozenset(parties)
 
     def _our_credentials(self, token, base_url):
         """Our credentials object (credentials.asciidoc) carrying ``token``."""

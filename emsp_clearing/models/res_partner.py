@@ -90,15 +90,34 @@ class ResPartner(models.Model):
                 vals[fname] = vals[fname].strip().upper()
         return vals
 
+    # what _find_by_ocpi_identity (and so CDR matching) reads, beside the identity itself
+    _OCPI_LOOKUP_FIELDS = frozenset({"parent_id", "company_id", "active", "is_company"})
+
     @api.model_create_multi
     def create(self, vals_list):
         for vals in vals_list:
             self._normalize_ocpi_vals(vals)
-        return super().create(vals_list)
+        partners = super().create(vals_list)
+        if any(vals.get("ocpi_country_code") or vals.get("ocpi_party_id") for vals in vals_list):
+            self.env.registry.clear_cache()  # CDR ingestion memo (clearing_ingest_cache.py)
+        return partners
 
     def write(self, vals):
         self._normalize_ocpi_vals(vals)
-        return super().write(vals)
+        had_identity = "ocpi_country_code" in vals or "ocpi_party_id" in vals or (
+            not self._OCPI_LOOKUP_FIELDS.isdisjoint(vals)
+            and any(p.ocpi_country_code for p in self))
+        res = super().write(vals)
+        if had_identity:
+            self.env.registry.clear_cache()  # CDR ingestion memo (clearing_ingest_cache.py)
+        return res
+
+    def unlink(self):
+        had_identity = any(p.ocpi_country_code for p in self)
+        res = super().unlink()
+        if had_identity:
+            self.env.registry.clear_cache()
+        return res
 
     @api.onchange("ocpi_country_code", "ocpi_party_id")
     def _onchange_ocpi_identity_upper(self):

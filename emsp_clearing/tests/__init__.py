@@ -8,6 +8,7 @@ from . import test_ui
 from . import test_ocpi_endpoints
 from . import test_ocpi_peer
 from . import test_ocpi_import
+from . import test_ocpi_push_queue
 from . import test_period
 from . import test_lock
 from . import test_dispute

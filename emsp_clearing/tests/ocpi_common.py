@@ -85,6 +85,13 @@ class OcpiHttpCase(HttpCase):
             payload = None
         return r, payload
 
+    def drain(self):
+        """What the push-queue cron does: store every acknowledged CDR."""
+        self.env.flush_all()
+        count = self.env["clearing.cdr.inbox"]._process_queue()
+        self.env.invalidate_all()
+        return count
+
     def last_log(self, **domain):
         dom = [(k, "=", v) for k, v in domain.items()]
         return self.env["clearing.ingestion.log"].search(dom, order="id desc", limit=1)

@@ -99,16 +99,32 @@ class TestOcpiEndpoints(OcpiHttpCase):
         self.assertEqual(r.status_code, 201, p)
         self.assertEnvelope(p, 1000)
         self.assertEqual(r.headers["X-Request-ID"], "r1")
-        cdr = self.env["clearing.cdr"].search([("ocpi_id", "=", self.cdrs[0]["id"])])
-        self.assertEqual(len(cdr), 1)
-        self.assertEqual(r.headers["Location"], "%s/ocpi/2.2.1/cdrs/%d" % (self.base_url(), cdr.id))
-        self.assertEqual(cdr.contract_id, self.contract)  # matched and priced like any CDR
-        self.assertEqual(cdr.state, "priced")
-        r, p = self.ocpi("GET", r.headers["Location"][len(self.base_url()):], self.token_c)
+        location = r.headers["Location"]
+        self.assertRegex(location, r"^%s/ocpi/2\.2\.1/cdrs/\d+$" % self.base_url())
+        log = self.last_log(channel="push")
+        self.assertEqual((log.outcome, log.count_received, log.count_created, log.http_status,
+                          log.ocpi_status_code), ("success", 1, 1, 201, 1000))
+        # acknowledged and queued: the Location already answers, from the queue
+        queued = self.env["clearing.cdr.inbox"].search([("ocpi_id", "=", self.cdrs[0]["id"])])
+        self.assertEqual((queued.state, queued.log_id), ("queued", log))
+        self.assertEqual(self.cdr_count(ocpi_id=self.cdrs[0]["id"]), 0)
+        r, p = self.ocpi("GET", location[len(self.base_url()):], self.token_c)
         self.assertEqual(r.status_code, 200)
         self.assertEqual(p["data"], self.cdrs[0])
-        log = self.last_log(channel="push")
-        self.assertEqual((log.outcome, log.count_created, log.http_status), ("success", 1, 201))
+        # stored by the queue under the id of its Location, matched and priced like any CDR
+        self.assertEqual(self.drain(), 1)
+        cdr = self.env["clearing.cdr"].search([("ocpi_id", "=", self.cdrs[0]["id"])])
+        self.assertEqual(len(cdr), 1)
+        self.assertEqual(location, "%s/ocpi/2.2.1/cdrs/%d" % (self.base_url(), cdr.id))
+        self.assertEqual(cdr.contract_id, self.contract)
+        self.assertEqual(cdr.state, "priced")
+        self.assertEqual((queued.state, queued.cdr_id), ("done", cdr))
+        self.assertFalse(queued.raw_json)  # the stored CDR holds it now
+        queue_log = self.last_log(channel="queue")
+        self.assertEqual((queue_log.outcome, queue_log.count_created), ("success", 1))
+        r, p = self.ocpi("GET", location[len(self.base_url()):], self.token_c)
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(p["data"], self.cdrs[0])
         # another partner's connection cannot read it
         other, token_other = self._connection(partner=self.env["res.partner"].create({
             "name": "Other CPO", "ocpi_country_code": "BE", "ocpi_party_id": "OTH"}))
@@ -164,19 +180,33 @@ class TestOcpiEndpoints(OcpiHttpCase):
         self.assertEqual(r2.status_code, 200)
         self.assertEnvelope(p2, 1000)
         self.assertEqual(r2.headers["Location"], r1.headers["Location"])
-        self.assertEqual(self.cdr_count(ocpi_id=self.cdrs[0]["id"]), 1)
         log = self.last_log(channel="push")
-        self.assertEqual((log.count_created, log.count_duplicate, log.outcome), (0, 1, "success"))
+        self.assertEqual((log.count_created, log.count_duplicate, log.outcome, log.http_status),
+                         (0, 1, "success", 200))
+        self.drain()
+        self.assertEqual(self.cdr_count(ocpi_id=self.cdrs[0]["id"]), 1)
+        # once stored, a replay is still recognised (against the stored CDR)
+        r3, p3 = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=replay)
+        self.assertEqual((r3.status_code, p3["status_code"]), (200, 1000))
+        self.assertEqual(r3.headers["Location"], r1.headers["Location"])
+        self.assertEqual(self.cdr_count(ocpi_id=self.cdrs[0]["id"]), 1)
 
     def test_conflicting_duplicate_refused(self):
         self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=self.cdrs[0])
         changed = copy.deepcopy(self.cdrs[0])
         changed["total_cost"] = {"excl_vat": 99.0, "incl_vat": 119.79}
-        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=changed)
-        self.assertEqual(r.status_code, 200)
-        self.assertEnvelope(p, 2001)
-        self.assertEqual(p["data"]["path"], "$.id")
-        self.assertIn("credit", p["status_message"])
+        for drained in (False, True):  # refused while queued and once stored
+            if drained:
+                self.drain()
+            r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=changed)
+            self.assertEqual(r.status_code, 200)
+            self.assertEnvelope(p, 2001)
+            self.assertEqual(p["data"]["path"], "$.id")
+            self.assertIn("credit", p["status_message"])
+            log = self.last_log(channel="push")
+            self.assertEqual((log.outcome, log.count_received, log.count_created,
+                              log.count_rejected), ("rejected", 1, 0, 1))
+            self.assertEqual(log.line_ids.json_path, "$.id")
         cdr = self.env["clearing.cdr"].search([("ocpi_id", "=", self.cdrs[0]["id"])])
         self.assertEqual(len(cdr), 1)
         self.assertEqual(cdr.raw_json["total_cost"], self.cdrs[0]["total_cost"])
@@ -190,6 +220,7 @@ class TestOcpiEndpoints(OcpiHttpCase):
         self.assertEqual(r.status_code, 201)
         r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=credit)
         self.assertEqual(r.status_code, 201, p)
+        self.drain()
         orig = self.env["clearing.cdr"].search([("ocpi_id", "=", original["id"])])
         cred = self.env["clearing.cdr"].search([("ocpi_id", "=", credit["id"])])
         self.assertTrue(cred.credit)
@@ -202,6 +233,7 @@ class TestOcpiEndpoints(OcpiHttpCase):
         _conn, token = self._connection(partner=bec)
         r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", token, body=example)
         self.assertEqual(r.status_code, 201, p)
+        self.drain()
         cdr = self.env["clearing.cdr"].search([("ocpi_id", "=", "12345"), ("party_id", "=", "BEC")])
         self.assertEqual(cdr.raw_json, example)
         r, p = self.ocpi("GET", r.headers["Location"][len(self.base_url()):], token)

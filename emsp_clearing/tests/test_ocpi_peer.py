@@ -53,6 +53,7 @@ class TestOcpiPeer(OcpiHttpCase):
                 self.assertTrue(item["location"].startswith(self.base_url() + "/ocpi/2.2.1/cdrs/"))
                 self.assertEqual(item["get_status"], 200)
                 self.assertEqual(item["get_body"]["data"]["id"], cdr["id"])
+            self.assertEqual(self.drain(), 3)
             self.assertEqual(self.cdr_count(party_id="CPO"), 3)
             stored = self.env["clearing.cdr"].search([("ocpi_id", "=", cdrs[0]["id"])])
             self.assertEqual(stored.contract_id, self.contract)
@@ -61,6 +62,7 @@ class TestOcpiPeer(OcpiHttpCase):
             again = peer.push([cdrs[0]["id"]])
             self.assertEqual(again[0]["status"], 200)
             self.assertEqual(again[0]["location"], pushed[0]["location"])
+            self.assertEqual(self.drain(), 0)
             self.assertEqual(self.cdr_count(party_id="CPO"), 3)
 
             # PUT: the peer updates its credentials with Token C and gets a new Token C

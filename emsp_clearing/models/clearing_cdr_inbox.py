@@ -1,0 +1,275 @@
+"""OCPI push queue: a pushed CDR is checked and acknowledged at once, stored in batches.
+
+``POST /ocpi/2.2.1/cdrs`` does, within the request, everything that can refuse a CDR: the
+token, the JSON, the full OCPI 2.2.1 validation (``clearing_core.ocpi.parse_cdr``), the sender's
+party, the currency, idempotency (same CDR again: success, nothing stored; a different CDR under
+a known id: refused). An accepted CDR is then written to this queue together with its log row,
+in one SQL statement, under a ``clearing.cdr`` id reserved from that model's sequence: the
+``Location`` answered (``/ocpi/2.2.1/cdrs/<id>``) is the CDR's final URL, and GET serves it from
+the queue until it is stored.
+
+A cron (``ir_cron_cdr_inbox``, triggered by the pushes) stores the queue through the batch path
+(``clearing.ingestion.log._ingest_cdrs``: matching, pricing, periods, one ``COPY`` per batch) in
+arrival order, under the reserved ids. Once stored, a row keeps its key and the link to its CDR
+(the idempotency record of the push) and drops its copy of the JSON. A CDR that cannot be stored
+then (a database constraint, a concurrent import of the same CDR) is marked with the reason and
+listed in the ingestion log; nothing is dropped silently.
+"""
+
+import json
+import logging
+import time
+
+from odoo import _, api, fields, models, tools
+from odoo.tools import SQL
+
+from ..clearing_core import ocpi
+from ..clearing_core.errors import OcpiValidationError
+from .clearing_ingestion_log import _key, _normalized
+
+_logger = logging.getLogger(__name__)
+
+STATES = [
+    ("queued", "Queued"),
+    ("done", "Stored"),
+    ("duplicate", "Already stored"),
+    ("rejected", "Rejected"),
+]
+BATCH = 500
+# a push triggers the queue cron at most this often per worker process (seconds)
+TRIGGER_EVERY = 2.0
+_last_trigger = [0.0]
+
+
+class ClearingCdrInbox(models.Model):
+    _name = "clearing.cdr.inbox"
+    _description = "OCPI Push Queue"
+    _order = "id desc"
+    _rec_name = "ocpi_id"
+    _check_company_auto = True
+
+    company_id = fields.Many2one("res.company", required=True, readonly=True, index=True)
+    connection_id = fields.Many2one("clearing.ocpi.connection", readonly=True, index=True,
+                                    ondelete="set null")
+    log_id = fields.Many2one("clearing.ingestion.log", string="Received In", readonly=True,
+                             ondelete="set null", help="The push (POST) that delivered it.")
+    country_code = fields.Char("Sender Country Code", required=True, readonly=True)
+    party_id = fields.Char("Sender Party ID", required=True, readonly=True)
+    ocpi_id = fields.Char("CDR ID", required=True, readonly=True)
+    cdr_ref = fields.Integer(
+        "CDR Number", required=True, readonly=True, index=True,
+        help="The id reserved for the CDR when it was acknowledged (its Location URL).")
+    raw_json = fields.Json("Received JSON", readonly=True,
+                           help="Kept until the CDR is stored.")
+    state = fields.Selection(STATES, required=True, default="queued", readonly=True, index=True)
+    cdr_id = fields.Many2one("clearing.cdr", string="CDR", readonly=True, ondelete="set null")
+    error = fields.Text(readonly=True)
+    processed_date = fields.Datetime("Stored On", readonly=True)
+
+    def init(self):
+        super().init()
+        # the idempotency key of a push, as clearing.ingestion.log compares it (CiString)
+        tools.create_unique_index(
+            self.env.cr, "clearing_cdr_inbox_key_uniq", self._table,
+            ["company_id", "upper(country_code)", "upper(party_id)", "ocpi_id"])
+
+    # ------------------------------------------------------------------ receive (POST)
+    @api.model
+    def _receive(self, body, conn, call):
+        """Check a pushed CDR and queue it. ``call``: the OCPI controller's call (log values,
+        start time). Returns ``(outcome, cdr_ref, path, reason, log)`` with outcome ``queued``
+        / ``duplicate`` / ``rejected`` and the call's log row (counts and rejection written;
+        for ``queued``, its final outcome too)."""
+        log_vals = call["vals"]
+        if not isinstance(body, dict):
+            return self._refuse(log_vals, body, "$", _("one CDR object is expected"))
+        try:
+            parsed = ocpi.parse_cdr(body, strict=True)
+        except OcpiValidationError as e:
+            return self._refuse(log_vals, body, e.path, e.message)
+        key = _key(parsed.country_code, parsed.party_id, parsed.id)
+        allowed = conn._allowed_parties()
+        if key[:2] not in allowed:
+            return self._refuse(log_vals, body, "$.party_id", _(
+                "%(cc)s*%(party)s is not a party of this OCPI connection (registered: "
+                "%(allowed)s)", cc=key[0], party=key[1],
+                allowed=", ".join("*".join(p) for p in sorted(allowed)) or "-"))
+        if not self.env["clearing.cdr"]._currency_memo(parsed.currency):
+            return self._refuse(log_vals, body, "$.currency", _(
+                "currency %s is not available in Odoo", parsed.currency))
+        company_id = log_vals["company_id"]
+        now = fields.Datetime.now()
+        self.env.cr.execute(SQL(
+            """
+            WITH existing AS (
+                SELECT id FROM clearing_cdr
+                 WHERE company_id = %(company)s AND ocpi_id = %(ocpi_id)s
+                   AND upper(country_code) = %(cc)s AND upper(party_id) = %(party)s
+                 LIMIT 1
+            ), log AS (
+                INSERT INTO clearing_ingestion_log
+                       (date, channel, connection_id, partner_id, company_id, endpoint,
+                        request_id, correlation_id, http_status, ocpi_status_code, outcome,
+                        count_received, count_created, count_duplicate, count_rejected,
+                        duration, create_uid, create_date, write_uid, write_date)
+                VALUES (%(now)s, 'push', %(conn)s, %(partner)s, %(company)s, %(endpoint)s,
+                        %(request_id)s, %(correlation_id)s, 201, 1000, 'success',
+                        1, 1, 0, 0, %(duration)s, %(uid)s, %(now)s, %(uid)s, %(now)s)
+                RETURNING id
+            ), ins AS (
+                INSERT INTO clearing_cdr_inbox
+                       (company_id, connection_id, log_id, country_code, party_id, ocpi_id,
+                        cdr_ref, raw_json, state, create_uid, create_date, write_uid, write_date)
+                SELECT %(company)s, %(conn)s, (SELECT id FROM log), %(cc_raw)s, %(party_raw)s,
+                       %(ocpi_id)s, nextval('clearing_cdr_id_seq'), %(raw)s, 'queued',
+                       %(uid)s, %(now)s, %(uid)s, %(now)s
+                 WHERE NOT EXISTS (SELECT 1 FROM existing)
+                ON CONFLICT (company_id, upper(country_code), upper(party_id), ocpi_id)
+                DO NOTHING
+                RETURNING cdr_ref
+            )
+            SELECT (SELECT cdr_ref FROM ins), (SELECT id FROM log)
+            """,
+            company=company_id, ocpi_id=parsed.id, cc=key[0], party=key[1],
+            cc_raw=parsed.country_code, party_raw=parsed.party_id,
+            raw=json.dumps(body), now=now, uid=self.env.uid, conn=conn.id,
+            partner=log_vals.get("partner_id") or None, endpoint=log_vals.get("endpoint"),
+            request_id=log_vals.get("request_id"), correlation_id=log_vals.get("correlation_id"),
+            duration=time.monotonic() - call["started"],
+        ))
+        cdr_ref, log_id = self.env.cr.fetchone()
+        log = self.env["clearing.ingestion.log"].browse(log_id)
+        if cdr_ref:
+            self._trigger_processing()
+            return "queued", cdr_ref, None, None, log
+        # already received: the same CDR (a replay) or a different one under its id
+        previous_ref, previous_raw = self._previous(company_id, key)
+        if previous_ref is None:  # pragma: no cover - the unique index makes this a retry
+            raise RuntimeError("CDR %s: conflict without a visible previous row" % parsed.id)
+        if _normalized(previous_raw) == _normalized(body):
+            log.write({"count_created": 0, "count_duplicate": 1})
+            return "duplicate", previous_ref, None, None, log
+        reason = _("a different CDR %(id)s from %(cc)s*%(party)s was already received; "
+                   "CDRs cannot be changed (send a credit CDR)",
+                   id=key[2], cc=key[0], party=key[1])
+        log.write({"count_created": 0, "count_received": 0})
+        log._record_rejection(body, "$.id", reason)
+        return "rejected", None, "$.id", reason, log
+
+    @api.model
+    def _refuse(self, log_vals, body, path, reason):
+        log = self.env["clearing.ingestion.log"].create(dict(log_vals, outcome="running"))
+        log._record_rejection(body, path, reason)
+        return "rejected", None, path, reason, log
+
+    @api.model
+    def _previous(self, company_id, key):
+        """``(record id, raw JSON)`` of the CDR already received under ``key``: stored, or
+        still queued."""
+        cr = self.env.cr
+        cr.execute(SQL(
+            """SELECT id, raw_json FROM clearing_cdr
+                WHERE company_id = %s AND ocpi_id = %s
+                  AND upper(country_code) = %s AND upper(party_id) = %s
+                ORDER BY id LIMIT 1""", company_id, key[2], key[0], key[1]))
+        row = cr.fetchone()
+        if row is None:
+            cr.execute(SQL(
+                """SELECT cdr_ref, raw_json FROM clearing_cdr_inbox
+                    WHERE company_id = %s AND ocpi_id = %s
+                      AND upper(country_code) = %s AND upper(party_id) = %s""",
+                company_id, key[2], key[0], key[1]))
+            row = cr.fetchone()
+        if row is None:
+            return None, None
+        raw = row[1]
+        return row[0], json.loads(raw) if isinstance(raw, str) else raw
+
+    @api.model
+    def _trigger_processing(self):
+        now = time.monotonic()
+        if now - _last_trigger[0] >= TRIGGER_EVERY:
+            _last_trigger[0] = now
+            cron = self.env.ref("emsp_clearing.ir_cron_cdr_inbox", raise_if_not_found=False)
+            if cron:
+                cron.sudo()._trigger()
+
+    @api.model
+    def _find_queued(self, company, cdr_ref):
+        """The queued row answering GET ``/cdrs/<cdr_ref>`` before the CDR is stored."""
+        return self.sudo().search([("company_id", "=", company.id), ("cdr_ref", "=", cdr_ref)],
+                                  limit=1)
+
+    # ------------------------------------------------------------------ store (cron)
+    @api.model
+    def _cron_process(self):
+        """Store every queued CDR, oldest first, a batch per transaction."""
+        self._process_queue(commit=True)
+
+    @api.model
+    def _process_queue(self, limit=None, commit=False):
+        """Store queued CDRs (at most ``limit``); returns how many rows were processed."""
+        done = 0
+        cron_model = self.env["ir.cron"]
+        while limit is None or done < limit:
+            size = BATCH if limit is None else min(BATCH, limit - done)
+            self.env.flush_all()
+            self.env.cr.execute(SQL(
+                """SELECT id FROM clearing_cdr_inbox WHERE state = 'queued'
+                    ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED""", size))
+            ids = [r[0] for r in self.env.cr.fetchall()]
+            if not ids:
+                break
+            self.sudo().browse(ids)._store()
+            done += len(ids)
+            if commit:
+                self.env.cr.execute("SELECT count(*) FROM clearing_cdr_inbox WHERE state = 'queued'")
+                remaining = self.env.cr.fetchone()[0]
+                cron_model._notify_progress(done=done, remaining=remaining)
+                self.env.cr.commit()
+                self.env.invalidate_all()
+        return done
+
+    def _store(self):
+        """Store these queued rows through the batch ingestion path, grouped by connection."""
+        groups = {}
+        for row in self.sorted("id"):
+            groups.setdefault((row.company_id, row.connection_id), self.browse())
+            groups[(row.company_id, row.connection_id)] |= row
+        now = fields.Datetime.now()
+        for (company, conn), rows in groups.items():
+            log = self.env["clearing.ingestion.log"].create({
+                "channel": "queue", "connection_id": conn.id, "company_id": company.id,
+                "partner_id": conn.partner_id.id, "outcome": "running",
+                "endpoint": _("OCPI push queue: %s CDR(s)", len(rows)),
+            })
+            started = time.monotonic()
+            results = log._ingest_cdrs(
+                [r.raw_json for r in rows], connection=conn or None, company=company,
+                positions=[str(r.cdr_ref) for r in rows],
+                allowed_parties=conn._allowed_parties() if conn else None,
+                ids=[r.cdr_ref for r in rows])
+            updates = []  # (id, state, cdr id, error): one UPDATE for the batch
+            for row, result in zip(rows, results):
+                record = result["record"]
+                if result["outcome"] == "created":
+                    updates.append((row.id, "done", record.id, None))
+                elif result["outcome"] == "duplicate":
+                    updates.append((row.id, "duplicate", record.id if record else None, None))
+                else:
+                    error = "%s: %s" % (result["path"] or "$", result["reason"])
+                    updates.append((row.id, "rejected", None, error))
+                    _logger.warning("Queued CDR %s (%s) not stored: %s", row.ocpi_id,
+                                    row.cdr_ref, error)
+            self.env.cr.execute(SQL(
+                """UPDATE clearing_cdr_inbox AS q
+                      SET state = u.state, cdr_id = u.cdr_id, error = u.error,
+                          raw_json = CASE WHEN u.state = 'rejected' THEN q.raw_json END,
+                          processed_date = %s, write_date = %s, write_uid = %s
+                     FROM (SELECT unnest(%s::int[]) AS id, unnest(%s::varchar[]) AS state,
+                                  unnest(%s::int[]) AS cdr_id, unnest(%s::text[]) AS error) AS u
+                    WHERE q.id = u.id""",
+                now, now, self.env.uid, [u[0] for u in updates], [u[1] for u in updates],
+                [u[2] for u in updates], [u[3] for u in updates]))
+            rows.invalidate_recordset()
+            log._set_outcome(duration=time.monotonic() - started)

@@ -1,0 +1,124 @@
+"""The OCPI push queue and the cross-request memo behind it (models/clearing_cdr_inbox.py,
+models/clearing_ingest_cache.py): what is acknowledged is stored under its Location, and every
+change of a contract, grid, tax, partner identity or connection reaches the next push."""
+
+import copy
+
+from odoo.tests import tagged
+
+from .ocpi_common import OcpiHttpCase, launcher
+
+
+@tagged("post_install", "-at_install")
+class TestOcpiPushQueue(OcpiHttpCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.cdrs = launcher.make_cdrs(6)
+
+    def setUp(self):
+        super().setUp()
+        self.conn, self.token_c = self._connection()
+
+    def push(self, cdr, token=None):
+        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", token or self.token_c, body=cdr)
+        return r, p
+
+    def stored(self, cdr):
+        return self.env["clearing.cdr"].search([("ocpi_id", "=", cdr["id"])])
+
+    def energy_price(self, cdr):
+        record = self.stored(cdr)
+        return record.amount_untaxed / record.energy_kwh
+
+    def test_grid_and_tax_changes_reach_the_next_push(self):
+        r, _p = self.push(self.cdrs[0])
+        self.assertEqual(r.status_code, 201)
+        self.drain()
+        self.assertAlmostEqual(self.energy_price(self.cdrs[0]), 0.30, places=3)
+        # the grid line itself (not through the contract form)
+        self.contract.price_line_ids.write({"price": 0.45})
+        self.push(self.cdrs[1])
+        self.drain()
+        self.assertAlmostEqual(self.energy_price(self.cdrs[1]), 0.45, places=3)
+        # the VAT rate of the contract's tax
+        self.contract.tax_ids.write({"amount": 10.0})
+        self.push(self.cdrs[2])
+        self.drain()
+        cdr = self.stored(self.cdrs[2])
+        self.assertAlmostEqual(cdr.amount_tax, cdr.amount_untaxed * 0.10, delta=0.011)
+
+    def test_closed_contract_unmatches_the_next_push(self):
+        self.push(self.cdrs[0])
+        self.drain()
+        self.assertEqual(self.stored(self.cdrs[0]).contract_id, self.contract)
+        self.contract.write({"state": "closed"})
+        self.push(self.cdrs[1])
+        self.drain()
+        cdr = self.stored(self.cdrs[1])
+        self.assertFalse(cdr.contract_id)
+        self.assertEqual(cdr.match_state, "unmatched")
+        self.assertIn("NL*CPO", cdr.unmatched_reason)
+
+    def test_revoked_token_and_changed_identity_refused_at_once(self):
+        r, _p = self.push(self.cdrs[0])
+        self.assertEqual(r.status_code, 201)
+        # the partner's OCPI identity changes: CDRs of the old one are no longer its own
+        self.cpo.write({"ocpi_party_id": "CPX"})
+        r, p = self.push(self.cdrs[1])
+        self.assertEqual(p["status_code"], 2001, p)
+        self.assertEqual(p["data"]["path"], "$.party_id")
+        self.cpo.write({"ocpi_party_id": "CPO"})
+        r, p = self.push(self.cdrs[1])
+        self.assertEqual(r.status_code, 201, p)
+        # a new Token C: the old one is refused on the next call
+        self.conn.sudo().write({"token_c_hash": "0" * 64})
+        r, p = self.push(self.cdrs[2])
+        self.assertEqual(r.status_code, 401)
+        self.conn.sudo().write({"active": False})
+        self.assertEqual(self.push(self.cdrs[2])[0].status_code, 401)
+
+    def test_queued_cdr_imported_meanwhile_is_not_stored_twice(self):
+        r, _p = self.push(self.cdrs[0])
+        location = r.headers["Location"]
+        # the same CDR arrives by the file import before the queue stores the push
+        log = self.env["clearing.ingestion.log"].create({
+            "channel": "file", "company_id": self.company.id, "partner_id": self.cpo.id})
+        log._ingest_cdrs([copy.deepcopy(self.cdrs[0])], company=self.company)
+        imported = self.stored(self.cdrs[0])
+        self.assertEqual(len(imported), 1)
+        self.drain()
+        row = self.env["clearing.cdr.inbox"].search([("ocpi_id", "=", self.cdrs[0]["id"])])
+        self.assertEqual((row.state, row.cdr_id), ("duplicate", imported))
+        self.assertEqual(len(self.stored(self.cdrs[0])), 1)
+        # the Location answered to the push still serves the CDR (stored under another id)
+        r, p = self.ocpi("GET", location[len(self.base_url()):], self.token_c)
+        self.assertEqual((r.status_code, p["data"]), (200, self.cdrs[0]))
+
+    def test_queue_stores_in_arrival_order_with_credit_links(self):
+        original = self.cdrs[3]
+        credit = copy.deepcopy(original)
+        credit.update(id=original["id"] + "-C", credit=True, credit_reference_id=original["id"],
+                      total_cost={k: -v for k, v in original["total_cost"].items()})
+        # the credit is pushed first: it waits for its original, linked when that one lands
+        refs = []
+        for cdr in (credit, original, self.cdrs[4]):
+            r, p = self.push(cdr)
+            self.assertEqual(r.status_code, 201, p)
+            refs.append(int(r.headers["Location"].rsplit("/", 1)[1]))
+        self.assertEqual(refs, sorted(refs))
+        self.assertEqual(self.drain(), 3)
+        self.assertEqual(self.stored(credit).credited_cdr_id, self.stored(original))
+        self.assertEqual([self.stored(c).id for c in (credit, original, self.cdrs[4])], refs)
+        queue_log = self.last_log(channel="queue")
+        self.assertEqual((queue_log.count_received, queue_log.count_created), (3, 3))
+        self.assertEqual(self.drain(), 0)  # nothing left
+
+    def test_get_of_a_queued_cdr_respects_the_connection(self):
+        r, _p = self.push(self.cdrs[5])
+        path = r.headers["Location"][len(self.base_url()):]
+        other, token_other = self._connection(partner=self.env["res.partner"].create({
+            "name": "Other CPO", "ocpi_country_code": "BE", "ocpi_party_id": "OTH"}))
+        self.assertEqual(self.ocpi("GET", path, token_other)[0].status_code, 404)
+        self.assertEqual(self.ocpi("GET", path, self.token_c)[0].status_code, 200)
