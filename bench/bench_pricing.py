@@ -200,8 +200,7 @@ def main():
         # cold and no mode benefits from another one; a full GC pass before each measurement.
         for text in warmup:
             price_cdr(parse_cdr(loads(text), strict=True), tariff, tz)
-        for memo in (ocpi._TARIFF_CACHE, ocpi._LOCATION_CACHE, ocpi._FLOAT_DECIMALS):
-            memo.clear()
+        ocpi._clear_memos()
         gc.collect()
         a_whole, a_best = rates(floor(loads))          # (a) the parse floor
         gc.collect()

@@ -497,3 +497,93 @@ def test_datetime_fast_path_and_memo_agree_with_general_path():
     for text in values + values:  # second round: memo hits
         for strict in (True, False):
             assert parsed(text, strict) == reference(text, strict), (text, strict)
+
+
+def test_float_memo_is_exact_for_zeros_ints_and_bools():
+    """Floats are converted through a memo keyed by the float: -0.0 and 0.0 (equal keys) must
+    still give Decimal('-0.0') and Decimal('0.0'), in either order; 1, 1.0 and True are never
+    confused (only floats are looked up)."""
+    ocpi._clear_memos()
+    for first, second in ((0.0, -0.0), (-0.0, 0.0)):
+        for value in (first, second, first, second):
+            data = _mutated(BASE_CDR, ["charging_periods", 1, "dimensions", 1], {"type": "MIN_POWER", "volume": value})
+            data["total_energy"] = value
+            cdr = ocpi.parse_cdr(data)
+            assert str(cdr.charging_periods[1].dimensions[1].volume) == repr(value)
+            assert str(cdr.total_energy) == repr(value)
+            assert str(ocpi.parse_tariff(_mutated(BASE_TARIFF, PC + ["price"], value)).elements[1]
+                       .price_components[0].price) == repr(value)
+    for value, text in ((1.0, "1.0"), (1, "1"), (1.0, "1.0"), (1, "1")):
+        cdr = ocpi.parse_cdr(_mutated(BASE_CDR, ["charging_periods", 0, "dimensions", 0, "volume"], value))
+        assert str(cdr.charging_periods[0].dimensions[0].volume) == text
+        assert str(ocpi.parse_cdr(_mutated(BASE_CDR, ["total_time"], value)).total_time) == text
+    err = _error(ocpi.parse_cdr, _mutated(BASE_CDR, ["charging_periods", 0, "dimensions", 0, "volume"], True))
+    assert str(err) == "$.charging_periods[0].dimensions[0].volume: must be a number, got true"
+    err = _error(ocpi.parse_cdr, _mutated(BASE_CDR, ["total_cost", "excl_vat"], True))
+    assert str(err) == "$.total_cost.excl_vat: must be a number, got true"
+
+
+def test_float_memo_keeps_learning_when_full(monkeypatch):
+    """The float memo is bounded but does not freeze: when its young generation is full it
+    becomes the old one, values in use are brought back, new values are still remembered, and
+    every conversion stays the shortest-repr Decimal."""
+    ocpi._clear_memos()
+    monkeypatch.setattr(ocpi, "_FLOAT_DECIMALS_SIZE", 8)
+    hot = 12.5
+    for i in range(100):
+        value = 1000 + i / 8
+        assert ocpi._float_decimal(value) == Decimal(repr(value)) and str(ocpi._float_decimal(value)) == repr(value)
+        assert str(ocpi._float_decimal(hot)) == "12.5"
+        assert len(ocpi._FLOAT_DECIMALS) <= 8 and len(ocpi._FLOAT_DECIMALS_OLD) <= 8
+    assert hot in ocpi._FLOAT_DECIMALS or hot in ocpi._FLOAT_DECIMALS_OLD  # in steady use: kept
+    assert 1000 + 99 / 8 in ocpi._FLOAT_DECIMALS  # the last new value is remembered
+    assert 1000.0 not in ocpi._FLOAT_DECIMALS and 1000.0 not in ocpi._FLOAT_DECIMALS_OLD  # aged out
+    assert ocpi._float_decimal(0.0) is not None and 0.0 not in ocpi._FLOAT_DECIMALS
+    # the parser's results do not depend on what the memo holds
+    data = _mutated(BASE_CDR, ["total_energy"], 1000 + 3 / 8)
+    assert str(ocpi.parse_cdr(data).total_energy) == repr(1000 + 3 / 8)
+    ocpi._clear_memos()
+
+
+@pytest.mark.parametrize("leaf,values", [
+    (["elements", 0, "price_components", 0, "price"], [2.5, 2.50, Decimal("2.5"), Decimal("2.50"), 2.5]),
+    (["elements", 0, "price_components", 0, "vat"], [15, 15.0, Decimal("15"), Decimal("15.0"), Decimal("1.5E+1"), 15]),
+    (["elements", 0, "price_components", 0, "price"], [0.0, -0.0, 0, Decimal("0"), Decimal("-0"), Decimal("0.00"), 0.0]),
+    (["elements", 0, "price_components", 0, "step_size"], [1, 1.0, True, Decimal(1), 1]),
+    (["elements", 1, "restrictions", "min_kwh"], [0, 0.0, -0.0, False, Decimal("0.0"), 0]),
+    (["min_price", "excl_vat"], [0.5, Decimal("0.5"), Decimal("0.50"), 0.5]),
+])
+def test_embedded_tariff_memo_tells_equal_numbers_apart(leaf, values):
+    """The validated embedded tariff is reused only for the same numbers: 1, 1.0, true and
+    Decimal('1.0') are == in Python but validate differently (type, Decimal exponent), and so do
+    0.0 / -0.0 and Decimal('0') / Decimal('-0').  Every CDR gets what a fresh validation gives."""
+    ocpi._clear_memos()
+    for value in values + values[::-1]:
+        tariff = copy.deepcopy(BASE_TARIFF)
+        node = tariff
+        for key in leaf[:-1]:
+            node = node[key]
+        node[leaf[-1]] = value
+        cdr = _mutated(BASE_CDR, ["tariffs"], [tariff])
+        try:
+            expected = ocpi.parse_tariff(copy.deepcopy(tariff))
+        except OcpiValidationError as exc:
+            expected = exc
+        try:
+            got = ocpi.parse_cdr(copy.deepcopy(cdr)).tariffs[0]
+        except OcpiValidationError as exc:
+            assert isinstance(expected, OcpiValidationError), (value, exc)
+            assert exc.message == expected.message and exc.path == "$.tariffs[0]" + expected.path[1:]
+            continue
+        assert not isinstance(expected, OcpiValidationError), (value, got)
+        assert repr(got) == repr(expected), value  # repr shows the Decimal exponents and signs
+
+
+def test_embedded_tariff_memo_with_extension_keys_tells_numbers_apart():
+    t = copy.deepcopy(BASE_TARIFF)
+    t["elements"][0]["price_components"][0]["x-ext'); import os; ('"] = 1
+    ocpi._clear_memos()
+    first = ocpi.parse_cdr(_mutated(BASE_CDR, ["tariffs"], [t])).tariffs[0]
+    assert ocpi.parse_cdr(_mutated(BASE_CDR, ["tariffs"], [t])).tariffs[0] is first
+    t["elements"][0]["price_components"][0]["x-ext'); import os; ('"] = 1.0
+    assert ocpi.parse_cdr(_mutated(BASE_CDR, ["tariffs"], [t])).tariffs[0] is not first

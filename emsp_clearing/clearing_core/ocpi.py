@@ -12,6 +12,7 @@ charging periods; Tariff: elements) but still type-checks every field that is pr
 
 import copy
 import re
+from math import copysign as _copysign
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -324,17 +325,33 @@ def _bool(d, key, path, required):
 
 
 # float -> Decimal through the float's shortest repr (0.1 -> Decimal('0.1')), memoised: CDRs
-# repeat the same values a lot (prices, VAT rates, durations in whole minutes...).
+# repeat the same values a lot (prices, VAT rates, durations in whole minutes, power levels...).
+# Keyed by the float itself, which is exact for floats except for zeros (0.0 == -0.0 but they
+# give Decimal('0.0') and Decimal('-0.0')): zeros are never stored.  Only floats are ever looked
+# up (1 == 1.0 == True as keys).  Two generations, each bounded: the hot paths look up
+# _FLOAT_DECIMALS inline and call _float_decimal on a miss, which also looks in the previous
+# generation (and brings a hit back) -- values in steady use stay, one-off values age out.
 _FLOAT_DECIMALS = {}
+_FLOAT_DECIMALS_OLD = {}
+_FLOAT_DECIMALS_SIZE = 16384
 _DEC_ZERO = Decimal(0)
 
 
 def _float_decimal(v):
-    d = _FLOAT_DECIMALS.get(v)
+    """Decimal of a finite float ``v`` (the caller has checked ``v - v == 0``)."""
+    young = _FLOAT_DECIMALS
+    d = young.get(v)
     if d is None:
-        d = Decimal(repr(v))
-        if len(_FLOAT_DECIMALS) < 8192:  # bounded; the first values seen stay (prices, rates)
-            _FLOAT_DECIMALS[v] = d
+        d = _FLOAT_DECIMALS_OLD.get(v)
+        if d is None:
+            d = Decimal(repr(v))
+            if not v:
+                return d
+        if len(young) >= _FLOAT_DECIMALS_SIZE:
+            _FLOAT_DECIMALS_OLD.clear()
+            _FLOAT_DECIMALS_OLD.update(young)
+            young.clear()
+        young[v] = d
     return d
 
 
@@ -708,23 +725,29 @@ def parse_tariff(data, strict=True):
 
 # CPOs embed the same Tariff object in every CDR (CDR.tariffs).  Validating it again for each
 # CDR would cost more than the rest of the CDR, so validated embedded tariffs are remembered:
-# a later tariff is reused only when it is EQUAL (==) to a remembered one.  Python equality
-# confuses true/false with 1/0, the only difference == cannot see that validation cares about
-# (ints, floats and Decimals are all accepted as numbers), so the leaves that are 0 or 1 in the
-# remembered tariff are checked not to be booleans in the new one.
+# a later tariff is reused only when it is EQUAL (==) to a remembered one AND its numbers are
+# the same numbers: == cannot see what validation does see between 1, 1.0, true and
+# Decimal('1.0') (different types, or different Decimals: Decimal('1') != Decimal('1.0') as
+# results), 0.0 and -0.0, Decimal('6.0') and Decimal('6.00').  So every number (and boolean)
+# of the remembered tariff is checked to have the same type -- and for floats that are zero the
+# same sign, for Decimals the same exponent (and sign of zero) -- in the new one, by code
+# generated once per remembered tariff (_exact_probe).  The memo is exact for JSON input
+# (dict, list, str, int, float, bool, None, Decimal); the key only selects the candidate.
 _TARIFF_CACHE = {}
 _TARIFF_CACHE_SIZE = 256
 
 
-def _zero_one_paths(node, path, out):
-    if type(node) is dict:
+def _number_leaves(node, path, out):
+    """``[(path, value)]`` of the numbers and booleans in a JSON tree (paths: keys/indexes)."""
+    t = type(node)
+    if t is dict:
         for k, v in node.items():
-            _zero_one_paths(v, path + (k,), out)
-    elif type(node) is list:
+            _number_leaves(v, path + (k,), out)
+    elif t is list:
         for i, v in enumerate(node):
-            _zero_one_paths(v, path + (i,), out)
-    elif type(node) in (int, float, Decimal) and (node == 0 or node == 1):
-        out.append(path)
+            _number_leaves(v, path + (i,), out)
+    elif t in (bool, int, float, Decimal):
+        out.append((path, node))
     return out
 
 
@@ -737,34 +760,91 @@ def _embedded_tariff(t, strict, path):
     except TypeError:  # unhashable id/last_updated: not cacheable, validation will say why
         return _parse_tariff(t, strict, path)
     if hit is not None:
-        snapshot, has_bool, tariff = hit
-        if snapshot == t and not has_bool(t):
+        snapshot, exact, tariff = hit
+        if snapshot == t and exact(t):
             return tariff
     tariff = _parse_tariff(t, strict, path)
     if len(_TARIFF_CACHE) >= _TARIFF_CACHE_SIZE:
         _TARIFF_CACHE.clear()
-    _TARIFF_CACHE[key] = (copy.deepcopy(t), _bool_probe(_zero_one_paths(t, (), [])), tariff)
+    snapshot = copy.deepcopy(t)
+    _TARIFF_CACHE[key] = (snapshot, _exact_probe(_number_leaves(snapshot, (), [])), tariff)
     return tariff
 
 
-def _bool_probe(paths):
-    """``f(t) -> True`` when one of the leaves at ``paths`` (keys/indexes) of ``t`` is a bool;
-    straight-line code, only called on a ``t`` equal to the snapshot the paths come from."""
-    if not paths:
-        return lambda t: False
-    if not all(type(k) is int or (type(k) is str and _IDENT_RE.match(k)) for path in paths for k in path):
+def _leaf_extra(value, expr, name):
+    """Python condition beyond the type (or None): a float zero has the sign of ``value``, a
+    Decimal the exponent of ``value`` (the constant ``name``) and, for a zero, its sign."""
+    t = type(value)
+    if t is float:
+        return f"_copysign(1.0, {expr}) == {_copysign(1.0, value)!r}" if value == 0 else None
+    if t is Decimal:
+        cond = f"{expr}.same_quantum({name})"
+        if value == 0:
+            cond += f" and {expr}.is_signed() is {value.is_signed()!r}"
+        return cond
+    return None
+
+
+def _exact_probe(leaves):
+    """``f(t) -> bool``: at every path of ``leaves`` (``_number_leaves`` of the snapshot), ``t``
+    holds the same number: same type (one ``tuple(map(type, ...))`` comparison for all leaves),
+    same sign for float zeros, same exponent (and sign of zero) for Decimals.  Only called on a
+    ``t`` equal (==) to the snapshot, so the paths exist and the values are equal.  Straight-line
+    code (common path prefixes read once); an interpreted loop when a key is unusual (no code
+    generated from input text)."""
+    if not leaves:
+        return lambda t: True
+    types = tuple(type(value) for _, value in leaves)
+    ns = {"_copysign": _copysign, "_T": types}
+    if not all(type(k) is int or (type(k) is str and _IDENT_RE.match(k)) for path, _ in leaves for k in path):
         def probe(t):  # unusual keys (extension fields): no code generation from input text
-            for path in paths:
+            for path, value in leaves:
                 v = t
                 for k in path:
                     v = v[k]
-                if type(v) is bool:
-                    return True
-            return False
+                if type(v) is not type(value):
+                    return False
+                if type(v) is float and v == 0 and _copysign(1.0, v) != _copysign(1.0, value):
+                    return False
+                if type(v) is Decimal and not (v.same_quantum(value) and v.is_signed() == value.is_signed()):
+                    return False
+            return True
         return probe
-    terms = ["type(t" + "".join(f"[{k!r}]" for k in path) + ") is bool" for path in paths]
-    ns = {}
-    exec("def probe(t):\n    return " + " or ".join(terms) + "\n", ns)  # noqa: S102 - keys are repr()-quoted
+    # A trie of the paths, walked by straight-line code: one local variable per shared prefix.
+    trie = {}
+    for n, (path, value) in enumerate(leaves):
+        node = trie
+        for k in path[:-1]:
+            node = node.setdefault(k, {})
+        node[path[-1]] = (n, value)
+    lines = ["def probe(t):"]
+    exprs = [None] * len(leaves)
+    extras = []
+    counter = [0]
+
+    def walk(var, node):
+        for k, sub in node.items():
+            expr = f"{var}[{k!r}]"
+            while type(sub) is dict and len(sub) == 1 and type(next(iter(sub.values()))) is dict:
+                (k2, sub), = sub.items()
+                expr += f"[{k2!r}]"
+            if type(sub) is tuple:
+                n, value = sub
+                exprs[n] = expr
+                ns[f"_c{n}"] = value
+                extra = _leaf_extra(value, expr, f"_c{n}")
+                if extra is not None:
+                    extras.append(extra)
+            else:
+                counter[0] += 1
+                child = f"n{counter[0]}"
+                lines.append(f"    {child} = {expr}")
+                walk(child, sub)
+
+    walk("t", trie)
+    cond = "tuple(map(type, (" + ", ".join(exprs) + ",))) == _T"
+    lines.append("    return (" + "\n            and ".join([cond] + [f"({e})" for e in extras]) + ")")
+    exec("\n".join(lines) + "\n", ns)  # noqa: S102 - keys are identifiers or ints, repr()-quoted
     return ns["probe"]
 
 
@@ -1015,7 +1095,6 @@ def _charging_periods(d, path, strict, start, end):
     out = []
     prev = start
     kinds = _DIMS_STRICT if strict else _DIMS_LENIENT
-    fcache = _FLOAT_DECIMALS
     dt_memo = _DT_MEMO
     # CdrDimension built inline through its slots (what _DIM does, without a call per dimension:
     # a CDR has a dozen dimensions).
@@ -1024,6 +1103,7 @@ def _charging_periods(d, path, strict, start, end):
     set_type = CdrDimension.__dict__["type"].__set__
     set_volume = CdrDimension.__dict__["volume"].__set__
     zero = _DEC_ZERO
+    fcache = _FLOAT_DECIMALS
     for i, cp in enumerate(lst):
         if type(cp) is not dict:
             _fail(f"{path}.charging_periods[{i}]", f"must be an object, got {_show(cp)}")
@@ -1059,29 +1139,31 @@ def _charging_periods(d, path, strict, start, end):
         for dim in dims:
             try:
                 t = dim["type"]
-                signed = kinds[t]
+                signed = kinds[t]  # KeyError: not a CdrDimensionType allowed in this mode
                 v = dim["volume"]
             except (KeyError, TypeError):
                 _dimension_error(dims, i, len(dl), path, strict, seen)
             tv = type(v)
-            if tv is Decimal:
-                vol = v if v.is_finite() else None
-            elif tv is float:
+            if tv is float:
                 vol = fcache.get(v)
-                if vol is None and v - v == 0:
-                    vol = Decimal(repr(v))
-                    if len(fcache) < 8192:
-                        fcache[v] = vol
+                if vol is None:
+                    if v - v != 0:  # inf, nan
+                        _dimension_error(dims, i, len(dl), path, strict, seen)
+                    vol = _float_decimal(v)
+            elif tv is Decimal and v.is_finite():
+                vol = v
             elif tv is int:
                 vol = Decimal(v)
             else:
-                vol = None
-            if vol is None or t in seen or (vol < zero and not signed) or (t == "STATE_OF_CHARGE" and vol > 100):
                 _dimension_error(dims, i, len(dl), path, strict, seen)
-            seen[t] = vol
+            if (vol < zero and not signed) or (t == "STATE_OF_CHARGE" and vol > 100):
+                _dimension_error(dims, i, len(dl), path, strict, seen)
             o = new(dim_cls)
             set_type(o, t)
             set_volume(o, vol)
+            if t in seen:
+                _dimension_error(dims, i, len(dl), path, strict, seen)
+            seen[t] = vol
             dl.append(o)
         tid = cp.get("tariff_id")
         if tid is not None and (type(tid) is not str or len(tid) > 36 or not tid.isprintable() or not tid.isascii()):
@@ -1159,3 +1241,10 @@ def parse_cdr(data, strict=True):
         total_reservation_cost, remark, invoice_reference_id, credit, credit_ref,
         home_charging_compensation, last_updated, data,
     )
+
+
+def _clear_memos():
+    """Empty every memo of this module (validated tariffs and locations, float conversions,
+    date-times): for benchmarks that start cold, and for tests."""
+    for memo in (_TARIFF_CACHE, _LOCATION_CACHE, _FLOAT_DECIMALS, _FLOAT_DECIMALS_OLD, _DT_MEMO):
+        memo.clear()
