@@ -2,14 +2,15 @@
 
 * ``GET /ocpi/versions``, ``GET /ocpi/2.2.1`` — versions module (Token A or C);
 * ``/ocpi/2.2.1/credentials`` — GET/POST/PUT/DELETE (Token A or C, see credentials.asciidoc);
-* ``POST /ocpi/2.2.1/cdrs`` — CDRs receiver (Token C) -> 201 + Location;
-  ``GET /ocpi/2.2.1/cdrs/<id>`` — the CDR at that Location.
+* ``POST /ocpi/2.2.1/cdrs`` — CDRs receiver (Token C) -> 201 + Location once checked and queued
+  (models/clearing_cdr_inbox.py); ``GET /ocpi/2.2.1/cdrs/<id>`` — the CDR at that Location.
 
 Every answer is the OCPI envelope and echoes ``X-Request-ID``/``X-Correlation-ID``; every call
 is written to ``clearing.ingestion.log``. ``auth='none'`` + our own ``Authorization: Token``
 check (the header is OCPI's, not Odoo's session), ``csrf=False`` (machine-to-machine),
 ``readonly=False`` (every call writes its log line). The database is the one Odoo serves for the
-request's host (``--db-filter`` or a single ``-d`` database), as for any public Odoo URL.
+request's host, as for any public Odoo URL; serve it with ``-d <db>`` and no ``--db-filter``
+(docs/OCPI.md: a db-filter lists the databases on every cookie-less call).
 """
 
 import logging
@@ -152,7 +153,10 @@ class OcpiController(http.Controller):
 
     @staticmethod
     def _base():
-        return request.httprequest.host_url.rstrip("/")
+        """Our base URL as the caller reached it (``host_url`` without its IDNA/IRI decoding,
+        9 % of a push's time: the host is the validated Host header, ASCII on the wire)."""
+        hreq = request.httprequest
+        return "%s://%s%s" % (hreq.scheme, hreq.host, hreq.root_path.rstrip("/"))
 
     @staticmethod
     def _json_body():

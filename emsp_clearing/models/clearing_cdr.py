@@ -56,7 +56,9 @@ class ClearingCdr(models.Model):
     _check_company_auto = True
 
     # ---------------------------------------------------------------- identity
-    ocpi_id = fields.Char("CDR ID", required=True, index=True, readonly=True)
+    # indexed with the sender, as the idempotency checks look CDRs up (init of
+    # clearing_cdr_ingest.py)
+    ocpi_id = fields.Char("CDR ID", required=True, readonly=True)
     country_code = fields.Char(
         "Sender Country Code", required=True, readonly=True,
         help="OCPI country code of the CPO that sent the CDR.",

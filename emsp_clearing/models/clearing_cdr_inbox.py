@@ -3,10 +3,12 @@
 ``POST /ocpi/2.2.1/cdrs`` does, within the request, everything that can refuse a CDR: the
 token, the JSON, the full OCPI 2.2.1 validation (``clearing_core.ocpi.parse_cdr``), the sender's
 party, the currency, idempotency (same CDR again: success, nothing stored; a different CDR under
-a known id: refused). An accepted CDR is then written to this queue together with its log row,
-in one SQL statement, under a ``clearing.cdr`` id reserved from that model's sequence: the
-``Location`` answered (``/ocpi/2.2.1/cdrs/<id>``) is the CDR's final URL, and GET serves it from
-the queue until it is stored.
+a known id: refused). An accepted CDR is then written to this queue in one SQL statement, under
+a ``clearing.cdr`` id reserved from that model's sequence: the ``Location`` answered
+(``/ocpi/2.2.1/cdrs/<id>``) is the CDR's final URL, and GET serves it from the queue until it is
+stored. The row carries the call's details (endpoint, request/correlation ids, answer time); the
+call's ingestion-log row is written from them with the batch that stores the CDR, saying what
+the call led to. Refused calls are logged at once.
 
 A cron (``ir_cron_cdr_inbox``, triggered by the pushes) stores the queue through the batch path
 (``clearing.ingestion.log._ingest_cdrs``: matching, pricing, periods, one ``COPY`` per batch) in
@@ -48,8 +50,9 @@ class ClearingCdrInbox(models.Model):
     _rec_name = "ocpi_id"
     _check_company_auto = True
 
-    company_id = fields.Many2one("res.company", required=True, readonly=True, index=True)
-    connection_id = fields.Many2one("clearing.ocpi.connection", readonly=True, index=True,
+    # few indexes and foreign keys: every push inserts a row (the key index is the one needed)
+    company_id = fields.Many2one("res.company", required=True, readonly=True)
+    connection_id = fields.Many2one("clearing.ocpi.connection", readonly=True,
                                     ondelete="set null")
     log_id = fields.Many2one("clearing.ingestion.log", string="Received In", readonly=True,
                              ondelete="set null", help="The push (POST) that delivered it.")
@@ -61,10 +64,15 @@ class ClearingCdrInbox(models.Model):
         help="The id reserved for the CDR when it was acknowledged (its Location URL).")
     raw_json = fields.Json("Received JSON", readonly=True,
                            help="Kept until the CDR is stored.")
-    state = fields.Selection(STATES, required=True, default="queued", readonly=True, index=True)
+    state = fields.Selection(STATES, required=True, default="queued", readonly=True)
     cdr_id = fields.Many2one("clearing.cdr", string="CDR", readonly=True, ondelete="set null")
     error = fields.Text(readonly=True)
     processed_date = fields.Datetime("Stored On", readonly=True)
+    # the push call, for its ingestion-log row (written when the queue stores the CDR)
+    endpoint = fields.Char(readonly=True)
+    request_id = fields.Char("X-Request-ID", readonly=True)
+    correlation_id = fields.Char("X-Correlation-ID", readonly=True)
+    duration = fields.Float("Answer Time (s)", readonly=True, digits=(16, 3))
 
     def init(self):
         super().init()
@@ -72,6 +80,9 @@ class ClearingCdrInbox(models.Model):
         tools.create_unique_index(
             self.env.cr, "clearing_cdr_inbox_key_uniq", self._table,
             ["company_id", "upper(country_code)", "upper(party_id)", "ocpi_id"])
+        # what the cron reads: the waiting rows only
+        tools.create_index(self.env.cr, "clearing_cdr_inbox_queued_idx", self._table, ["id"],
+                           where="state = 'queued'")
 
     # ------------------------------------------------------------------ receive (POST)
     @api.model
@@ -99,6 +110,8 @@ class ClearingCdrInbox(models.Model):
                 "currency %s is not available in Odoo", parsed.currency))
         company_id = log_vals["company_id"]
         now = fields.Datetime.now()
+        # one statement, simple to plan (Odoo's pool discards plans between requests): the
+        # call's log row is written with the batch that stores the CDR (_store)
         self.env.cr.execute(SQL(
             """
             WITH existing AS (
@@ -106,53 +119,41 @@ class ClearingCdrInbox(models.Model):
                  WHERE company_id = %(company)s AND ocpi_id = %(ocpi_id)s
                    AND upper(country_code) = %(cc)s AND upper(party_id) = %(party)s
                  LIMIT 1
-            ), log AS (
-                INSERT INTO clearing_ingestion_log
-                       (date, channel, connection_id, partner_id, company_id, endpoint,
-                        request_id, correlation_id, http_status, ocpi_status_code, outcome,
-                        count_received, count_created, count_duplicate, count_rejected,
-                        duration, create_uid, create_date, write_uid, write_date)
-                VALUES (%(now)s, 'push', %(conn)s, %(partner)s, %(company)s, %(endpoint)s,
-                        %(request_id)s, %(correlation_id)s, 201, 1000, 'success',
-                        1, 1, 0, 0, %(duration)s, %(uid)s, %(now)s, %(uid)s, %(now)s)
-                RETURNING id
-            ), ins AS (
-                INSERT INTO clearing_cdr_inbox
-                       (company_id, connection_id, log_id, country_code, party_id, ocpi_id,
-                        cdr_ref, raw_json, state, create_uid, create_date, write_uid, write_date)
-                SELECT %(company)s, %(conn)s, (SELECT id FROM log), %(cc_raw)s, %(party_raw)s,
-                       %(ocpi_id)s, nextval('clearing_cdr_id_seq'), %(raw)s, 'queued',
-                       %(uid)s, %(now)s, %(uid)s, %(now)s
-                 WHERE NOT EXISTS (SELECT 1 FROM existing)
-                ON CONFLICT (company_id, upper(country_code), upper(party_id), ocpi_id)
-                DO NOTHING
-                RETURNING cdr_ref
             )
-            SELECT (SELECT cdr_ref FROM ins), (SELECT id FROM log)
+            INSERT INTO clearing_cdr_inbox
+                   (company_id, connection_id, country_code, party_id, ocpi_id, cdr_ref,
+                    raw_json, state, endpoint, request_id, correlation_id, duration,
+                    create_uid, create_date, write_uid, write_date)
+            SELECT %(company)s, %(conn)s, %(cc_raw)s, %(party_raw)s, %(ocpi_id)s,
+                   nextval('clearing_cdr_id_seq'), %(raw)s, 'queued', %(endpoint)s,
+                   %(request_id)s, %(correlation_id)s, %(duration)s,
+                   %(uid)s, %(now)s, %(uid)s, %(now)s
+             WHERE NOT EXISTS (SELECT 1 FROM existing)
+            ON CONFLICT (company_id, upper(country_code), upper(party_id), ocpi_id) DO NOTHING
+            RETURNING cdr_ref
             """,
             company=company_id, ocpi_id=parsed.id, cc=key[0], party=key[1],
             cc_raw=parsed.country_code, party_raw=parsed.party_id,
             raw=json.dumps(body), now=now, uid=self.env.uid, conn=conn.id,
-            partner=log_vals.get("partner_id") or None, endpoint=log_vals.get("endpoint"),
-            request_id=log_vals.get("request_id"), correlation_id=log_vals.get("correlation_id"),
+            endpoint=log_vals.get("endpoint"), request_id=log_vals.get("request_id"),
+            correlation_id=log_vals.get("correlation_id"),
             duration=time.monotonic() - call["started"],
         ))
-        cdr_ref, log_id = self.env.cr.fetchone()
-        log = self.env["clearing.ingestion.log"].browse(log_id)
-        if cdr_ref:
+        row = self.env.cr.fetchone()
+        if row:
             self._trigger_processing()
-            return "queued", cdr_ref, None, None, log
+            return "queued", row[0], None, None, None
+        log = self.env["clearing.ingestion.log"].create(dict(log_vals, outcome="running"))
         # already received: the same CDR (a replay) or a different one under its id
         previous_ref, previous_raw = self._previous(company_id, key)
         if previous_ref is None:  # pragma: no cover - the unique index makes this a retry
             raise RuntimeError("CDR %s: conflict without a visible previous row" % parsed.id)
         if _normalized(previous_raw) == _normalized(body):
-            log.write({"count_created": 0, "count_duplicate": 1})
+            log.write({"count_received": 1, "count_duplicate": 1})
             return "duplicate", previous_ref, None, None, log
         reason = _("a different CDR %(id)s from %(cc)s*%(party)s was already received; "
                    "CDRs cannot be changed (send a credit CDR)",
                    id=key[2], cc=key[0], party=key[1])
-        log.write({"count_created": 0, "count_received": 0})
         log._record_rejection(body, "$.id", reason)
         return "rejected", None, "$.id", reason, log
 
@@ -261,15 +262,44 @@ class ClearingCdrInbox(models.Model):
                     updates.append((row.id, "rejected", None, error))
                     _logger.warning("Queued CDR %s (%s) not stored: %s", row.ocpi_id,
                                     row.cdr_ref, error)
-            self.env.cr.execute(SQL(
+            # the push calls' log rows (what each acknowledged call led to), then the rows
+            cr = self.env.cr
+            cr.execute(SQL("SELECT nextval('clearing_ingestion_log_id_seq') "
+                           "FROM generate_series(1, %s)", len(updates)))
+            log_ids = [r[0] for r in cr.fetchall()]
+            cr.execute(SQL(
+                """INSERT INTO clearing_ingestion_log
+                          (id, date, channel, connection_id, partner_id, company_id, endpoint,
+                           request_id, correlation_id, http_status, ocpi_status_code, outcome,
+                           message, count_received, count_created, count_duplicate,
+                           count_rejected, duration, create_uid, create_date, write_uid,
+                           write_date)
+                   SELECT u.log_id, q.create_date, 'push', q.connection_id, %s, q.company_id,
+                          q.endpoint, q.request_id, q.correlation_id, 201, 1000,
+                          CASE WHEN u.state = 'rejected' THEN 'error' ELSE 'success' END,
+                          CASE WHEN u.state = 'rejected'
+                               THEN %s || u.error END,
+                          1, (u.state = 'done')::int, (u.state = 'duplicate')::int,
+                          (u.state = 'rejected')::int, q.duration, q.create_uid,
+                          q.create_date, %s, %s
+                     FROM (SELECT unnest(%s::int[]) AS id, unnest(%s::int[]) AS log_id,
+                                  unnest(%s::varchar[]) AS state, unnest(%s::text[]) AS error) AS u
+                     JOIN clearing_cdr_inbox q ON q.id = u.id""",
+                conn.partner_id.id or None,
+                _("Acknowledged (201) but not stored by the push queue: "),
+                self.env.uid, now, [u[0] for u in updates], log_ids,
+                [u[1] for u in updates], [u[3] for u in updates]))
+            cr.execute(SQL(
                 """UPDATE clearing_cdr_inbox AS q
-                      SET state = u.state, cdr_id = u.cdr_id, error = u.error,
+                      SET state = u.state, cdr_id = u.cdr_id, error = u.error, log_id = u.log_id,
                           raw_json = CASE WHEN u.state = 'rejected' THEN q.raw_json END,
                           processed_date = %s, write_date = %s, write_uid = %s
                      FROM (SELECT unnest(%s::int[]) AS id, unnest(%s::varchar[]) AS state,
-                                  unnest(%s::int[]) AS cdr_id, unnest(%s::text[]) AS error) AS u
+                                  unnest(%s::int[]) AS cdr_id, unnest(%s::text[]) AS error,
+                                  unnest(%s::int[]) AS log_id) AS u
                     WHERE q.id = u.id""",
                 now, now, self.env.uid, [u[0] for u in updates], [u[1] for u in updates],
-                [u[2] for u in updates], [u[3] for u in updates]))
+                [u[2] for u in updates], [u[3] for u in updates], log_ids))
+            self.env["clearing.ingestion.log"].invalidate_model()
             rows.invalidate_recordset()
             log._set_outcome(duration=time.monotonic() - started)

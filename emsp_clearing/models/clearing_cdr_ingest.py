@@ -102,6 +102,10 @@ class ClearingCdr(models.Model):
         tools.create_index(self.env.cr, "clearing_cdr_open_credit_ref_idx", self._table,
                            ["company_id", "credit_reference_id"],
                            where="credit AND credited_cdr_id IS NULL")
+        # "was this CDR received already?" (push, pull, file): by id and sender, the sender
+        # compared case-insensitively (OCPI CiString); also serves look-ups by id alone
+        tools.create_index(self.env.cr, "clearing_cdr_ocpi_key_ci_idx", self._table,
+                           ["ocpi_id", "upper(country_code)", "upper(party_id)"])
 
     @api.model
     def _ingest_ocpi_batch(self, items, company=None, parsed=None, ids=None):

@@ -60,11 +60,13 @@ class ClearingIngestionLog(models.Model):
 
     name = fields.Char(compute="_compute_name")
     date = fields.Datetime(required=True, default=fields.Datetime.now, readonly=True, index=True)
-    channel = fields.Selection(CHANNELS, required=True, readonly=True, index=True)
+    # no index on channel and company_id: a handful of values each, and every OCPI call
+    # inserts a row here (clearing_cdr_inbox.py)
+    channel = fields.Selection(CHANNELS, required=True, readonly=True)
     connection_id = fields.Many2one("clearing.ocpi.connection", readonly=True, index=True,
                                     ondelete="set null")
     partner_id = fields.Many2one("res.partner", string="Partner", readonly=True, index=True)
-    company_id = fields.Many2one("res.company", required=True, readonly=True, index=True,
+    company_id = fields.Many2one("res.company", required=True, readonly=True,
                                  default=lambda self: self.env.company)
     user_id = fields.Many2one("res.users", string="Imported By", readonly=True)
     endpoint = fields.Char(readonly=True, help="HTTP method and URL, or the file name.")

@@ -101,12 +101,10 @@ class TestOcpiEndpoints(OcpiHttpCase):
         self.assertEqual(r.headers["X-Request-ID"], "r1")
         location = r.headers["Location"]
         self.assertRegex(location, r"^%s/ocpi/2\.2\.1/cdrs/\d+$" % self.base_url())
-        log = self.last_log(channel="push")
-        self.assertEqual((log.outcome, log.count_received, log.count_created, log.http_status,
-                          log.ocpi_status_code), ("success", 1, 1, 201, 1000))
         # acknowledged and queued: the Location already answers, from the queue
         queued = self.env["clearing.cdr.inbox"].search([("ocpi_id", "=", self.cdrs[0]["id"])])
-        self.assertEqual((queued.state, queued.log_id), ("queued", log))
+        self.assertEqual((queued.state, queued.request_id), ("queued", "r1"))
+        self.assertFalse(queued.log_id)  # the call's log row comes with the stored CDR
         self.assertEqual(self.cdr_count(ocpi_id=self.cdrs[0]["id"]), 0)
         r, p = self.ocpi("GET", location[len(self.base_url()):], self.token_c)
         self.assertEqual(r.status_code, 200)
@@ -122,6 +120,14 @@ class TestOcpiEndpoints(OcpiHttpCase):
         self.assertFalse(queued.raw_json)  # the stored CDR holds it now
         queue_log = self.last_log(channel="queue")
         self.assertEqual((queue_log.outcome, queue_log.count_created), ("success", 1))
+        log = self.last_log(channel="push")
+        self.assertEqual(queued.log_id, log)
+        self.assertEqual((log.outcome, log.count_received, log.count_created, log.http_status,
+                          log.ocpi_status_code, log.request_id, log.connection_id,
+                          log.partner_id, log.endpoint),
+                         ("success", 1, 1, 201, 1000, "r1", self.conn, self.cpo,
+                          "POST /ocpi/2.2.1/cdrs"))
+        self.assertGreater(log.duration, 0)
         r, p = self.ocpi("GET", location[len(self.base_url()):], self.token_c)
         self.assertEqual(r.status_code, 200)
         self.assertEqual(p["data"], self.cdrs[0])

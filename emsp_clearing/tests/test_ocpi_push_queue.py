@@ -92,6 +92,8 @@ class TestOcpiPushQueue(OcpiHttpCase):
         row = self.env["clearing.cdr.inbox"].search([("ocpi_id", "=", self.cdrs[0]["id"])])
         self.assertEqual((row.state, row.cdr_id), ("duplicate", imported))
         self.assertEqual(len(self.stored(self.cdrs[0])), 1)
+        self.assertEqual((row.log_id.count_created, row.log_id.count_duplicate,
+                          row.log_id.outcome), (0, 1, "success"))
         # the Location answered to the push still serves the CDR (stored under another id)
         r, p = self.ocpi("GET", location[len(self.base_url()):], self.token_c)
         self.assertEqual((r.status_code, p["data"]), (200, self.cdrs[0]))
