@@ -112,7 +112,7 @@ class ClearingCdrInbox(models.Model):
         now = fields.Datetime.now()
         # one statement, simple to plan (Odoo's pool discards plans between requests): the
         # call's log row is written with the batch that stores the CDR (_store)
-        self.env.cr.execute(SQL(
+        query = SQL(
             """
             WITH existing AS (
                 SELECT id FROM clearing_cdr
@@ -138,8 +138,12 @@ class ClearingCdrInbox(models.Model):
             endpoint=log_vals.get("endpoint"), request_id=log_vals.get("request_id"),
             correlation_id=log_vals.get("correlation_id"),
             duration=time.monotonic() - call["started"],
-        ))
-        row = self.env.cr.fetchone()
+        )
+        # On the raw cursor: the same CDR pushed at the same instant by another request makes
+        # this INSERT a serialization failure (REPEATABLE READ), which Odoo retries -- the retry
+        # answers a replay. Odoo's cursor would also log that expected failure as an ERROR.
+        self.env.cr._obj.execute(query.code, query.params)
+        row = self.env.cr._obj.fetchone()
         if row:
             self._trigger_processing()
             return "queued", row[0], None, None, None
