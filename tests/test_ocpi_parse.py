@@ -587,3 +587,61 @@ def test_embedded_tariff_memo_with_extension_keys_tells_numbers_apart():
     assert ocpi.parse_cdr(_mutated(BASE_CDR, ["tariffs"], [t])).tariffs[0] is first
     t["elements"][0]["price_components"][0]["x-ext'); import os; ('"] = 1.0
     assert ocpi.parse_cdr(_mutated(BASE_CDR, ["tariffs"], [t])).tariffs[0] is not first
+
+
+_ODD_VALUES = [None, True, False, 0, 1, 1.0, -0.0, -1, -2.5, 1e300, float("nan"), "", "x", "é", "a\nb", "x" * 300,
+               [], [1], {}, {"a": 1}, Decimal("-0"), Decimal("1.50"), Decimal("Infinity"), "2024-01-01T00:00:00Z",
+               "2024-01-01T00:00:00+01:00", "2024-01-01T00:00:0aZ", "2024-13-01T00:00:00Z", "ENERGY", "TIME", "EUR",
+               "RFID", 16, 10**30]
+
+
+def _json_paths(node, path=()):
+    yield path
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _json_paths(v, path + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _json_paths(v, path + (i,))
+
+
+def _outcome(fn, data, strict):
+    try:
+        return "ok", repr(fn(data, strict=strict))  # repr: every field, Decimal exponents included
+    except OcpiValidationError as exc:
+        return "error", exc.path, exc.message
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_generated_parse_cdr_agrees_with_reference(seed):
+    """parse_cdr is generated (straight-line) from the readable _parse_cdr_reference: on valid
+    CDRs and on CDRs with one to three random fields replaced or removed, in both modes, both
+    must return the same Cdr or raise the same first error (path and message)."""
+    import random
+
+    rng = random.Random(seed)
+    bases = [BASE_CDR, _mutated(BASE_CDR, ["credit"], True), _mutated(BASE_CDR, ["total_parking_cost"], {"excl_vat": 1}),
+             _mutated(BASE_CDR, ["signed_data"], {"encoding_method": "OCMF", "signed_values": [
+                 {"nature": "START", "plain_data": "x", "signed_data": "y"}]})]
+    bases[1]["credit_reference_id"] = "C1"
+    checked = 0
+    for n in range(400):
+        data = copy.deepcopy(bases[n % len(bases)])
+        paths = [p for p in _json_paths(data) if p]
+        for _ in range(rng.randint(0 if n < 8 else 1, 3)):
+            path = rng.choice(paths)
+            node = data
+            try:
+                for key in path[:-1]:
+                    node = node[key]
+                if rng.random() < 0.2 and isinstance(node, dict):
+                    node.pop(path[-1], None)
+                else:
+                    node[path[-1]] = copy.deepcopy(rng.choice(_ODD_VALUES))
+            except (KeyError, IndexError, TypeError):
+                pass
+        for strict in (True, False):
+            want = _outcome(ocpi._parse_cdr_reference, copy.deepcopy(data), strict)
+            assert _outcome(ocpi.parse_cdr, copy.deepcopy(data), strict) == want, (data, strict)
+            checked += want[0] == "ok"
+    assert checked > 25

@@ -219,19 +219,30 @@ class Cdr:
     raw: dict = field(default=None, repr=False, compare=False)
 
 
+def _twin(cls):
+    """A plain class with the same slots as the frozen slots dataclass ``cls`` (and no
+    ``__setattr__``): an instance of it is filled with ordinary attribute stores, then becomes a
+    ``cls`` by ``__class__`` assignment (allowed: same layout).  A frozen dataclass can only be
+    filled through ``object.__setattr__`` or its slot descriptors' ``__set__``, each call of
+    which builds an argument tuple; plain stores to slots are the interpreter's fastest path."""
+    twin = type("_" + cls.__name__ + "Twin", (), {"__slots__": cls.__slots__, "__module__": cls.__module__})
+    o = object.__new__(twin)
+    o.__class__ = cls  # fails at import time if the layouts ever differ
+    return twin
+
+
 def _maker(cls):
     """Fast positional constructor for a slots dataclass: ``make(*all_fields)``.
 
-    Builds the instance with ``object.__new__`` and the slot descriptors -- what the generated
-    ``__init__`` of a frozen dataclass does through ``object.__setattr__``, in half the time.
-    Used on the hot paths; the result is an ordinary instance of ``cls`` (equal, hashable).
+    Builds the instance as a ``_twin(cls)`` filled by plain attribute stores and switched to
+    ``cls`` -- what the generated ``__init__`` of a frozen dataclass does through
+    ``object.__setattr__``, several times faster.  Used on the hot paths; the result is an
+    ordinary instance of ``cls`` (equal, hashable).
     """
     names = [f.name for f in fields(cls)]
-    ns = {"_new": object.__new__, "_cls": cls}
-    for i, name in enumerate(names):
-        ns[f"_set{i}"] = cls.__dict__[name].__set__
-    src = (f"def make({', '.join(names)}):\n    o = _new(_cls)\n"
-           + "".join(f"    _set{i}(o, {name})\n" for i, name in enumerate(names)) + "    return o\n")
+    ns = {"_new": object.__new__, "_cls": cls, "_twin": _twin(cls)}
+    src = (f"def make({', '.join(names)}):\n    o = _new(_twin)\n"
+           + "".join(f"    o.{name} = {name}\n" for name in names) + "    o.__class__ = _cls\n    return o\n")
     exec(src, ns)  # noqa: S102 - generated from the dataclass field names above
     return ns["make"]
 
@@ -751,19 +762,20 @@ def _number_leaves(node, path, out):
     return out
 
 
-def _embedded_tariff(t, strict, path):
+def _embedded_tariff(t, strict, i):
+    """The validated ``$.tariffs[i]`` (``t``), remembered (see above)."""
     if type(t) is not dict:
-        return _parse_tariff(t, strict, path)
+        return _parse_tariff(t, strict, f"$.tariffs[{i}]")
     key = (strict, t.get("id"), t.get("last_updated"), t.get("country_code"), t.get("party_id"))
     try:
         hit = _TARIFF_CACHE.get(key)
     except TypeError:  # unhashable id/last_updated: not cacheable, validation will say why
-        return _parse_tariff(t, strict, path)
+        return _parse_tariff(t, strict, f"$.tariffs[{i}]")
     if hit is not None:
         snapshot, exact, tariff = hit
         if snapshot == t and exact(t):
             return tariff
-    tariff = _parse_tariff(t, strict, path)
+    tariff = _parse_tariff(t, strict, f"$.tariffs[{i}]")
     if len(_TARIFF_CACHE) >= _TARIFF_CACHE_SIZE:
         _TARIFF_CACHE.clear()
     snapshot = copy.deepcopy(t)
@@ -878,6 +890,83 @@ def _field_error(d, key, path, spec, strict):
     raise AssertionError(key)  # pragma: no cover
 
 
+def _number_code(src, dst, bad, indent):
+    """Lines converting the JSON number ``src`` to a Decimal in ``dst`` as ``_to_decimal`` does
+    (finite int / float / Decimal; bool and the rest refused), running ``bad`` otherwise."""
+    i = " " * indent
+    return [f"{i}t = type({src})",
+            f"{i}if t is float and {src} - {src} == 0:",
+            f"{i}    {dst} = _FD.get({src}) or _float_decimal({src})",
+            f"{i}elif t is Decimal and {src}.is_finite():",
+            f"{i}    {dst} = {src}",
+            f"{i}elif t is int:",
+            f"{i}    {dst} = Decimal({src})",
+            f"{i}else:",
+            f"{i}    {bad}"]
+
+
+def _field_code(n, k, spec, ns, obj, path, inline_price=False):
+    """Lines validating ``v`` (the value of key ``k`` of the object ``obj``, not None) according
+    to ``spec`` and leaving the validated value in ``v``; the error, if any, comes from the
+    generic helpers.  ``path`` is a Python expression (the JSON path of ``obj``)."""
+    kind = spec[0]
+    ns["_SPEC" + str(n)] = spec
+    err = f"_field_error({obj}, {k!r}, {path}, _SPEC{n}, strict)"
+    if kind == "s":
+        cond = f"type(v) is not str or len(v) > {spec[1]} or not v.isprintable()"
+        if spec[2]:
+            cond += " or not v.isascii()"
+        if spec[3] is not None:
+            ns[f"_rx{n}"] = spec[3]
+            cond += f" or _rx{n}.match(v) is None"
+        return [f"if {cond}:", f"    {err}"]
+    if kind == "e":
+        ns[f"_en{n}"] = spec[1]
+        return [f"if type(v) is not str or v not in _en{n}:", f"    {err}"]
+    if kind == "n":
+        ns[f"_min{n}"] = Decimal(spec[1])
+        return _number_code("v", "v", err, 0) + [f"if v < _min{n}:", f"    {err}"]
+    if kind == "d":
+        # _DT_MEMO holds valid common-form date-times only (same result in both modes)
+        return ["if type(v) is not str or (w := _DT_MEMO.get(v)) is None:",
+                "    try:",
+                "        w = _datetime_value(v, strict)",
+                "    except _BadValue as exc:",
+                f"        raise OcpiValidationError({path} + '.{k}', str(exc)) from None",
+                "v = w"]
+    if kind == "p":
+        if not inline_price:
+            return [f"v = _price({obj}, {k!r}, {path}, False, 1)"]
+        # _price's fast path for a valid price (numbers >= 0, incl_vat optional), inline; any
+        # other case goes to _price, which gives the same result or the error.
+        return (["ok = False",
+                 "if type(v) is dict:",
+                 "    x = v.get('excl_vat')"]
+                + _number_code("x", "x", "x = None", 4)
+                + ["    if x is not None and x >= _ZERO:",
+                   "        y = v.get('incl_vat')",
+                   "        if y is None:",
+                   "            ok = True",
+                   "        else:"]
+                + _number_code("y", "y", "y = None", 12)
+                + ["            ok = y is not None and y >= _ZERO",
+                   f"v = _new_price(x, y) if ok else _price({obj}, {k!r}, {path}, False, 1)"])
+    if kind == "b":
+        return ["if type(v) is not bool:", f"    {err}"]
+    raise ValueError(kind)  # pragma: no cover
+
+
+def _code_namespace():
+    return {"_field_error": _field_error, "_datetime_value": _datetime_value, "_BadValue": _BadValue,
+            "OcpiValidationError": OcpiValidationError, "_price": _price, "Decimal": Decimal,
+            "_FD": _FLOAT_DECIMALS, "_float_decimal": _float_decimal, "_DT_MEMO": _DT_MEMO,
+            "_new_price": _new_price, "_ZERO": _DEC_ZERO}
+
+
+def _indent(lines, n):
+    return [" " * n + line for line in lines]
+
+
 def _compile_fields(schema, name, as_tuple=False):
     """Build ``f(d, path, strict) -> dict`` validating the fields of ``schema`` present in ``d``.
 
@@ -886,54 +975,17 @@ def _compile_fields(schema, name, as_tuple=False):
     generic helpers (``_field_error``), so messages are the same everywhere.
 
     ``as_tuple``: return instead the tuple of the validated values in schema order ("x" fields
-    left out, ``None`` for absent/null ones) -- for the hot objects (CDR, token), whose callers
-    would otherwise read every value back from the dict.
+    left out, ``None`` for absent/null ones).
     """
-    ns = {"_field_error": _field_error, "_datetime_value": _datetime_value, "_BadValue": _BadValue,
-          "OcpiValidationError": OcpiValidationError, "_price": _price, "Decimal": Decimal,
-          "_FD": _FLOAT_DECIMALS, "_float_decimal": _float_decimal, "_SCHEMA": schema}
+    ns = _code_namespace()
     lines = [f"def {name}(d, path, strict):", "    out = {}", "    g = d.get"]
     names = []
     for n, (k, spec) in enumerate(schema.items()):
-        kind = spec[0]
-        if kind == "x":
+        if spec[0] == "x":
             continue
-        err = f"_field_error(d, {k!r}, path, _SCHEMA[{k!r}], strict)"
         names.append(f"f{n}")
         lines += [f"    f{n} = v = g({k!r})" if as_tuple else f"    v = g({k!r})", "    if v is not None:"]
-        if kind == "s":
-            cond = f"type(v) is not str or len(v) > {spec[1]} or not v.isprintable()"
-            if spec[2]:
-                cond += " or not v.isascii()"
-            if spec[3] is not None:
-                ns[f"_rx{n}"] = spec[3]
-                cond += f" or _rx{n}.match(v) is None"
-            lines += [f"        if {cond}:", f"            {err}"]
-        elif kind == "e":
-            ns[f"_en{n}"] = spec[1]
-            lines += [f"        if type(v) is not str or v not in _en{n}:", f"            {err}"]
-        elif kind == "n":
-            ns[f"_min{n}"] = Decimal(spec[1])
-            lines += ["        t = type(v)",
-                      "        if t is float and v - v == 0:",
-                      "            v = _FD.get(v) or _float_decimal(v)",
-                      "        elif t is int:",
-                      "            v = Decimal(v)",
-                      "        elif t is not Decimal or not v.is_finite():",
-                      f"            {err}",
-                      f"        if v < _min{n}:",
-                      f"            {err}"]
-        elif kind == "d":
-            lines += ["        try:",
-                      "            v = _datetime_value(v, strict)",
-                      "        except _BadValue as exc:",
-                      f"            raise OcpiValidationError(f'{{path}}.{k}', str(exc)) from None"]
-        elif kind == "p":
-            lines += [f"        v = _price(d, {k!r}, path, False, 1)"]
-        elif kind == "b":
-            lines += ["        if type(v) is not bool:", f"            {err}"]
-        else:  # pragma: no cover
-            raise ValueError(kind)
+        lines += _indent(_field_code(n, k, spec, ns, "d", "path"), 8)
         lines.append(f"        f{n} = v" if as_tuple else f"        out[{k!r}] = v")
     lines.append(f"    return ({', '.join(names)},)" if as_tuple else "    return out")
     exec("\n".join(lines), ns)  # noqa: S102 - generated from the constant schemas above
@@ -1015,28 +1067,35 @@ def _cdr_location(d, path, strict):
 
 
 # A CPO sends many CDRs for the same EVSE: its CdrLocation object is validated once and reused
-# when a later one is EQUAL (==).  All its values are strings, so == is exactly "same content".
+# for a later location with the same values.  A CdrLocation depends only on the values of the
+# known fields (unknown ones are ignored) and of latitude/longitude: the key is exactly those
+# values (``d.get``: absent and null are both None, as in the result), so equal keys validate
+# to equal CdrLocations.  Only valid locations are stored, whose values are strings or None; a
+# value of another JSON type never equals a string, so it cannot hit (and an array or object
+# makes the key unhashable: validation then says what is wrong).
 _LOCATION_CACHE = {}
 _LOCATION_CACHE_SIZE = 8192
+_LOCATION_KEYS = tuple(k for k in _LOCATION_SCHEMA if k != "coordinates")
 
 
 def _cached_location(d, path, strict):
+    co = d.get("coordinates")
+    if type(co) is dict:
+        key = (strict, co.get("latitude"), co.get("longitude"), *map(d.get, _LOCATION_KEYS))
+    elif co is None:
+        key = (strict, _MISSING, None, *map(d.get, _LOCATION_KEYS))
+    else:  # not an object: validation says so
+        return _cdr_location(d, path, strict)
     try:
-        key = (strict, d.get("evse_uid"), d.get("connector_id"), d.get("id"))
         hit = _LOCATION_CACHE.get(key)
     except TypeError:  # unhashable values: validation will say what is wrong
         return _cdr_location(d, path, strict)
-    if hit is not None and hit[0] == d:
-        return hit[1]
+    if hit is not None:
+        return hit
     loc = _cdr_location(d, path, strict)
     if len(_LOCATION_CACHE) >= _LOCATION_CACHE_SIZE:
         _LOCATION_CACHE.clear()
-    # The validated fields are strings (immutable) and the coordinates object: copying those
-    # two levels is enough for the snapshot (unknown fields are never validated anyway).
-    snapshot = dict(d)
-    if type(d.get("coordinates")) is dict:
-        snapshot["coordinates"] = dict(d["coordinates"])
-    _LOCATION_CACHE[key] = (snapshot, loc)
+    _LOCATION_CACHE[key] = loc
     return loc
 
 
@@ -1058,6 +1117,7 @@ def _signed_data(d, path, strict):
 
 
 _DIM = _maker(CdrDimension)
+_DIM_TWIN = _twin(CdrDimension)
 
 
 # CdrDimensionType -> True when the volume may be negative; per mode.
@@ -1096,12 +1156,11 @@ def _charging_periods(d, path, strict, start, end):
     prev = start
     kinds = _DIMS_STRICT if strict else _DIMS_LENIENT
     dt_memo = _DT_MEMO
-    # CdrDimension built inline through its slots (what _DIM does, without a call per dimension:
-    # a CDR has a dozen dimensions).
+    # CdrDimensions built inline (what _DIM does, without a call per dimension: a CDR has a
+    # dozen of them).
     new = object.__new__
     dim_cls = CdrDimension
-    set_type = CdrDimension.__dict__["type"].__set__
-    set_volume = CdrDimension.__dict__["volume"].__set__
+    dim_twin = _DIM_TWIN
     zero = _DEC_ZERO
     fcache = _FLOAT_DECIMALS
     for i, cp in enumerate(lst):
@@ -1158,9 +1217,10 @@ def _charging_periods(d, path, strict, start, end):
                 _dimension_error(dims, i, len(dl), path, strict, seen)
             if (vol < zero and not signed) or (t == "STATE_OF_CHARGE" and vol > 100):
                 _dimension_error(dims, i, len(dl), path, strict, seen)
-            o = new(dim_cls)
-            set_type(o, t)
-            set_volume(o, vol)
+            o = new(dim_twin)
+            o.type = t
+            o.volume = vol
+            o.__class__ = dim_cls
             if t in seen:
                 _dimension_error(dims, i, len(dl), path, strict, seen)
             seen[t] = vol
@@ -1202,8 +1262,10 @@ if [k for k in _TOKEN_SCHEMA] != [f.name for f in fields(CdrToken)]:  # pragma: 
     raise RuntimeError("_TOKEN_SCHEMA order differs from the CdrToken fields")
 
 
-def parse_cdr(data, strict=True):
-    """Validate an OCPI 2.2.1 CDR object and return a :class:`Cdr`."""
+def _parse_cdr_reference(data, strict=True):
+    """The readable form of ``parse_cdr`` (same result, same errors in the same order), built
+    from the helpers; ``parse_cdr`` is generated from it (``_compile_parse_cdr``) and the tests
+    check the two against each other."""
     p = "$"
     d = _item_object(data, p)
     f = _cdr_fields(d, p, strict)
@@ -1225,7 +1287,7 @@ def parse_cdr(data, strict=True):
     tariffs = _list(d, "tariffs", p, False, False)
     tariff_objs = ()
     if tariffs:
-        tariff_objs = tuple(_embedded_tariff(t, strict, f"$.tariffs[{i}]") for i, t in enumerate(tariffs))
+        tariff_objs = tuple(_embedded_tariff(t, strict, i) for i, t in enumerate(tariffs))
     periods = _charging_periods(d, p, strict, start, end)
     sd = _object(d, "signed_data", p, False)
     return _new_cdr(
@@ -1241,6 +1303,110 @@ def parse_cdr(data, strict=True):
         total_reservation_cost, remark, invoice_reference_id, credit, credit_ref,
         home_charging_compensation, last_updated, data,
     )
+
+
+def _compile_parse_cdr():
+    """Generate ``parse_cdr``: ``_parse_cdr_reference`` as one straight-line function -- the
+    CDR fields (prices and date-time memo lookups inline), the required fields, the object
+    checks of cdr_token / cdr_location / signed_data, the currency, the token fields and
+    ``total_cost``, and the Cdr built through its slots -- with the same checks in the same
+    order, so the same result and the same first error."""
+    ns = _code_namespace()
+    ns.update({"_fail": _fail, "_show": _show, "_get": _get, "_currency": _currency, "_list": _list,
+               "_MINOR_UNITS": currencies.MINOR_UNITS, "_embedded_tariff": _embedded_tariff,
+               "_charging_periods": _charging_periods, "_cached_location": _cached_location,
+               "_signed_data": _signed_data, "_new": object.__new__, "_Cdr": Cdr, "_CdrToken": CdrToken})
+    L = ["def parse_cdr(data, strict=True):",
+         '    """Validate an OCPI 2.2.1 CDR object and return a :class:`Cdr`."""',
+         "    d = data",
+         "    if type(d) is not dict:",
+         "        _fail('$', f'must be an object, got {_show(d)}')",
+         "    g = d.get"]
+    var = {}
+    n = 0
+    for k, spec in _CDR_SCHEMA.items():
+        if spec[0] == "x":
+            continue
+        n += 1
+        var[k] = f"f{n}"
+        L += [f"    f{n} = v = g({k!r})", "    if v is not None:"]
+        L += _indent(_field_code(n, k, spec, ns, "d", "'$'", inline_price=True), 8)
+        L.append(f"        f{n} = v")
+    L.append("    if strict:")
+    L += [f"        if {var[k]} is None:\n            _get(d, {k!r}, '$', True)" for k in _CDR_REQUIRED_STRICT]
+    L.append("    else:")
+    L += [f"        if {var[k]} is None:\n            _get(d, {k!r}, '$', True)" for k in _CDR_REQUIRED_LENIENT]
+    cid, credit, credit_ref = var["id"], var["credit"], var["credit_reference_id"]
+    start, end = var["start_date_time"], var["end_date_time"]
+    L += [f"    if {cid} is not None and not {credit} and len({cid}) > 36:",
+          f"        _fail('$.id', f'must be at most 36 characters on a non-credit CDR, got {{len({cid})}}')",
+          f"    if strict and {credit} and {credit_ref} is None:",
+          "        _fail('$.credit_reference_id', 'required field is missing (credit is true)')",
+          f"    if {end} < {start}:",
+          "        _fail('$.end_date_time', 'must not be before start_date_time')"]
+    for name, key, required in (("tok", "cdr_token", "strict"), ("loc", "cdr_location", "strict")):
+        L += [f"    {name} = g({key!r})",
+              f"    if {name} is None:",
+              f"        if {required}:",
+              f"            _get(d, {key!r}, '$', True)",
+              f"    elif type({name}) is not dict:",
+              f"        _fail('$.{key}', f'must be an object, got {{_show({name})}}')"]
+    L += ["    currency = g('currency')",
+          "    if type(currency) is not str or currency not in _MINOR_UNITS:",
+          "        _currency(d, 'currency', '$', True)",
+          "    tariffs = g('tariffs')",
+          "    if tariffs is not None and type(tariffs) is not list:",
+          "        _list(d, 'tariffs', '$', False, False)",
+          "    if not tariffs:",
+          "        tariff_objs = ()",
+          "    elif len(tariffs) == 1:",
+          "        tariff_objs = (_embedded_tariff(tariffs[0], strict, 0),)",
+          "    else:",
+          "        tariff_objs = tuple(_embedded_tariff(t, strict, i) for i, t in enumerate(tariffs))",
+          f"    periods = _charging_periods(d, '$', strict, {start}, {end})",
+          "    sd = g('signed_data')",
+          "    if sd is not None and type(sd) is not dict:",
+          "        _fail('$.signed_data', f'must be an object, got {_show(sd)}')",
+          "    if tok is None:",
+          "        token = None",
+          "    else:",
+          "        tg = tok.get"]
+    tvars = []
+    for k, spec in _TOKEN_SCHEMA.items():
+        n += 1
+        tvars.append(f"f{n}")
+        L += [f"        f{n} = v = tg({k!r})", "        if v is not None:"]
+        L += _indent(_field_code(n, k, spec, ns, "tok", "'$.cdr_token'"), 12)
+    L.append("        if strict:")
+    L += [f"            if {v} is None:\n                _get(tok, {k!r}, '$.cdr_token', True)" for k, v in zip(_TOKEN_SCHEMA, tvars)]
+    ns["_CdrTokenTwin"] = _twin(CdrToken)
+    L.append("        token = _new(_CdrTokenTwin)")
+    L += [f"        token.{name} = {v}" for name, v in zip(_TOKEN_SCHEMA, tvars)]
+    L.append("        token.__class__ = _CdrToken")
+    L += ["    location = _cached_location(loc, '$.cdr_location', strict) if loc is not None else None",
+          "    signed = _signed_data(sd, '$.signed_data', strict) if sd is not None else None",
+          f"    if {credit}:",
+          "        total_cost = _price(d, 'total_cost', '$', strict, -1)",
+          "    else:",
+          "        v = g('total_cost')",
+          "        if v is None:",
+          "            total_cost = _price(d, 'total_cost', '$', strict, 1)",
+          "        else:"]
+    L += _indent(_field_code(0, "total_cost", ("p",), ns, "d", "'$'", inline_price=True), 12)
+    L += ["            total_cost = v"]
+    values = dict(var)
+    values.update({"cdr_token": "token", "cdr_location": "location", "currency": "currency",
+                   "tariffs": "tariff_objs", "charging_periods": "periods", "signed_data": "signed",
+                   "total_cost": "total_cost", "raw": "data"})
+    ns["_CdrTwin"] = _twin(Cdr)
+    L.append("    o = _new(_CdrTwin)")
+    L += [f"    o.{f.name} = {values[f.name]}" for f in fields(Cdr)]
+    L += ["    o.__class__ = _Cdr", "    return o"]
+    exec("\n".join(L) + "\n", ns)  # noqa: S102 - generated from the constant schemas above
+    return ns["parse_cdr"]
+
+
+parse_cdr = _compile_parse_cdr()
 
 
 def _clear_memos():

@@ -324,7 +324,7 @@ def _selector(cands, dim):
 class CompiledTariff:
     """Per-tariff precomputation (built once, cached by identity of the Tariff object)."""
 
-    __slots__ = ("tariff", "elements", "cands", "groups", "needs_local", "needs_dur", "plans")
+    __slots__ = ("tariff", "elements", "cands", "groups", "needs_local", "needs_dur", "plans", "run")
 
     def __init__(self, tariff):
         self.tariff = tariff
@@ -348,6 +348,249 @@ class CompiledTariff:
         # The pricing plan per kind: (constant, selector) for FLAT, ENERGY, TIME, PARKING_TIME,
         # flattened -- see _selector.
         self.plans = tuple(sum((_selector(c[dim], dim) for dim in _DIMENSIONS), ()) for c in self.cands)
+        # run(cdr, zone) -> PriceResult: _price specialised to this tariff (see _compile_run).
+        self.run = _compile_run(self)
+
+
+# --------------------------------------------------------------------------------------------
+# The pricing loop generated per tariff.  ``_price`` below is the readable reference; the
+# generated ``run`` does the same computation with the tariff's choices inlined: the element
+# selection of each dimension as if/elif chains over the restriction tests, the component
+# constants of each branch, the branches a tariff cannot take left out.  Lines are built in one
+# pass: each priced line gets its final PricedLine at once, amounts go to per-category lists
+# (summed at the end in line order, as _price sums them), and the last line of a dimension is
+# rebuilt if step_size rounding moves its billed volume.  The tests compare run with _price.
+# --------------------------------------------------------------------------------------------
+_CATEGORY_OF = {"ENERGY": "ENERGY", "TIME": "TIME", "PARKING_TIME": "PARKING", "RESERVATION": "RESERVATION"}
+_LAST_OF = {"ENERGY": "e", "TIME": "t", "PARKING_TIME": "p", "RESERVATION": "r"}
+_LIST_OF = {"FIXED": "fx", "ENERGY": "en", "TIME": "ti", "PARKING": "pa", "RESERVATION": "re"}
+
+
+def _compile_run(ct):
+    ns = {"_ZERO": _ZERO, "_ONE": _ONE, "_WEEK": _WEEK, "_line": _new_line, "PricedLine": PricedLine,
+          "_new_price": _new_price, "_new_result": _new_result, "ZERO_PRICE": ZERO_PRICE, "_hours": _hours,
+          "_HOURS": _HOURS, "_restep": _restep, "_THOUSAND": _THOUSAND, "_SECONDS_PER_HOUR": _SECONDS_PER_HOUR,
+          "_bounds": _bounds, "TARIFF": ct.tariff}
+    consts = {}
+
+    def const(value):
+        name = consts.get(id(value))
+        if name is None:
+            name = consts[id(value)] = f"k{len(consts)}"
+            ns[name] = value
+        return name
+
+    used = set()  # categories that can get lines
+
+    def line(ind, dim, cat, vol, info):
+        """Lines appending the PricedLine of (dim, vol) priced with ``info``."""
+        price, vat, step, factor, eidx = info
+        used.add(cat)
+        lst = _LIST_OF[cat]
+        out = [f"ex = {const(price)} * {vol}",
+               f"inc = ex * {const(factor)}" if factor is not None else "inc = ex"]
+        if dim != "FLAT":
+            k = _LAST_OF[dim]
+            out += [f"last_{k} = len(out)", f"k_{k} = len({lst}_ex)", f"vol_{k} = {vol}", f"info_{k} = {const(info)}"]
+        out += [f"{lst}_ex.append(ex)", f"{lst}_in.append(inc)",
+                f"add(_line(PricedLine, (i, pstart, pend, {dim!r}, {cat!r}, {vol}, {vol}, {const(price)}, "
+                f"{const(vat)}, ex, inc, {eidx}, {step})))"]
+        return [" " * ind + x for x in out]
+
+    def select(ind, cands, dim, body):
+        """if/elif chain choosing the element of ``dim`` among ``cands``; ``body(ind, info)``
+        gives the lines for the chosen element; nothing when no element applies."""
+        out = []
+        first = True
+        for e in cands:
+            info = e.info[dim]
+            if e.always:
+                if first:
+                    out += body(ind, info)
+                else:
+                    out.append(" " * ind + "else:")
+                    out += body(ind + 4, info)
+                return out
+            expr, ens = _match_expr(e, f"_{len(ns)}")
+            ns.update(ens)
+            out.append(" " * ind + ("if " if first else "elif ") + expr + ":")
+            out += body(ind + 4, info)
+            first = False
+        return out
+
+    def block(ind, kind, is_res):
+        c = ct.cands[kind]
+        sp = " " * ind
+        out = []
+        # FLAT: charged when the element providing it becomes active
+        flat = [e for e in c["FLAT"]]
+        cat = "RESERVATION" if is_res else "FIXED"
+
+        def flat_body(i2, info):
+            return ([" " * i2 + f"fi = {const(info)}", " " * i2 + "if fi is not prev_flat:"]
+                    + line(i2 + 4, "FLAT", cat, "_ONE", info))
+        if flat:
+            if not flat[0].always:
+                out.append(sp + "fi = None")
+            out += select(ind, flat, "FLAT", flat_body)
+            out.append(sp + "prev_flat = fi")
+        else:
+            out.append(sp + "prev_flat = None")
+        out.append(sp + "ev = dims.get('ENERGY')")
+        if c["ENERGY"]:
+            out.append(sp + "if ev:")
+            out += select(ind + 4, c["ENERGY"], "ENERGY",
+                          lambda i2, info: [" " * i2 + "sum_e += ev"] + line(i2, "ENERGY", "ENERGY", "ev", info))
+        if c["TIME"]:
+            out += [sp + "vt = dims.get('TIME')", sp + "if vt:"]
+            out += select(ind + 4, c["TIME"], "TIME",
+                          lambda i2, info: [" " * i2 + "sum_t += vt"] + line(i2, "TIME", "TIME", "vt", info))
+        out += [sp + "vp = dims.get('PARKING_TIME')", sp + "if vp is not None:", sp + "    total_parking += vp"]
+        if c["PARKING_TIME"]:
+            out.append(sp + "    if vp:")
+            out += select(ind + 8, c["PARKING_TIME"], "PARKING_TIME",
+                          lambda i2, info: [" " * i2 + "sum_p += vp"] + line(i2, "PARKING_TIME", "PARKING", "vp", info))
+        if is_res:
+            out += [sp + "vr = dims['RESERVATION_TIME']", sp + "total_res_time += vr"]
+            if c["TIME"]:
+                out.append(sp + "if vr:")
+                out += select(ind + 4, c["TIME"], "TIME",
+                              lambda i2, info: [" " * i2 + "sum_r += vr"] + line(i2, "RESERVATION", "RESERVATION", "vr", info))
+        return out
+
+    body = []
+    body += block(12, 0, False)
+    res1 = block(16, 1, True)
+    res2 = block(16, 2, True)
+    L = ["def run(cdr, zone):",
+         "    periods = cdr.charging_periods",
+         "    n = len(periods)",
+         "    session_start = cdr.start_date_time",
+         "    session_end = cdr.end_date_time",
+         "    local = wd = tod = dur_s = None"]
+    if ct.needs_local:
+        L += ["    shift = None",
+              "    if zone is not None and session_end - session_start < _WEEK:",
+              "        off = session_start.astimezone(zone).utcoffset()",
+              "        if off == session_end.astimezone(zone).utcoffset():",
+              "            shift = off"]
+    L += ["    energy = _ZERO", "    total_parking = _ZERO", "    total_res_time = _ZERO", "    prev_flat = None",
+          "    out = []", "    add = out.append",
+          "    sum_e = sum_t = sum_p = sum_r = _ZERO",
+          "    last_e = last_t = last_p = last_r = -1",
+          "    expired = None"]
+    for cat in sorted(used, key=list(_LIST_OF).index):
+        lst = _LIST_OF[cat]
+        L.append(f"    {lst}_ex = []; {lst}_in = []")
+    L += ["    for i in range(n):",
+         "        p = periods[i]",
+         "        dims = p.volumes",
+         "        if dims is None:  # a ChargingPeriod built by hand",
+         "            dims = {d.type: d.volume for d in p.dimensions}",
+         "        pstart = p.start_date_time",
+         "        pend = periods[i + 1].start_date_time if i + 1 < n else session_end"]
+    if ct.needs_local:
+        L += ["        if zone is None:",
+              "            local = pstart",
+              "        elif shift is not None:",
+              "            local = pstart + shift",
+              "        else:",
+              "            local = pstart.astimezone(zone)",
+              "        wd = local.weekday()",
+              "        tod = local.hour * 3600 + local.minute * 60 + local.second"]
+    if ct.needs_dur:
+        L.append("        dur_s = (pstart - session_start).total_seconds()")
+    L += ["        if 'RESERVATION_TIME' in dims:",
+          "            if expired is None:  # expired: the CDR has only reservation periods",
+          "                expired = all('RESERVATION_TIME' in (q.volumes if q.volumes is not None else",
+          "                                                     {d.type for d in q.dimensions}) for q in periods)",
+          "            if expired:"]
+    L += res2
+    L.append("            else:")
+    L += res1
+    L.append("        else:")
+    L += body
+    L += ["        if ev is not None:",
+          "            energy += ev  # session energy before the next period"]
+    # step_size, once per session and per dimension, on the billed total
+    for k, total, unit in (("e", "sum_e", "_THOUSAND"),):
+        if "ENERGY" in used:
+            L += ["    if last_e >= 0:",
+                  "        step = info_e[2]",
+                  "        if step > 0 and (sum_e * _THOUSAND) % step:",
+                  "            _restep(out, last_e, en_ex, en_in, k_e, sum_e, vol_e, info_e, _THOUSAND, 'ENERGY', 'ENERGY')"]
+    park = "PARKING" in used
+    tim = "TIME" in used
+    if park:
+        L += ["    if last_p >= 0:",
+              "        _restep(out, last_p, pa_ex, pa_in, k_p, sum_p, vol_p, info_p, _SECONDS_PER_HOUR, 'PARKING_TIME', 'PARKING')"]
+    if tim:
+        L += [f"    {'elif' if park else 'if'} last_t >= 0:",
+              "        _restep(out, last_t, ti_ex, ti_in, k_t, sum_t, vol_t, info_t, _SECONDS_PER_HOUR, 'TIME', 'TIME')"]
+    if "RESERVATION" in used and any(ct.cands[k]["TIME"] for k in (1, 2)):
+        L += ["    if last_r >= 0:",
+              "        _restep(out, last_r, re_ex, re_in, k_r, sum_r, vol_r, info_r, _SECONDS_PER_HOUR, 'RESERVATION', 'RESERVATION')"]
+    for cat, lst in _LIST_OF.items():
+        if cat in used:
+            L += [f"    {lst}_x = sum({lst}_ex, _ZERO)", f"    {lst}_i = sum({lst}_in, _ZERO)"]
+        else:
+            L += [f"    {lst}_x = {lst}_i = _ZERO"]
+    L += ["    raw_ex = fx_x + en_x + ti_x + pa_x + re_x",
+          "    raw_in = fx_i + en_i + ti_i + pa_i + re_i"]
+    t = ct.tariff
+    if t.min_price is None and t.max_price is None:
+        L += ["    adj = ZERO_PRICE", "    total = _new_price(raw_ex, raw_in)"]
+    else:
+        L.append("    new_ex, new_in = raw_ex, raw_in")
+        if t.min_price is not None:
+            L += ["    lo_ex, lo_in = _bounds(TARIFF.min_price, raw_ex, raw_in)",
+                  "    if new_ex < lo_ex:", "        new_ex = lo_ex",
+                  "    if new_in < lo_in:", "        new_in = lo_in"]
+        if t.max_price is not None:
+            L += ["    hi_ex, hi_in = _bounds(TARIFF.max_price, raw_ex, raw_in)",
+                  "    if new_ex > hi_ex:", "        new_ex = hi_ex",
+                  "    if new_in > hi_in:", "        new_in = hi_in"]
+        L += ["    adj = _new_price(new_ex - raw_ex, new_in - raw_in)",
+              "    total = _new_price(raw_ex + adj.excl_vat, raw_in + adj.incl_vat)"]
+    L += ["    duration = session_end - session_start",
+          "    hours = None if duration.microseconds else _HOURS.get(duration.days * 86400 + duration.seconds)",
+          "    return _new_result(",
+          "        cdr.currency, total,",
+          "        _new_price(fx_x, fx_i) if fx_x or fx_i else ZERO_PRICE,",
+          "        energy,",
+          "        _new_price(en_x, en_i) if en_x or en_i else ZERO_PRICE,",
+          "        hours if hours is not None else _hours(duration),",
+          "        _new_price(ti_x, ti_i) if ti_x or ti_i else ZERO_PRICE,",
+          "        total_parking,",
+          "        _new_price(pa_x, pa_i) if pa_x or pa_i else ZERO_PRICE,",
+          "        total_res_time,",
+          "        _new_price(re_x, re_i) if re_x or re_i else ZERO_PRICE,",
+          "        adj, tuple(out))"]
+    src = "\n".join(L) + "\n"
+    exec(src, ns)  # noqa: S102 - generated from the validated tariff (ints, constants by name)
+    run = ns["run"]
+    run.source = src
+    return run
+
+
+def _restep(out, index, ex_list, in_list, k, total, vol, info, units_per_unit, dim, cat):
+    """step_size on the billed total ``total`` of a dimension (see ``_apply_step``): the last
+    line (``out[index]``, volume ``vol``, amounts at ``ex_list[k]`` / ``in_list[k]``) gets the
+    rounding surplus and is rebuilt."""
+    price, vat, step, factor, eidx = info
+    if step <= 0:
+        return
+    units = total * units_per_unit
+    billed_units = _ceil_to_step(units, step)
+    if billed_units > units:
+        billed = vol + (_CTX.divide(billed_units, units_per_unit) - total)
+        ex = price * billed
+        inc = ex * factor if factor is not None else ex
+        ex_list[k] = ex
+        in_list[k] = inc
+        old = out[index]
+        out[index] = _new_line(PricedLine, (old[0], old[1], old[2], dim, cat, vol, billed, price, vat, ex, inc, eidx,
+                                            step))
 
 
 _COMPILED = {}
@@ -480,10 +723,6 @@ def _hours(td):
     return h
 
 
-def _p(excl, incl):
-    return _new_price(excl, incl) if excl or incl else ZERO_PRICE
-
-
 def price_cdr(cdr, tariff, tz="UTC"):
     """Price ``cdr`` (``ocpi.Cdr``) with ``tariff`` (``ocpi.Tariff``).
 
@@ -493,14 +732,18 @@ def price_cdr(cdr, tariff, tz="UTC"):
     if tariff.currency is not None and cdr.currency is not None and tariff.currency != cdr.currency:
         raise OcpiValidationError(
             "$.currency", f"CDR currency {cdr.currency} differs from tariff currency {tariff.currency}")
-    ct = compile_tariff(tariff)
-    zone = _zone(tz)  # validated even when no restriction needs it
+    ct = _COMPILED.get(id(tariff))  # compile_tariff, its hit path inline
+    if ct is None or ct.tariff is not tariff:
+        ct = compile_tariff(tariff)
+    zone = _ZONES.get(tz, _MISSING_ZONE) if type(tz) is str else _MISSING_ZONE  # _zone's hit path
+    if zone is _MISSING_ZONE:
+        zone = _zone(tz)  # validated even when no restriction needs it
     # Additions, subtractions and products are exact in _EXACT; the only divisions (seconds to
     # hours after step_size, session duration, VAT ratio of a bound) use _CTX explicitly.
     saved = getcontext()
     setcontext(_EXACT_RUN)
     try:
-        return _price(cdr, ct, zone)
+        return ct.run(cdr, zone)
     finally:
         setcontext(saved)
 
@@ -622,9 +865,12 @@ def _price(cdr, ct, zone):
             energy_so_far += energy  # session energy before the next period
     starts.append(session_end)  # period i ends at starts[i + 1]
 
-    # step_size, once per session and per dimension, on the billed total.
+    # step_size, once per session and per dimension, on the billed total (_apply_step; the
+    # common case, a total already on a step boundary, decided inline).
     if last_energy is not None:
-        _apply_step(lines, last_energy, sum_energy, _THOUSAND)
+        step = lines[last_energy][5][2]
+        if step > 0 and (sum_energy * _THOUSAND) % step:
+            _apply_step(lines, last_energy, sum_energy, _THOUSAND)
     if last_parking is not None:
         _apply_step(lines, last_parking, sum_parking, _SECONDS_PER_HOUR)
     elif last_time is not None:
@@ -681,10 +927,22 @@ def _price(cdr, ct, zone):
         adj = _new_price(new_ex - raw_ex, new_in - raw_in)
         total = _new_price(raw_ex + adj.excl_vat, raw_in + adj.incl_vat)
 
+    zero = ZERO_PRICE
+    new_price = _new_price
+    duration = session_end - session_start
+    hours = None if duration.microseconds else _HOURS.get(duration.days * 86400 + duration.seconds)
     return _new_result(
-        cdr.currency, total, _p(fixed_ex, fixed_in), energy_so_far, _p(energy_ex, energy_in),
-        _hours(session_end - session_start), _p(time_ex, time_in), total_parking,
-        _p(park_ex, park_in), total_res_time, _p(res_ex, res_in), adj, tuple(out),
+        cdr.currency, total,
+        new_price(fixed_ex, fixed_in) if fixed_ex or fixed_in else zero,
+        energy_so_far,
+        new_price(energy_ex, energy_in) if energy_ex or energy_in else zero,
+        hours if hours is not None else _hours(duration),
+        new_price(time_ex, time_in) if time_ex or time_in else zero,
+        total_parking,
+        new_price(park_ex, park_in) if park_ex or park_in else zero,
+        total_res_time,
+        new_price(res_ex, res_in) if res_ex or res_in else zero,
+        adj, tuple(out),
     )
 
 
