@@ -501,7 +501,8 @@ class _BadValue(Exception):
 
 # The common form, "2024-05-01T12:34:56Z" with ASCII digits: every string this matches also
 # matches _DT_RE, with designator "Z" and 20 characters, so it passes the strict checks and
-# parses to the same UTC datetime in both modes -- the fast path below skips those checks.
+# parses to the same UTC datetime in both modes -- the fast path below skips those checks
+# (it recognises these strings without the regex, see _datetime_value).
 _DT_Z_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z\Z")
 # Parsed common-form strings, keyed by the full string (a datetime is immutable, so a hit is
 # exactly what parsing would return).  A CDR repeats its date-times (the first period starts
@@ -515,12 +516,16 @@ def _datetime_value(value, strict):
         dt = _DT_MEMO.get(value)
         if dt is not None:
             return dt
-        if _DT_Z_RE.match(value) is not None:
+        # The separators of the common form at 4, 7, 10, 13, 16, 19 (one slice); fromisoformat
+        # then accepts the string only if the 14 other characters are ASCII digits forming a
+        # valid date and time: exactly the strings _DT_Z_RE matches and that parse.  When it
+        # refuses, the general path below gives the error.
+        if len(value) == 20 and value[4::3] == "--T::Z" and value.isascii():
             try:
                 dt = _fromisoformat(value)  # 'Z' gives tzinfo=timezone.utc (Python >= 3.11)
             except ValueError:
-                raise _BadValue(f"is not a valid date-time, got {_show(value)}") from None
-            if dt.tzinfo is UTC:
+                dt = None
+            if dt is not None and dt.tzinfo is UTC:
                 if len(_DT_MEMO) >= _DT_MEMO_SIZE:
                     _DT_MEMO.clear()
                 _DT_MEMO[value] = dt
@@ -1118,6 +1123,7 @@ def _signed_data(d, path, strict):
 
 _DIM = _maker(CdrDimension)
 _DIM_TWIN = _twin(CdrDimension)
+_PERIOD_TWIN = _twin(ChargingPeriod)
 
 
 # CdrDimensionType -> True when the volume may be negative; per mode.
@@ -1150,28 +1156,62 @@ def _dimension_error(dims, i, j, path, strict, seen):
     raise AssertionError(dp)  # pragma: no cover
 
 
+class _Invalid(Exception):
+    """Internal: a dimension is not valid; _dimensions_error says which and why."""
+
+
+_ALLOWED_STRICT = frozenset(_DIMS_STRICT)
+_ALLOWED_LENIENT = frozenset(_DIMS_LENIENT)
+
+
+def _dimension_ok(dim, strict, seen):
+    """True when ``dim`` is a valid dimension after the types in ``seen`` (slow path)."""
+    try:
+        t = dim["type"]
+        signed = (_DIMS_STRICT if strict else _DIMS_LENIENT)[t]
+        v = dim["volume"]
+    except (KeyError, TypeError):
+        return False
+    vol = _to_decimal(v)
+    if vol is None or t in seen or (vol < 0 and not signed) or (t == "STATE_OF_CHARGE" and vol > 100):
+        return False
+    seen[t] = vol
+    return True
+
+
+def _dimensions_error(dims, i, path, strict):
+    """Raise the error of the first invalid dimension of charging_periods[i] (in order)."""
+    seen = {}
+    for j, dim in enumerate(dims):
+        if not _dimension_ok(dim, strict, seen):
+            _dimension_error(dims, i, j, path, strict, seen)
+    raise AssertionError(path)  # pragma: no cover
+
+
 def _charging_periods(d, path, strict, start, end):
     lst = _list(d, "charging_periods", path, True, True)
     out = []
     prev = start
-    kinds = _DIMS_STRICT if strict else _DIMS_LENIENT
+    allowed = _ALLOWED_STRICT if strict else _ALLOWED_LENIENT
+    signed_types = _SIGNED_DIMENSIONS
     dt_memo = _DT_MEMO
-    # CdrDimensions built inline (what _DIM does, without a call per dimension: a CDR has a
-    # dozen of them).
+    # ChargingPeriods and CdrDimensions built inline through their slot twins (what _DIM and
+    # _new_period do, without a call per object: a CDR has a dozen dimensions).
     new = object.__new__
     dim_cls = CdrDimension
     dim_twin = _DIM_TWIN
+    period_cls = ChargingPeriod
+    period_twin = _PERIOD_TWIN
     zero = _DEC_ZERO
     fcache = _FLOAT_DECIMALS
     for i, cp in enumerate(lst):
         if type(cp) is not dict:
             _fail(f"{path}.charging_periods[{i}]", f"must be an object, got {_show(cp)}")
         sv = cp.get("start_date_time")
-        if sv is None:
-            _get(cp, "start_date_time", f"{path}.charging_periods[{i}]", True)
         # The first period usually starts at start_date_time, just parsed: look it up inline.
-        pstart = dt_memo.get(sv) if type(sv) is str else None
-        if pstart is None:
+        if type(sv) is not str or (pstart := dt_memo.get(sv)) is None:
+            if sv is None:
+                _get(cp, "start_date_time", f"{path}.charging_periods[{i}]", True)
             try:
                 pstart = _datetime_value(sv, strict)
             except _BadValue as exc:
@@ -1193,42 +1233,54 @@ def _charging_periods(d, path, strict, start, end):
             if type(dims) is not list:
                 _fail(f"{path}.charging_periods[{i}].dimensions", f"must be an array, got {_show(dims)}")
             _fail(f"{path}.charging_periods[{i}].dimensions", "must contain at least one element")
+        # Each dimension's volume is checked as it is converted; the type (allowed in this
+        # mode), duplicates and the state-of-charge bound are checked once per period below.
+        # Anything wrong: _dimensions_error walks the dimensions in order and raises the error
+        # of the first invalid one, as a check per dimension would.
         dl = []
         seen = {}
-        for dim in dims:
-            try:
+        try:
+            for dim in dims:
                 t = dim["type"]
-                signed = kinds[t]  # KeyError: not a CdrDimensionType allowed in this mode
                 v = dim["volume"]
-            except (KeyError, TypeError):
-                _dimension_error(dims, i, len(dl), path, strict, seen)
-            tv = type(v)
-            if tv is float:
-                vol = fcache.get(v)
-                if vol is None:
-                    if v - v != 0:  # inf, nan
-                        _dimension_error(dims, i, len(dl), path, strict, seen)
-                    vol = _float_decimal(v)
-            elif tv is Decimal and v.is_finite():
-                vol = v
-            elif tv is int:
-                vol = Decimal(v)
-            else:
-                _dimension_error(dims, i, len(dl), path, strict, seen)
-            if (vol < zero and not signed) or (t == "STATE_OF_CHARGE" and vol > 100):
-                _dimension_error(dims, i, len(dl), path, strict, seen)
-            o = new(dim_twin)
-            o.type = t
-            o.volume = vol
-            o.__class__ = dim_cls
-            if t in seen:
-                _dimension_error(dims, i, len(dl), path, strict, seen)
-            seen[t] = vol
-            dl.append(o)
+                tv = type(v)
+                if tv is float:
+                    vol = fcache.get(v)
+                    if vol is None:
+                        if v - v != 0:  # inf, nan
+                            raise _Invalid
+                        vol = _float_decimal(v)
+                elif tv is Decimal:
+                    if not v.is_finite():
+                        raise _Invalid
+                    vol = v
+                elif tv is int:
+                    vol = Decimal(v)
+                else:
+                    raise _Invalid
+                if vol < zero and t not in signed_types:
+                    raise _Invalid
+                seen[t] = vol
+                o = new(dim_twin)
+                o.type = t
+                o.volume = vol
+                o.__class__ = dim_cls
+                dl.append(o)
+        except (KeyError, TypeError, _Invalid):
+            _dimensions_error(dims, i, path, strict)
+        if (len(seen) != len(dl) or not allowed.issuperset(seen)
+                or ("STATE_OF_CHARGE" in seen and seen["STATE_OF_CHARGE"] > 100)):
+            _dimensions_error(dims, i, path, strict)
         tid = cp.get("tariff_id")
         if tid is not None and (type(tid) is not str or len(tid) > 36 or not tid.isprintable() or not tid.isascii()):
             _str(cp, "tariff_id", f"{path}.charging_periods[{i}]", 36, False, ci=True)
-        out.append(_new_period(pstart, tuple(dl), tid, seen))
+        po = new(period_twin)
+        po.start_date_time = pstart
+        po.dimensions = tuple(dl)
+        po.tariff_id = tid
+        po.volumes = seen
+        po.__class__ = period_cls
+        out.append(po)
     return tuple(out)
 
 
