@@ -12,6 +12,7 @@ charging periods; Tariff: elements) but still type-checks every field that is pr
 
 import copy
 import re
+from marshal import dumps as _marshal_dumps
 from math import copysign as _copysign
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timezone
@@ -749,6 +750,10 @@ def parse_tariff(data, strict=True):
 # same sign, for Decimals the same exponent (and sign of zero) -- in the new one, by code
 # generated once per remembered tariff (_exact_probe).  The memo is exact for JSON input
 # (dict, list, str, int, float, bool, None, Decimal); the key only selects the candidate.
+# Without Decimals (numbers decoded as floats), one marshal.dumps of the new tariff compared
+# with the packed remembered one is cheaper still, and as exact: marshal writes every type,
+# float bit pattern, string and key order; equal bytes are equal content.  (Its back-references
+# can make equal content pack differently: then == and the probe decide.)
 _TARIFF_CACHE = {}
 _TARIFF_CACHE_SIZE = 256
 
@@ -777,14 +782,26 @@ def _embedded_tariff(t, strict, i):
     except TypeError:  # unhashable id/last_updated: not cacheable, validation will say why
         return _parse_tariff(t, strict, f"$.tariffs[{i}]")
     if hit is not None:
-        snapshot, exact, tariff = hit
+        snapshot, exact, tariff, packed = hit
+        if packed is not None:
+            try:
+                if _marshal_dumps(t) == packed:
+                    return tariff
+            except ValueError:  # a Decimal in t: marshal cannot pack it
+                pass
         if snapshot == t and exact(t):
             return tariff
+    # Packed before anything else references t's strings (marshal's references depend on
+    # reference counts, so a later tariff decoded like this one packs alike).
+    try:
+        packed = _marshal_dumps(t)
+    except ValueError:
+        packed = None
     tariff = _parse_tariff(t, strict, f"$.tariffs[{i}]")
     if len(_TARIFF_CACHE) >= _TARIFF_CACHE_SIZE:
         _TARIFF_CACHE.clear()
     snapshot = copy.deepcopy(t)
-    _TARIFF_CACHE[key] = (snapshot, _exact_probe(_number_leaves(snapshot, (), [])), tariff)
+    _TARIFF_CACHE[key] = (snapshot, _exact_probe(_number_leaves(snapshot, (), [])), tariff, packed)
     return tariff
 
 
