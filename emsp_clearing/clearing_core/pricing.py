@@ -387,11 +387,22 @@ def _compile_run(ct):
         price, vat, step, factor, eidx = info
         used.add(cat)
         lst = _LIST_OF[cat]
-        out = [f"ex = {const(price)} * {vol}",
-               f"inc = ex * {const(factor)}" if factor is not None else "inc = ex"]
-        if dim != "FLAT":
+        if dim == "FLAT":
+            # volume 1: the amounts are constants (computed as the loop would, exactly)
+            with localcontext(_EXACT):
+                ex = price * _ONE
+                inc = ex * factor if factor is not None else ex
+            out = [f"ex = {const(ex)}", f"inc = {const(inc)}"]
+        else:
+            out = [f"ex = {const(price)} * {vol}",
+                   f"inc = ex * {const(factor)}" if factor is not None else "inc = ex"]
+            # the last line of the dimension, for step_size: its index in ``out`` (its volume
+            # is there) and its component; a RESERVATION line's place in its amount lists too
+            # (reservation FLAT lines share them), the others are the last of theirs
             k = _LAST_OF[dim]
-            out += [f"last_{k} = len(out)", f"k_{k} = len({lst}_ex)", f"vol_{k} = {vol}", f"info_{k} = {const(info)}"]
+            out += [f"last_{k} = len(out)", f"info_{k} = {const(info)}"]
+            if dim == "RESERVATION":
+                out.append(f"k_{k} = len({lst}_ex)")
         out += [f"{lst}_ex.append(ex)", f"{lst}_in.append(inc)",
                 f"add(_line(PricedLine, (i, pstart, pend, {dim!r}, {cat!r}, {vol}, {vol}, {const(price)}, "
                 f"{const(vat)}, ex, inc, {eidx}, {step})))"]
@@ -513,23 +524,21 @@ def _compile_run(ct):
     L += ["        if ev is not None:",
           "            energy += ev  # session energy before the next period"]
     # step_size, once per session and per dimension, on the billed total
-    for k, total, unit in (("e", "sum_e", "_THOUSAND"),):
-        if "ENERGY" in used:
-            L += ["    if last_e >= 0:",
-                  "        step = info_e[2]",
-                  "        if step > 0 and (sum_e * _THOUSAND) % step:",
-                  "            _restep(out, last_e, en_ex, en_in, k_e, sum_e, vol_e, info_e, _THOUSAND, 'ENERGY', 'ENERGY')"]
+    if "ENERGY" in used:
+        L += ["    if last_e >= 0:",
+              "        step = info_e[2]",
+              "        if step > 0 and (sum_e * _THOUSAND) % step:",
+              "            _restep(out, last_e, en_ex, en_in, -1, sum_e, info_e, _THOUSAND, 'ENERGY', 'ENERGY')"]
     park = "PARKING" in used
-    tim = "TIME" in used
     if park:
         L += ["    if last_p >= 0:",
-              "        _restep(out, last_p, pa_ex, pa_in, k_p, sum_p, vol_p, info_p, _SECONDS_PER_HOUR, 'PARKING_TIME', 'PARKING')"]
-    if tim:
+              "        _restep(out, last_p, pa_ex, pa_in, -1, sum_p, info_p, _SECONDS_PER_HOUR, 'PARKING_TIME', 'PARKING')"]
+    if "TIME" in used:
         L += [f"    {'elif' if park else 'if'} last_t >= 0:",
-              "        _restep(out, last_t, ti_ex, ti_in, k_t, sum_t, vol_t, info_t, _SECONDS_PER_HOUR, 'TIME', 'TIME')"]
+              "        _restep(out, last_t, ti_ex, ti_in, -1, sum_t, info_t, _SECONDS_PER_HOUR, 'TIME', 'TIME')"]
     if "RESERVATION" in used and any(ct.cands[k]["TIME"] for k in (1, 2)):
         L += ["    if last_r >= 0:",
-              "        _restep(out, last_r, re_ex, re_in, k_r, sum_r, vol_r, info_r, _SECONDS_PER_HOUR, 'RESERVATION', 'RESERVATION')"]
+              "        _restep(out, last_r, re_ex, re_in, k_r, sum_r, info_r, _SECONDS_PER_HOUR, 'RESERVATION', 'RESERVATION')"]
     for cat, lst in _LIST_OF.items():
         if cat in used:
             L += [f"    {lst}_x = sum({lst}_ex, _ZERO)", f"    {lst}_i = sum({lst}_in, _ZERO)"]
@@ -573,13 +582,14 @@ def _compile_run(ct):
     return run
 
 
-def _restep(out, index, ex_list, in_list, k, total, vol, info, units_per_unit, dim, cat):
+def _restep(out, index, ex_list, in_list, k, total, info, units_per_unit, dim, cat):
     """step_size on the billed total ``total`` of a dimension (see ``_apply_step``): the last
-    line (``out[index]``, volume ``vol``, amounts at ``ex_list[k]`` / ``in_list[k]``) gets the
-    rounding surplus and is rebuilt."""
+    line (``out[index]``, priced with ``info``, amounts at ``ex_list[k]`` / ``in_list[k]``) gets
+    the rounding surplus and is rebuilt."""
     price, vat, step, factor, eidx = info
     if step <= 0:
         return
+    vol = out[index][5]
     units = total * units_per_unit
     billed_units = _ceil_to_step(units, step)
     if billed_units > units:
