@@ -27,6 +27,7 @@ from odoo.tools import SQL
 
 from ..clearing_core import ocpi
 from ..clearing_core.errors import OcpiValidationError
+from .clearing_cdr_ingest import analyze_if_stale
 from .clearing_ingestion_log import _key, _normalized
 
 _logger = logging.getLogger(__name__)
@@ -307,3 +308,4 @@ class ClearingCdrInbox(models.Model):
             self.env["clearing.ingestion.log"].invalidate_model()
             rows.invalidate_recordset()
             log._set_outcome(duration=time.monotonic() - started)
+        analyze_if_stale(self.env.cr, self._table)

@@ -31,7 +31,7 @@ from psycopg2.extras import Json
 
 from odoo import _, api, fields, models, tools
 from odoo.exceptions import UserError, ValidationError
-from odoo.tools import float_repr, float_round
+from odoo.tools import SQL, float_repr, float_round
 
 from ..clearing_core import pricing
 from ..clearing_core.errors import OcpiValidationError
@@ -57,6 +57,20 @@ def _copy_text(value):
     elif not isinstance(value, str):
         return str(value)  # int, Decimal, date, datetime
     return value.translate(_COPY_ESCAPES)
+
+
+def analyze_if_stale(cr, table, min_rows=1000, ratio=0.2):
+    """``ANALYZE`` ``table`` when it changed by more than ``ratio`` (and ``min_rows``) since its
+    statistics were last computed -- bulk ingestion outpaces autovacuum (or runs where it is
+    off), and the look-ups by CDR id plan badly on stale statistics (measured: a sequential scan
+    of 58k CDRs per batch of 500, 48 ms instead of < 1 ms). The counters lag one transaction."""
+    cr.execute(SQL(
+        """SELECT s.n_mod_since_analyze, c.reltuples
+             FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+            WHERE s.relid = %s::regclass""", table))
+    row = cr.fetchone()
+    if row and row[0] > max(min_rows, ratio * max(row[1], 0)):
+        cr.execute(SQL("ANALYZE %s", SQL.identifier(table)))
 
 
 class _Draft:
@@ -190,6 +204,7 @@ class ClearingCdr(models.Model):
             else:
                 for i, record in zip(order, records.with_env(self.env)):  # caller's context
                     results[i] = record
+            self._analyze_if_stale()
         return [
             {"index": i, "record": r if not isinstance(r, str) else None,
              "error": r if isinstance(r, str) else None}
@@ -197,15 +212,20 @@ class ClearingCdr(models.Model):
         ]
 
     @api.model
+    def _analyze_if_stale(self):
+        analyze_if_stale(self.env.cr, self._table)
+
+    @api.model
     def _existing_keys(self, company, keys):
         if not keys:
             return set()
         self.flush_model(["company_id", "country_code", "party_id", "ocpi_id"])
+        # by id only, the company checked here: see clearing.ingestion.log._existing_cdrs
         self.env.cr.execute(
-            "SELECT country_code, party_id, ocpi_id FROM clearing_cdr "
-            "WHERE company_id = %s AND ocpi_id = ANY(%s)",
-            (company.id, list({k[2] for k in keys})))
-        return {row for row in self.env.cr.fetchall() if row in keys}
+            "SELECT country_code, party_id, ocpi_id, company_id FROM clearing_cdr "
+            "WHERE ocpi_id = ANY(%s)", (list({k[2] for k in keys}),))
+        return {row[:3] for row in self.env.cr.fetchall()
+                if row[3] == company.id and row[:3] in keys}
 
     @api.model
     def _batch_match_and_price(self, vals, parsed, company, match_cache, tariff_cache):
@@ -446,12 +466,14 @@ class ClearingCdr(models.Model):
         links = {}  # credit id -> original id
         credits = [r for r in rows if r[5] and r[6]]
         if credits:
-            cr.execute(
+            companies = {r[1] for r in credits}
+            cr.execute(  # by id only: see clearing.ingestion.log._existing_cdrs
                 "SELECT id, company_id, country_code, party_id, ocpi_id FROM clearing_cdr "
-                "WHERE ocpi_id = ANY(%s) AND company_id = ANY(%s) ORDER BY id",
-                (list({r[6] for r in credits}), list({r[1] for r in credits})))
+                "WHERE ocpi_id = ANY(%s) ORDER BY id", (list({r[6] for r in credits}),))
             originals = {}
             for rid, comp, cc, party, oid in cr.fetchall():
+                if comp not in companies:
+                    continue
                 originals.setdefault((comp, cc, party, oid), []).append(rid)
             for cid, comp, cc, party, _oid, _credit, ref in credits:
                 ids = [r for r in originals.get((comp, cc, party, ref), []) if r != cid]

@@ -227,16 +227,21 @@ class ClearingIngestionLog(models.Model):
         self.env["clearing.cdr"].flush_model(["company_id", "country_code", "party_id", "ocpi_id", "raw_json"])
         for start in range(0, len(keys), 1000):
             chunk = keys[start:start + 1000]
+            # By id only (the index led by ocpi_id), the company checked here: with the
+            # company in the WHERE clause, the planner may pick the unique index led by
+            # company_id and scan the company's every CDR (it did, with statistics lagging
+            # behind a bulk load: 8 ms for 2 ids at 55k CDRs).
             self.env.cr.execute(
-                """SELECT id, upper(country_code), upper(party_id), ocpi_id, raw_json
+                """SELECT id, upper(country_code), upper(party_id), ocpi_id, company_id,
+                          raw_json
                      FROM clearing_cdr
-                    WHERE company_id = %s AND ocpi_id = ANY(%s)""",
-                (company.id, [k[2] for k in chunk]),
+                    WHERE ocpi_id = ANY(%s)""",
+                ([k[2] for k in chunk],),
             )
             wanted = set(chunk)
-            for rid, cc, party, cid, raw in self.env.cr.fetchall():
+            for rid, cc, party, cid, company_id, raw in self.env.cr.fetchall():
                 key = (cc, party, cid)
-                if key in wanted:
+                if key in wanted and company_id == company.id:
                     if isinstance(raw, str):
                         raw = json.loads(raw)
                     found[key] = (rid, raw)
