@@ -645,3 +645,26 @@ def test_generated_parse_cdr_agrees_with_reference(seed):
             assert _outcome(ocpi.parse_cdr, copy.deepcopy(data), strict) == want, (data, strict)
             checked += want[0] == "ok"
     assert checked > 25
+
+
+def test_remembered_valid_codes_and_tariff_ids_do_not_let_invalid_ones_through():
+    """Country codes, party ids and period tariff_ids that passed their check are remembered
+    (bounded); a remembered value is only ever the same string, so invalid values are still
+    refused with their usual error, before and after the memos are full or emptied."""
+    ocpi._clear_memos()
+    for _ in range(2):
+        assert ocpi.parse_cdr(copy.deepcopy(BASE_CDR)).cdr_token.party_id == "TNM"
+        for path, value, expected in (
+                (["country_code"], "B1", '$.country_code: must be an ISO 3166-1 alpha-2 country code (2 letters), got "B1"'),
+                (["party_id"], "BE", '$.party_id: must be a 3-character party id (letters/digits), got "BE"'),
+                (["cdr_token", "party_id"], "TN\u00c9", '$.cdr_token.party_id: must be printable ASCII (CiString), got "TN\u00c9"'),
+                (["cdr_token", "country_code"], 49, "$.cdr_token.country_code: must be a string, got 49"),
+                (["charging_periods", 0, "tariff_id"], "x" * 37,
+                 "$.charging_periods[0].tariff_id: must be at most 36 characters, got 37"),
+                (["charging_periods", 1, "tariff_id"], ["12"], "$.charging_periods[1].tariff_id: must be a string, got an array")):
+            assert str(_error(ocpi.parse_cdr, _mutated(BASE_CDR, path, value))) == expected
+    for i in range(1500):  # more distinct valid values than the memos keep
+        cdr = _mutated(BASE_CDR, ["charging_periods", 0, "tariff_id"], f"T{i}")
+        cdr["party_id"] = f"{i % 1000:03d}"
+        assert ocpi.parse_cdr(cdr).charging_periods[0].tariff_id == f"T{i}"
+    assert str(_error(ocpi.parse_cdr, _mutated(BASE_CDR, ["party_id"], "B-C"))).startswith("$.party_id: must be a 3-character")

@@ -927,6 +927,9 @@ def _number_code(src, dst, bad, indent):
             f"{i}    {bad}"]
 
 
+_CODE_MEMOS = []  # the sets of valid codes of the generated validators (see _field_code)
+
+
 def _field_code(n, k, spec, ns, obj, path, inline_price=False):
     """Lines validating ``v`` (the value of key ``k`` of the object ``obj``, not None) according
     to ``spec`` and leaving the validated value in ``v``; the error, if any, comes from the
@@ -938,10 +941,20 @@ def _field_code(n, k, spec, ns, obj, path, inline_price=False):
         cond = f"type(v) is not str or len(v) > {spec[1]} or not v.isprintable()"
         if spec[2]:
             cond += " or not v.isascii()"
-        if spec[3] is not None:
-            ns[f"_rx{n}"] = spec[3]
-            cond += f" or _rx{n}.match(v) is None"
-        return [f"if {cond}:", f"    {err}"]
+        if spec[3] is None:
+            return [f"if {cond}:", f"    {err}"]
+        # Codes checked by a regular expression (country codes, party ids) repeat from CDR to
+        # CDR: the strings that passed are remembered (bounded), membership is the same check.
+        ns[f"_rx{n}"] = spec[3]
+        ns[f"_ok{n}"] = ok = set()
+        _CODE_MEMOS.append(ok)
+        cond += f" or _rx{n}.match(v) is None"
+        return [f"if type(v) is not str or v not in _ok{n}:",
+                f"    if {cond}:",
+                f"        {err}",
+                f"    if len(_ok{n}) >= 1024:",
+                f"        _ok{n}.clear()",
+                f"    _ok{n}.add(v)"]
     if kind == "e":
         ns[f"_en{n}"] = spec[1]
         return [f"if type(v) is not str or v not in _en{n}:", f"    {err}"]
@@ -1178,6 +1191,8 @@ class _Invalid(Exception):
 
 
 _ALLOWED_STRICT = frozenset(_DIMS_STRICT)
+# Valid ChargingPeriod.tariff_id values seen (CiString(36)); bounded, membership = the check.
+_TARIFF_IDS = set()
 _ALLOWED_LENIENT = frozenset(_DIMS_LENIENT)
 
 
@@ -1221,6 +1236,7 @@ def _charging_periods(d, path, strict, start, end):
     period_twin = _PERIOD_TWIN
     zero = _DEC_ZERO
     fcache = _FLOAT_DECIMALS
+    tariff_ids = _TARIFF_IDS
     for i, cp in enumerate(lst):
         if type(cp) is not dict:
             _fail(f"{path}.charging_periods[{i}]", f"must be an object, got {_show(cp)}")
@@ -1289,8 +1305,11 @@ def _charging_periods(d, path, strict, start, end):
                 or ("STATE_OF_CHARGE" in seen and seen["STATE_OF_CHARGE"] > 100)):
             _dimensions_error(dims, i, path, strict)
         tid = cp.get("tariff_id")
-        if tid is not None and (type(tid) is not str or len(tid) > 36 or not tid.isprintable() or not tid.isascii()):
-            _str(cp, "tariff_id", f"{path}.charging_periods[{i}]", 36, False, ci=True)
+        if tid is not None and (type(tid) is not str or tid not in tariff_ids):
+            _str(cp, "tariff_id", f"{path}.charging_periods[{i}]", 36, False, ci=True)  # raises if invalid
+            if len(tariff_ids) >= 1024:
+                tariff_ids.clear()
+            tariff_ids.add(tid)
         po = new(period_twin)
         po.start_date_time = pstart
         po.dimensions = tuple(dl)
@@ -1481,5 +1500,6 @@ parse_cdr = _compile_parse_cdr()
 def _clear_memos():
     """Empty every memo of this module (validated tariffs and locations, float conversions,
     date-times): for benchmarks that start cold, and for tests."""
-    for memo in (_TARIFF_CACHE, _LOCATION_CACHE, _FLOAT_DECIMALS, _FLOAT_DECIMALS_OLD, _DT_MEMO):
+    for memo in (_TARIFF_CACHE, _LOCATION_CACHE, _FLOAT_DECIMALS, _FLOAT_DECIMALS_OLD, _DT_MEMO, _TARIFF_IDS,
+                 *_CODE_MEMOS):
         memo.clear()
