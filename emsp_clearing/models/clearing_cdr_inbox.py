@@ -209,8 +209,17 @@ class ClearingCdrInbox(models.Model):
     # ------------------------------------------------------------------ store (cron)
     @api.model
     def _cron_process(self):
-        """Store every queued CDR, oldest first, a batch per transaction."""
+        """Store the queued CDRs, oldest first, a batch per transaction; when CDRs arrived
+        during the run, run again (its first batch holds what arrived meanwhile: the busier
+        the queue, the larger the batches)."""
         self._process_queue(commit=True)
+        self.env.cr.execute("SELECT 1 FROM clearing_cdr_inbox WHERE state = 'queued' LIMIT 1")
+        if self.env.cr.fetchone():
+            cron = self.env.ref("emsp_clearing.ir_cron_cdr_inbox", raise_if_not_found=False)
+            if cron:
+                # now: a trigger in the future does not wake the cron workers (Odoo notifies
+                # them only for due triggers); they would see it at their next minute poll
+                cron.sudo()._trigger()
 
     @api.model
     def _process_queue(self, limit=None, commit=False):
@@ -234,6 +243,10 @@ class ClearingCdrInbox(models.Model):
                 cron_model._notify_progress(done=done, remaining=remaining)
                 self.env.cr.commit()
                 self.env.invalidate_all()
+                if len(ids) < size:
+                    # caught up: stop rather than store a trickle in tiny batches; what
+                    # arrived meanwhile is stored by the next run (_cron_process)
+                    break
         return done
 
     def _store(self):
@@ -308,4 +321,4 @@ class ClearingCdrInbox(models.Model):
             self.env["clearing.ingestion.log"].invalidate_model()
             rows.invalidate_recordset()
             log._set_outcome(duration=time.monotonic() - started)
-        analyze_if_stale(self.env.cr, self._table)
+        analyze_if_stale(self.env.cr, self._table, ["state", "company_id", "ocpi_id"])
