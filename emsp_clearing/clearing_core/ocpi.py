@@ -252,7 +252,6 @@ _new_price = _maker(Price)
 _new_token = _maker(CdrToken)
 _new_geo = _maker(GeoLocation)
 _new_location = _maker(CdrLocation)
-_new_period = _maker(ChargingPeriod)
 _new_cdr = _maker(Cdr)
 
 
@@ -1151,7 +1150,6 @@ def _signed_data(d, path, strict):
     return d
 
 
-_DIM = _maker(CdrDimension)
 _DIM_TWIN = _twin(CdrDimension)
 _PERIOD_TWIN = _twin(ChargingPeriod)
 
@@ -1227,8 +1225,8 @@ def _charging_periods(d, path, strict, start, end):
     allowed = _ALLOWED_STRICT if strict else _ALLOWED_LENIENT
     signed_types = _SIGNED_DIMENSIONS
     dt_memo = _DT_MEMO
-    # ChargingPeriods and CdrDimensions built inline through their slot twins (what _DIM and
-    # _new_period do, without a call per object: a CDR has a dozen dimensions).
+    # ChargingPeriods and CdrDimensions built inline through their slot twins (what _maker's
+    # constructors do, without a call per object: a CDR has a dozen dimensions).
     new = object.__new__
     dim_cls = CdrDimension
     dim_twin = _DIM_TWIN

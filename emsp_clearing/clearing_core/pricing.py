@@ -361,7 +361,6 @@ class CompiledTariff:
 # (summed at the end in line order, as _price sums them), and the last line of a dimension is
 # rebuilt if step_size rounding moves its billed volume.  The tests compare run with _price.
 # --------------------------------------------------------------------------------------------
-_CATEGORY_OF = {"ENERGY": "ENERGY", "TIME": "TIME", "PARKING_TIME": "PARKING", "RESERVATION": "RESERVATION"}
 _LAST_OF = {"ENERGY": "e", "TIME": "t", "PARKING_TIME": "p", "RESERVATION": "r"}
 _LIST_OF = {"FIXED": "fx", "ENERGY": "en", "TIME": "ti", "PARKING": "pa", "RESERVATION": "re"}
 
@@ -434,7 +433,7 @@ def _compile_run(ct):
         sp = " " * ind
         out = []
         # FLAT: charged when the element providing it becomes active
-        flat = [e for e in c["FLAT"]]
+        flat = c["FLAT"]
         cat = "RESERVATION" if is_res else "FIXED"
 
         def flat_body(i2, info):
