@@ -715,6 +715,29 @@ def test_randomized_invariants(seed):
             assert all(ln.billed_volume == ln.volume for ln in r.lines if ln.dimension == "TIME")
 
 
+
+def random_restrictions(rng, time, minutes, date, days, max_days, bound, duration):
+    """Random OCPI TariffRestrictions; each argument is the probability of that kind of field
+    (``minutes``: the minutes a time may have, ``max_days``: the most weekdays listed)."""
+    restr = {}
+    if rng.random() < time:
+        restr["start_time"] = f"{rng.randint(0, 23):02d}:{rng.choice(minutes):02d}"
+    if rng.random() < time:
+        restr["end_time"] = f"{rng.randint(0, 23):02d}:{rng.choice(minutes):02d}"
+    if rng.random() < date:
+        restr["start_date"] = f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+    if rng.random() < date:
+        restr["end_date"] = f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+    if rng.random() < days:
+        restr["day_of_week"] = rng.sample(list(ocpi.DAYS_OF_WEEK), rng.randint(1, max_days))
+    for key in ("min_kwh", "max_kwh", "min_current", "max_current", "min_power", "max_power"):
+        if rng.random() < bound:
+            restr[key] = D(rng.randint(0, 600)) / 10
+    for key in ("min_duration", "max_duration"):
+        if rng.random() < duration:
+            restr[key] = rng.randint(0, 14400)
+    return restr
+
 def test_compiled_restriction_matchers_agree_with_reference():
     """pricing compiles each element's restrictions to straight-line code; it must decide
     exactly like the readable reference ``pricing._matches`` on every kind of restriction."""
@@ -722,23 +745,8 @@ def test_compiled_restriction_matchers_agree_with_reference():
     zones = [UTC, pricing._zone("Europe/Paris"), pricing._zone("America/New_York")]
     checked = 0
     for _ in range(300):
-        restr = {}
-        if rng.random() < 0.5:
-            restr["start_time"] = f"{rng.randint(0, 23):02d}:{rng.choice([0, 15, 30, 59]):02d}"
-        if rng.random() < 0.5:
-            restr["end_time"] = f"{rng.randint(0, 23):02d}:{rng.choice([0, 15, 30, 59]):02d}"
-        if rng.random() < 0.3:
-            restr["start_date"] = f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-        if rng.random() < 0.3:
-            restr["end_date"] = f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-        if rng.random() < 0.4:
-            restr["day_of_week"] = rng.sample(list(ocpi.DAYS_OF_WEEK), rng.randint(1, 7))
-        for key in ("min_kwh", "max_kwh", "min_current", "max_current", "min_power", "max_power"):
-            if rng.random() < 0.3:
-                restr[key] = D(rng.randint(0, 600)) / 10
-        for key in ("min_duration", "max_duration"):
-            if rng.random() < 0.3:
-                restr[key] = rng.randint(0, 14400)
+        restr = random_restrictions(rng, time=0.5, minutes=[0, 15, 30, 59], date=0.3, days=0.4,
+                                    max_days=7, bound=0.3, duration=0.3)
         if not restr:
             continue
         elem = pricing._Elem(0, make_tariff([([comp("ENERGY", "1")], restr)]).elements[0])
@@ -797,23 +805,8 @@ def test_compiled_selectors_agree_with_reference_selection():
         elements = []
         for _ in range(rng.randint(1, 7)):
             comps = [comp(dim, rng.randint(0, 9)) for dim in rng.sample(["ENERGY", "FLAT", "TIME", "PARKING_TIME"], rng.randint(1, 3))]
-            restr = {}
-            if rng.random() < 0.4:
-                restr["start_time"] = f"{rng.randint(0, 23):02d}:{rng.choice([0, 30]):02d}"
-            if rng.random() < 0.4:
-                restr["end_time"] = f"{rng.randint(0, 23):02d}:{rng.choice([0, 30]):02d}"
-            if rng.random() < 0.2:
-                restr["start_date"] = f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-            if rng.random() < 0.2:
-                restr["end_date"] = f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-            if rng.random() < 0.3:
-                restr["day_of_week"] = rng.sample(list(ocpi.DAYS_OF_WEEK), rng.randint(1, 6))
-            for key in ("min_kwh", "max_kwh", "min_current", "max_current", "min_power", "max_power"):
-                if rng.random() < 0.15:
-                    restr[key] = D(rng.randint(0, 600)) / 10
-            for key in ("min_duration", "max_duration"):
-                if rng.random() < 0.2:
-                    restr[key] = rng.randint(0, 14400)
+            restr = random_restrictions(rng, time=0.4, minutes=[0, 30], date=0.2, days=0.3,
+                                        max_days=6, bound=0.15, duration=0.2)
             if rng.random() < 0.15 and all(c["type"] in ("FLAT", "TIME") for c in comps):
                 restr["reservation"] = rng.choice(["RESERVATION", "RESERVATION_EXPIRES"])
             elements.append((comps, restr or None))
