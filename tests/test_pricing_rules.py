@@ -715,7 +715,6 @@ def test_randomized_invariants(seed):
             assert all(ln.billed_volume == ln.volume for ln in r.lines if ln.dimension == "TIME")
 
 
-
 def random_restrictions(rng, time, minutes, date, days, max_days, bound, duration):
     """Random OCPI TariffRestrictions; each argument is the probability of that kind of field
     (``minutes``: the minutes a time may have, ``max_days``: the most weekdays listed)."""
