@@ -25,7 +25,6 @@ importable by this Python; PostgreSQL from PGHOST/PGPORT/PGUSER (default 127.0.0
 import argparse
 import datetime
 import http.client
-import importlib.util
 import io
 import json
 import os
@@ -36,15 +35,7 @@ import threading
 import time
 import urllib.request
 
-from odoo_bench import REPO, create_db, drop_db, free_port, odoo_args, pg_connect
-
-
-def launcher():
-    spec = importlib.util.spec_from_file_location(
-        "bench_launcher", os.path.join(REPO, "emsp_clearing", "tests", "ocpi_peer", "launcher.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from odoo_bench import REPO, create_db, drop_db, free_port, launcher, odoo_args, pg_connect
 
 
 _CONFIGURED = []

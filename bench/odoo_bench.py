@@ -4,8 +4,8 @@ path, Odoo's command-line arguments, scratch databases and free loopback ports.
 PostgreSQL from PGHOST/PGPORT/PGUSER (default 127.0.0.1/5432/you); Odoo 18 importable."""
 
 import getpass
+import importlib.util
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -55,12 +55,23 @@ def pg_exec(sql, db="postgres"):
         conn.close()
 
 
+_LAUNCHER = []
+
+
+def launcher():
+    """The test peer's launcher module (``emsp_clearing/tests/ocpi_peer/launcher.py``: no Odoo
+    import): realistic CDRs (``make_cdrs``) and ``free_port``."""
+    if not _LAUNCHER:
+        spec = importlib.util.spec_from_file_location(
+            "bench_launcher", os.path.join(REPO, "emsp_clearing", "tests", "ocpi_peer", "launcher.py"))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        _LAUNCHER.append(mod)
+    return _LAUNCHER[0]
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return launcher().free_port()
 
 
 def create_db(db, template=None):
