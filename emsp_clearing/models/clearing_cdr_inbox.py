@@ -90,8 +90,8 @@ class ClearingCdrInbox(models.Model):
     def _receive(self, body, conn, call):
         """Check a pushed CDR and queue it. ``call``: the OCPI controller's call (log values,
         start time). Returns ``(outcome, cdr_ref, path, reason, log)`` with outcome ``queued``
-        / ``duplicate`` / ``rejected`` and the call's log row (counts and rejection written;
-        for ``queued``, its final outcome too)."""
+        / ``duplicate`` / ``rejected`` and the call's log row (counts and rejection written);
+        None for ``queued``: that call's row is written when the queue stores the CDR."""
         log_vals = call["vals"]
         if not isinstance(body, dict):
             return self._refuse(log_vals, body, "$", _("one CDR object is expected"))
@@ -150,7 +150,7 @@ class ClearingCdrInbox(models.Model):
             return "queued", row[0], None, None, None
         log = self.env["clearing.ingestion.log"].create(dict(log_vals, outcome="running"))
         # already received: the same CDR (a replay) or a different one under its id
-        previous_ref, previous_raw = self._previous(company_id, key)
+        previous_ref, previous_raw = self._previous(log, key)
         if previous_ref is None:  # pragma: no cover - the unique index makes this a retry
             raise RuntimeError("CDR %s: conflict without a visible previous row" % parsed.id)
         if _normalized(previous_raw) == _normalized(body):
@@ -169,27 +169,21 @@ class ClearingCdrInbox(models.Model):
         return "rejected", None, path, reason, log
 
     @api.model
-    def _previous(self, company_id, key):
-        """``(record id, raw JSON)`` of the CDR already received under ``key``: stored, or
-        still queued."""
-        cr = self.env.cr
-        cr.execute(SQL(
-            """SELECT id, raw_json FROM clearing_cdr
+    def _previous(self, log, key):
+        """``(record id, raw JSON)`` of the CDR already received under ``key``: stored (the
+        look-up of every ingestion channel), or still queued."""
+        stored = log._existing_cdrs(log.company_id, {key}).get(key)
+        if stored:
+            return stored
+        self.env.cr.execute(SQL(
+            """SELECT cdr_ref, raw_json FROM clearing_cdr_inbox
                 WHERE company_id = %s AND ocpi_id = %s
-                  AND upper(country_code) = %s AND upper(party_id) = %s
-                ORDER BY id LIMIT 1""", company_id, key[2], key[0], key[1]))
-        row = cr.fetchone()
-        if row is None:
-            cr.execute(SQL(
-                """SELECT cdr_ref, raw_json FROM clearing_cdr_inbox
-                    WHERE company_id = %s AND ocpi_id = %s
-                      AND upper(country_code) = %s AND upper(party_id) = %s""",
-                company_id, key[2], key[0], key[1]))
-            row = cr.fetchone()
+                  AND upper(country_code) = %s AND upper(party_id) = %s""",
+            log.company_id.id, key[2], key[0], key[1]))
+        row = self.env.cr.fetchone()
         if row is None:
             return None, None
-        raw = row[1]
-        return row[0], json.loads(raw) if isinstance(raw, str) else raw
+        return row[0], json.loads(row[1]) if isinstance(row[1], str) else row[1]
 
     @api.model
     def _trigger_processing(self):
@@ -253,10 +247,10 @@ class ClearingCdrInbox(models.Model):
         """Store these queued rows through the batch ingestion path, grouped by connection."""
         groups = {}
         for row in self.sorted("id"):
-            groups.setdefault((row.company_id, row.connection_id), self.browse())
-            groups[(row.company_id, row.connection_id)] |= row
+            groups.setdefault((row.company_id, row.connection_id), []).append(row.id)
         now = fields.Datetime.now()
-        for (company, conn), rows in groups.items():
+        for (company, conn), row_ids in groups.items():
+            rows = self.browse(row_ids)
             log = self.env["clearing.ingestion.log"].create({
                 "channel": "queue", "connection_id": conn.id, "company_id": company.id,
                 "partner_id": conn.partner_id.id, "outcome": "running",
@@ -266,8 +260,9 @@ class ClearingCdrInbox(models.Model):
             results = log._ingest_cdrs(
                 [r.raw_json for r in rows], connection=conn or None, company=company,
                 positions=[str(r.cdr_ref) for r in rows],
-                allowed_parties=conn._allowed_parties() if conn else None,
-                ids=[r.cdr_ref for r in rows])
+                # the sender's party was checked when the CDR was acknowledged: a later change
+                # of the connection's roles does not undo an acknowledgement
+                allowed_parties=None, ids=[r.cdr_ref for r in rows])
             updates = []  # (id, state, cdr id, error): one UPDATE for the batch
             for row, result in zip(rows, results):
                 record = result["record"]

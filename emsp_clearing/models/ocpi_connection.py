@@ -196,7 +196,7 @@ class ClearingOcpiConnection(models.Model):
         """(country_code, party_id) the partner may send CDRs for: its CPO roles, else its
         OCPI identity on the partner record."""
         self.ensure_one()
-        return set(self._allowed_parties_memo(self.id))
+        return self._allowed_parties_memo(self.id)  # a frozenset, shared: read only
 
     @api.model
     @tools.ormcache("conn_id")

@@ -69,6 +69,10 @@ class TestOcpiPushQueue(OcpiHttpCase):
         r, p = self.push(self.cdrs[1])
         self.assertEqual(p["status_code"], 2001, p)
         self.assertEqual(p["data"]["path"], "$.party_id")
+        # ... but the CDR acknowledged before the change is still stored: an acknowledgement
+        # is not undone by a later change of the connection
+        self.assertEqual(self.drain(), 1)
+        self.assertEqual(len(self.stored(self.cdrs[0])), 1)
         self.cpo.write({"ocpi_party_id": "CPO"})
         r, p = self.push(self.cdrs[1])
         self.assertEqual(r.status_code, 201, p)
