@@ -585,6 +585,14 @@ class ClearingCdr(models.Model):
         """CDRs that may still be re-priced (later states lock them)."""
         return self.filtered(lambda c: c.state in ("unmatched", "priced"))
 
+    @api.model
+    def _contract_movable_domain(self):
+        """CDRs that may still change contract: when the rule of theirs changes and they no
+        longer fit it, they are matched again (``clearing.contract.write``); a CDR outside this
+        domain refuses such a change. Later states keep their contract (see also
+        clearing_cdr_period.py)."""
+        return [("state", "in", ("unmatched", "priced"))]
+
     def action_reprice(self):
         if not self.env.user.has_group("emsp_clearing.group_clearing_manager"):
             raise UserError(_("Only clearing managers can re-price CDRs."))

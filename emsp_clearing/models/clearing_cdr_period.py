@@ -7,6 +7,7 @@ import pytz
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
+from odoo.osv import expression
 from odoo.tools import SQL
 
 from ..clearing_core import currencies
@@ -182,6 +183,14 @@ class ClearingCdr(models.Model):
 
     def _repriceable(self):
         return super()._repriceable().filtered(lambda c: not c.dispute_credit)
+
+    @api.model
+    def _contract_movable_domain(self):
+        # locked (billable), disputed (the counterparty disputed it under its contract) and our
+        # dispute credits keep their contract
+        return expression.AND([super()._contract_movable_domain(), [
+            ("locked", "=", False), ("dispute_credit", "=", False),
+            ("dispute_state", "in", ("none", False))]])
 
     def _local_end_day(self):
         self.ensure_one()

@@ -1,4 +1,5 @@
 import json
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 import pytz
@@ -6,14 +7,18 @@ import pytz
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.osv import expression
-from odoo.tools import float_is_zero
+from odoo.tools import SQL, float_is_zero
 
 from odoo.addons.base.models.res_partner import _tz_get
 
 from .clearing_price_line import decimal_to_json, float_to_decimal
 
+# The matching rule of ``_find_for_cdr`` (the state aside, which only concerns new CDRs): a
+# change re-matches the attached CDRs that no longer fit it (``_cdrs_leaving``).
+RULE_FIELDS = frozenset({
+    "partner_id", "role", "company_id", "currency_id", "date_start", "date_end", "tz"})
 # Fields whose change on an active contract re-matches the unmatched CDRs.
-REMATCH_FIELDS = {"state", "partner_id", "date_start", "date_end", "currency_id", "role"}
+REMATCH_FIELDS = RULE_FIELDS | {"state"}
 
 
 class ClearingContract(models.Model):
@@ -339,9 +344,14 @@ class ClearingContract(models.Model):
         return contracts
 
     def write(self, vals):
+        # found (and refused when one of them can no longer change) before anything is written
+        leaving = self._cdrs_leaving(vals) if RULE_FIELDS & set(vals) else None
         res = super().write(vals)
         if REMATCH_FIELDS & set(vals):
             self.filtered(lambda c: c.state == "active")._rematch_unmatched_cdrs()
+        if leaving:
+            # to another contract that fits, or unmatched with the reason
+            leaving._match_and_price()
         return res
 
     @api.ondelete(at_uninstall=False)
@@ -581,3 +591,164 @@ class ClearingContract(models.Model):
                 domain = expression.AND([domain, expression.OR(identity_domains)])
             cdrs = cdr_model.search(domain)
             cdrs._match_and_price()
+
+    # ------------------------------------------------------------------
+    # Rule changes: the CDRs attached to a contract follow its rule
+    # ------------------------------------------------------------------
+    def _matching_rule(self, vals=None):
+        """What decides which CDRs belong to the contract (``_find_for_cdr``; the state only
+        concerns new CDRs: a closed contract keeps its CDRs), once ``vals`` is written."""
+        self.ensure_one()
+        vals = vals or {}
+
+        def value(fname):
+            if fname not in vals:
+                return self[fname]
+            field = self._fields[fname]
+            return field.convert_to_record(field.convert_to_cache(vals[fname], self), self)
+
+        partner = value("partner_id")
+        return {
+            "company": value("company_id"),
+            "currency": value("currency_id"),
+            "role": value("role"),
+            "identity": (partner.ocpi_country_code, partner.ocpi_party_id),
+            "date_start": value("date_start"),
+            "date_end": value("date_end"),
+            "tz": value("tz"),
+        }
+
+    @staticmethod
+    def _day_start_utc(day, tz):
+        """First instant (naive UTC) of the local ``day`` in ``tz``: the earliest instant whose
+        date in ``tz`` is ``day`` (a midnight skipped or repeated by a clock change included)."""
+        midnight = datetime.combine(day, time.min)
+        starts = []
+        for is_dst in (True, False):
+            instant = tz.localize(midnight, is_dst=is_dst).astimezone(pytz.utc)
+            if instant.astimezone(tz).date() == day:
+                starts.append(instant.replace(tzinfo=None))
+        return min(starts)
+
+    @api.model
+    def _rule_sql(self, rule, alias="clearing_cdr"):
+        """SQL condition: the ``clearing_cdr`` row ``alias`` fits ``rule`` (see
+        ``_matching_rule``) as ``_find_for_cdr`` reads it: company, currency, OCPI identities
+        (case-insensitive on the CDR side, ours included when the company has one) and the
+        date of its end in the contract time zone within the validity dates."""
+        def column(fname):
+            return SQL.identifier(alias, fname)
+
+        def upper(fname):
+            return SQL("upper(coalesce(%s, ''))", column(fname))
+
+        identity = rule["identity"]
+        if not (identity[0] and identity[1]):
+            return SQL("FALSE")
+        tz = pytz.timezone(rule["tz"] or "UTC")
+        conditions = [
+            SQL("%s = %s", column("company_id"), rule["company"].id),
+            SQL("%s = %s", column("currency_id"), rule["currency"].id),
+            SQL("%s >= %s", column("end_datetime"), self._day_start_utc(rule["date_start"], tz)),
+        ]
+        if rule["date_end"]:
+            conditions.append(SQL("%s < %s", column("end_datetime"), self._day_start_utc(
+                rule["date_end"] + timedelta(days=1), tz)))
+        # we are the CPO: the token is the counterparty's (an eMSP), we sent the CDR
+        theirs, ours = (("token_country_code", "token_party_id"), ("country_code", "party_id"))
+        if rule["role"] == "emsp":
+            theirs, ours = ours, theirs
+        conditions += [SQL("%s = %s", upper(theirs[0]), identity[0]),
+                       SQL("%s = %s", upper(theirs[1]), identity[1])]
+        own = rule["company"].partner_id
+        if own.ocpi_country_code and own.ocpi_party_id:
+            conditions += [SQL("%s = %s", upper(ours[0]), own.ocpi_country_code),
+                           SQL("%s = %s", upper(ours[1]), own.ocpi_party_id)]
+        return SQL("(%s)", SQL(" AND ").join(conditions))
+
+    def _cdrs_leaving(self, vals):
+        """The CDRs attached to ``self`` that the rule written by ``vals`` no longer covers, to
+        be matched again once ``vals`` is written. One query per contract whose rule changes
+        (the dates compared in SQL); CDRs that still fit are not touched.
+
+        Raises a UserError -- nothing is written then -- when one of them can no longer change
+        contract: locked by its clearing period, excluded, disputed (``_contract_movable_domain``
+        of clearing.cdr)."""
+        leaving = self.env["clearing.cdr"]
+        contracts = self.filtered("id")
+        if not contracts:
+            return leaving
+        # every CDR of the contract, whoever writes (a record rule must not hide a locked one)
+        cdr_model = leaving.sudo()
+        cdr_model.flush_model()
+        movable = cdr_model._search(cdr_model._contract_movable_domain()).where_clause
+        locked = cdr_model._search([("locked", "=", True)]).where_clause
+        table = cdr_model._table
+        for contract in contracts:
+            rule = contract._matching_rule(vals)
+            old_rule = contract._matching_rule()
+            if rule == old_rule or not all(
+                    rule[key] for key in ("company", "currency", "role", "date_start", "tz")):
+                continue  # nothing changes, or the write fails on a required field
+            query = cdr_model._search([("contract_id", "=", contract.id)],
+                                      order="end_datetime, id")
+            query.add_where(SQL("NOT %s", self._rule_sql(rule, table)))
+            rows = self.env.execute_query(query.select(
+                SQL.identifier(table, "id"),
+                SQL("coalesce(%s, FALSE)", movable),
+                SQL("coalesce(%s, FALSE)", locked),
+                SQL.identifier(table, "ocpi_id"),
+                SQL.identifier(table, "end_datetime"),
+            ))
+            frozen = [row for row in rows if not row[1]]
+            if frozen:
+                raise UserError(contract._frozen_cdrs_message(rule, old_rule, frozen))
+            leaving |= leaving.browse([row[0] for row in rows])
+        return leaving
+
+    def _frozen_cdrs_message(self, rule, old_rule, frozen):
+        """Why the change from ``old_rule`` to ``rule`` is refused: ``frozen`` rows ``(id,
+        movable, locked, ocpi_id, end_datetime)``, earliest end first, would leave."""
+        self.ensure_one()
+        changed = {key for key in rule if rule[key] != old_rule[key]}
+        if changed <= {"date_start", "date_end"}:
+            change = _("the new validity dates")
+        elif changed == {"tz"}:
+            change = _("the validity dates in the new time zone")
+        elif changed == {"currency"}:
+            change = _("the new currency")
+        elif changed == {"identity"}:
+            change = _("the new counterparty")
+        elif changed == {"role"}:
+            change = _("the new role")
+        elif changed == {"company"}:
+            change = _("the new company")
+        else:
+            change = _("the new contract terms")
+        _id, _movable, _locked, ocpi_id, end = frozen[0]
+        args = {
+            "contract": self.name,
+            "count": len(frozen),
+            "cdr": ocpi_id,
+            "date": pytz.utc.localize(end).astimezone(pytz.timezone(rule["tz"] or "UTC")).date(),
+            "change": change,
+        }
+        if all(row[2] for row in frozen):
+            if len(frozen) == 1:
+                return _(
+                    "Contract %(contract)s: the locked CDR %(cdr)s (ended %(date)s) no longer "
+                    "fits %(change)s. Locked CDRs cannot change contract; close this contract "
+                    "and create a new one instead.", **args)
+            return _(
+                "Contract %(contract)s: %(count)s locked CDRs (first: %(cdr)s, ended %(date)s) "
+                "no longer fit %(change)s. Locked CDRs cannot change contract; close this "
+                "contract and create a new one instead.", **args)
+        if len(frozen) == 1:
+            return _(
+                "Contract %(contract)s: CDR %(cdr)s (ended %(date)s), excluded from billing or "
+                "disputed, no longer fits %(change)s. Such a CDR cannot change contract; close "
+                "this contract and create a new one instead.", **args)
+        return _(
+            "Contract %(contract)s: %(count)s CDRs that are locked, excluded from billing or "
+            "disputed (first: %(cdr)s, ended %(date)s) no longer fit %(change)s. These CDRs "
+            "cannot change contract; close this contract and create a new one instead.", **args)

@@ -16,3 +16,4 @@ from . import test_portal
 from . import test_ocpi_batch
 from . import test_tours
 from . import test_cdr_display
+from . import test_contract_rematch
