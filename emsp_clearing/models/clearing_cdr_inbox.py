@@ -16,6 +16,12 @@ arrival order, under the reserved ids. Once stored, a row keeps its key and the 
 (the idempotency record of the push) and drops its copy of the JSON. A CDR that cannot be stored
 then (a database constraint, a concurrent import of the same CDR) is marked with the reason and
 listed in the ingestion log; nothing is dropped silently.
+
+Retention (``clearing.ingestion.log._purge_expired``, daily): a row whose CDR is stored under its
+number is deleted some days after (Settings); the CDR is then the idempotency record (the look-up
+of every channel finds it) and answers GET of the Location. The other final rows stay: an
+*Already stored* row maps its Location to a CDR stored under another number, a *Rejected* row
+holds the only copy of an acknowledged CDR and keeps its key from being queued again.
 """
 
 import json
@@ -199,6 +205,15 @@ class ClearingCdrInbox(models.Model):
         """The queued row answering GET ``/cdrs/<cdr_ref>`` before the CDR is stored."""
         return self.sudo().search([("company_id", "=", company.id), ("cdr_ref", "=", cdr_ref)],
                                   limit=1)
+
+    @api.model
+    def _expired_sql(self, cutoff):
+        """Rows the retention may delete: processed before ``cutoff`` and of no use any more,
+        i.e. their CDR is stored under their number (state ``done``, ``cdr_id = cdr_ref``).
+        Nothing references this table. Kept: queued rows, *Already stored* rows (GET of their
+        Location goes through them), *Rejected* rows (the only copy of an acknowledged CDR, and
+        the key that answers its replays), and stored rows whose CDR was deleted since."""
+        return SQL("state = 'done' AND cdr_id = cdr_ref AND processed_date < %s", cutoff)
 
     # ------------------------------------------------------------------ store (cron)
     @api.model

@@ -9,8 +9,10 @@ and the JSON path (and the CSV column for files). Nothing is dropped silently.
 import json
 import logging
 import re
+from datetime import timedelta
 
 from odoo import _, api, fields, models
+from odoo.tools import SQL
 
 from ..clearing_core import ocpi
 from ..clearing_core.errors import OcpiValidationError
@@ -36,6 +38,28 @@ OUTCOMES = [
     ("unauthorized", "Unauthorized"),
     ("running", "Running"),
 ]
+
+
+# retention (days; 0 = keep forever), company-independent ir.config_parameter; set in Settings
+QUEUE_RETENTION_KEY = "emsp_clearing.push_queue_retention_days"
+UNAUTHORIZED_RETENTION_KEY = "emsp_clearing.unauthorized_log_retention_days"
+RETENTION_DEFAULTS = {QUEUE_RETENTION_KEY: 30, UNAUTHORIZED_RETENTION_KEY: 90}
+PURGE_CHUNK = 5000
+
+
+def retention_days(env, key):
+    """Retention of ``key`` in days: the parameter, its default when absent; 0 (keep forever)
+    when it is not a whole number or negative (a typo must not delete anything)."""
+    value = env["ir.config_parameter"].sudo().get_param(key)
+    if value is False or value is None or not str(value).strip():
+        return RETENTION_DEFAULTS[key]
+    try:
+        days = int(str(value).strip())
+    except ValueError:
+        _logger.warning("System parameter %s=%r is not a number of days: nothing purged",
+                        key, value)
+        return 0
+    return max(days, 0)
 
 
 def _normalized(value):
@@ -109,6 +133,76 @@ class ClearingIngestionLog(models.Model):
         if message is not None:
             vals["message"] = message
         self.write(vals)
+
+    # ------------------------------------------------------------------ retention
+    @api.model
+    def _cron_purge_expired(self):
+        """Scheduled action: apply the retentions, committing each chunk."""
+        self._purge_expired(commit=True)
+
+    @api.model
+    def _purge_expired(self, chunk=PURGE_CHUNK, commit=False):
+        """Delete what outlived its retention (Settings > Clearing > Data Retention):
+
+        * push-queue rows whose CDR is stored under their number
+          (``clearing.cdr.inbox._expired_sql``), processed more than the queue retention ago;
+        * log rows of unauthenticated calls (outcome ``unauthorized``: HTTP 401, no or unknown
+          token), older than their retention. Every other log row is the audit trail and stays.
+
+        One ``DELETE ... WHERE id IN (SELECT ... LIMIT chunk)`` per chunk, in id order from the
+        last id deleted; with ``commit`` (the cron), each chunk is committed and reported
+        through ``ir.cron._notify_progress``. Returns ``{table: rows deleted}``."""
+        now = fields.Datetime.now()
+        targets = []  # (table, condition, label, days)
+        days = retention_days(self.env, QUEUE_RETENTION_KEY)
+        if days:
+            targets.append(("clearing_cdr_inbox",
+                            self.env["clearing.cdr.inbox"]._expired_sql(now - timedelta(days=days)),
+                            "stored push-queue rows", days))
+        days = retention_days(self.env, UNAUTHORIZED_RETENTION_KEY)
+        if days:
+            targets.append(("clearing_ingestion_log",
+                            SQL("outcome = 'unauthorized' AND date < %s",
+                                now - timedelta(days=days)),
+                            "unauthorized OCPI call log rows", days))
+        self.env.flush_all()
+        cr = self.env.cr
+        totals = []
+        for table, condition, _label, _days in targets:
+            cr.execute(SQL("SELECT count(*) FROM %s WHERE %s", SQL.identifier(table), condition))
+            totals.append(cr.fetchone()[0])
+        remaining = sum(totals)
+        done = 0
+        purged = {}
+        for (table, condition, label, days), total in zip(targets, totals):
+            count = 0
+            after = 0
+            while total:
+                cr.execute(SQL(
+                    """DELETE FROM %(table)s WHERE id IN (
+                           SELECT id FROM %(table)s WHERE id > %(after)s AND %(condition)s
+                            ORDER BY id LIMIT %(chunk)s)
+                       RETURNING id""",
+                    table=SQL.identifier(table), after=after, condition=condition, chunk=chunk))
+                ids = [r[0] for r in cr.fetchall()]
+                count += len(ids)
+                done += len(ids)
+                remaining = max(remaining - len(ids), 0)
+                if ids:
+                    after = max(ids)
+                if commit:
+                    self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
+                    cr.commit()
+                if len(ids) < chunk:
+                    break
+            purged[table] = count
+            _logger.info("Retention: purged %d %s older than %d days", count, label, days)
+        if commit:
+            self.env["ir.cron"]._notify_progress(done=done, remaining=0)
+        self.env["clearing.cdr.inbox"].invalidate_model()
+        self.invalidate_model()
+        self.env["clearing.ingestion.log.line"].invalidate_model()
+        return purged
 
     # ------------------------------------------------------------------ ingestion
     @api.model

@@ -1,4 +1,17 @@
-from odoo import fields, models
+from odoo import _, api, fields, models
+from odoo.exceptions import ValidationError
+
+from .clearing_ingestion_log import (
+    QUEUE_RETENTION_KEY,
+    UNAUTHORIZED_RETENTION_KEY,
+    retention_days,
+)
+
+# settings field -> ir.config_parameter (company-independent), days, 0 = keep forever
+_RETENTION_FIELDS = {
+    "clearing_push_queue_retention_days": QUEUE_RETENTION_KEY,
+    "clearing_unauthorized_log_retention_days": UNAUTHORIZED_RETENTION_KEY,
+}
 
 
 class ResConfigSettings(models.TransientModel):
@@ -9,3 +22,38 @@ class ResConfigSettings(models.TransientModel):
         readonly=False,
         digits=(16, 6),
     )
+    # not config_parameter= fields: those delete the parameter when set to 0, and the default
+    # would then come back instead of "keep forever"
+    clearing_push_queue_retention_days = fields.Integer(
+        "Push Queue Retention (days)",
+        help="Rows of the OCPI push queue whose CDR is stored are deleted this many days after "
+             "it was stored (the CDR itself stays and keeps answering replays and GET of its "
+             "Location). 0 keeps them forever.")
+    clearing_unauthorized_log_retention_days = fields.Integer(
+        "Unauthorized Calls Retention (days)",
+        help="Ingestion log rows of unauthenticated OCPI calls (HTTP 401: no, malformed or "
+             "unknown token) are deleted after this many days. Other log rows are kept. "
+             "0 keeps them forever.")
+
+    @api.constrains(*_RETENTION_FIELDS)
+    def _check_clearing_retention(self):
+        for settings in self:
+            for name in _RETENTION_FIELDS:
+                if settings[name] < 0:
+                    raise ValidationError(_(
+                        "%s cannot be negative (0 keeps forever).",
+                        self._fields[name].get_description(self.env)["string"]))
+
+    @api.model
+    def get_values(self):
+        res = super().get_values()
+        for name, key in _RETENTION_FIELDS.items():
+            res[name] = retention_days(self.env, key)
+        return res
+
+    def set_values(self):
+        super().set_values()
+        params = self.env["ir.config_parameter"].sudo()
+        for name, key in _RETENTION_FIELDS.items():
+            if self[name] != retention_days(self.env, key):
+                params.set_param(key, str(self[name]))
