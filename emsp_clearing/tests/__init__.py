@@ -17,3 +17,4 @@ from . import test_ocpi_batch
 from . import test_tours
 from . import test_cdr_display
 from . import test_contract_rematch
+from . import test_retention
