@@ -155,9 +155,11 @@ class TestRetention(OcpiHttpCase):
         self.params.set_param(UNAUTHORIZED_RETENTION_KEY, "10")
         self.assertEqual(self.Log._purge_expired(), {"clearing_ingestion_log": 1})
         self.assertEqual(row.exists(), row)
-        # a value that is not a number of days deletes nothing
+        # a value that is not a number of days deletes nothing (and says so)
         self.params.set_param(QUEUE_RETENTION_KEY, "thirty")
-        self.assertEqual(retention_days(self.env, QUEUE_RETENTION_KEY), 0)
+        with self.assertLogs("odoo.addons.emsp_clearing.models.clearing_ingestion_log",
+                             "WARNING"):
+            self.assertEqual(retention_days(self.env, QUEUE_RETENTION_KEY), 0)
         self.params.set_param(QUEUE_RETENTION_KEY, "-5")
         self.assertEqual(retention_days(self.env, QUEUE_RETENTION_KEY), 0)
         self.Log._purge_expired()
