@@ -183,13 +183,9 @@ class ClearingCdr(models.Model):
         default=lambda self: self.env.company,
     )
 
-    _sql_constraints = [
-        (
-            "ocpi_id_uniq",
-            "unique(company_id, country_code, party_id, ocpi_id)",
-            "A CDR with this id was already received from this party.",
-        ),
-    ]
+    # One CDR per (company, sender, id), the sender compared case-insensitively as OCPI
+    # compares CiStrings: a unique index (clearing_cdr_ingest.py, ``init``), not a table
+    # constraint, which cannot hold expressions.
 
     # ------------------------------------------------------------------
     # Computes

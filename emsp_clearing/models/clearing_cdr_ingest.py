@@ -133,10 +133,17 @@ class ClearingCdr(models.Model):
         tools.create_index(self.env.cr, "clearing_cdr_open_credit_ref_idx", self._table,
                            ["company_id", "credit_reference_id"],
                            where="credit AND credited_cdr_id IS NULL")
-        # "was this CDR received already?" (push, pull, file): by id and sender, the sender
-        # compared case-insensitively (OCPI CiString); also serves look-ups by id alone
-        tools.create_index(self.env.cr, "clearing_cdr_ocpi_key_ci_idx", self._table,
-                           ["ocpi_id", "upper(country_code)", "upper(party_id)"])
+        # One CDR per (id, sender, company), the sender compared case-insensitively (OCPI
+        # CiString), as every look-up of "was this CDR received already?" (push, pull, file)
+        # compares it; the same index serves look-ups by id alone. It replaces the
+        # case-sensitive table constraint and plain index of earlier versions.
+        cr = self.env.cr
+        cr.execute(SQL("ALTER TABLE %s DROP CONSTRAINT IF EXISTS clearing_cdr_ocpi_id_uniq",
+                       SQL.identifier(self._table)))
+        cr.execute(SQL("DROP INDEX IF EXISTS clearing_cdr_ocpi_key_ci_idx"))
+        tools.create_unique_index(
+            cr, "clearing_cdr_ocpi_key_ci_uniq", self._table,
+            ["ocpi_id", "upper(country_code)", "upper(party_id)", "company_id"])
 
     @api.model
     def _ingest_ocpi_batch(self, items, company=None, parsed=None, ids=None):

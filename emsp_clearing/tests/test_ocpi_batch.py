@@ -3,7 +3,10 @@
 
 import copy
 
+import psycopg2
+
 from odoo.tests import tagged
+from odoo.tools import mute_logger
 
 from ..models.clearing_cdr_ingest import ClearingCdr as BatchIngest
 from .ocpi_common import OcpiHttpCase, launcher
@@ -122,3 +125,30 @@ class TestOcpiBatchIngest(OcpiHttpCase):
         self.assertEqual(credit.credited_cdr_id.ocpi_id, "EQ000006")
         self.assertEqual(model.search([("ocpi_id", "=", "EQ000001")]).state, "priced")
         self.assertIn("USD", model.search([("ocpi_id", "=", "EQ-USD")]).unmatched_reason)
+
+    def test_one_cdr_per_id_and_sender_whatever_its_case(self):
+        """The database keeps one CDR per (id, sender, company), the sender compared
+        case-insensitively as every ingestion look-up compares it (OCPI CiString)."""
+        model = self.env["clearing.cdr"]
+        cdr = launcher.make_cdrs(1, prefix="CI")[0]
+        first = model._ingest_ocpi_batch([copy.deepcopy(cdr)], company=self.company)[0]
+        self.assertTrue(first["record"], first["error"])
+        self.env.flush_all()
+        cr = self.env.cr
+        cr.execute("CREATE TEMP TABLE ci_copy AS SELECT * FROM clearing_cdr WHERE id = %s",
+                   [first["record"].id])
+        cr.execute("UPDATE ci_copy SET id = nextval('clearing_cdr_id_seq'), "
+                   "country_code = lower(country_code), party_id = lower(party_id)")
+        with self.assertRaises(psycopg2.errors.UniqueViolation), \
+                mute_logger("odoo.sql_db"), cr.savepoint():
+            cr.execute("INSERT INTO clearing_cdr SELECT * FROM ci_copy")
+        # another id from the same sender, or the same id from another company, is a new CDR
+        cr.execute("UPDATE ci_copy SET id = nextval('clearing_cdr_id_seq'), ocpi_id = 'CI-2'")
+        cr.execute("INSERT INTO clearing_cdr SELECT * FROM ci_copy")
+        other = self.env["res.company"].create({"name": "Other clearing company"})
+        cr.execute("UPDATE ci_copy SET id = nextval('clearing_cdr_id_seq'), ocpi_id = %s, "
+                   "company_id = %s", [cdr["id"], other.id])
+        cr.execute("INSERT INTO clearing_cdr SELECT * FROM ci_copy")
+        self.assertEqual(
+            model.sudo().with_context(active_test=False).search_count(
+                [("ocpi_id", "in", [cdr["id"], "CI-2"])]), 3)
