@@ -595,11 +595,16 @@ class ClearingContract(models.Model):
     # ------------------------------------------------------------------
     # Rule changes: the CDRs attached to a contract follow its rule
     # ------------------------------------------------------------------
-    def _matching_rule(self, vals=None):
+    def _matching_rule(self, vals=None, identities=None):
         """What decides which CDRs belong to the contract (``_find_for_cdr``; the state only
-        concerns new CDRs: a closed contract keeps its CDRs), once ``vals`` is written."""
+        concerns new CDRs: a closed contract keeps its CDRs), once ``vals`` is written.
+
+        ``identities``: ``{partner id: (country code, party id)}``, OCPI identities about to be
+        written on partners (``res.partner.write``), read instead of the stored ones for the
+        counterparty and for our company's partner."""
         self.ensure_one()
         vals = vals or {}
+        identities = identities or {}
 
         def value(fname):
             if fname not in vals:
@@ -607,12 +612,20 @@ class ClearingContract(models.Model):
             field = self._fields[fname]
             return field.convert_to_record(field.convert_to_cache(vals[fname], self), self)
 
-        partner = value("partner_id")
+        def identity(partner):
+            if partner.id in identities:
+                return identities[partner.id]
+            return (partner.ocpi_country_code or False, partner.ocpi_party_id or False)
+
+        company = value("company_id")
+        own = identity(company.partner_id)
         return {
-            "company": value("company_id"),
+            "company": company,
             "currency": value("currency_id"),
             "role": value("role"),
-            "identity": (partner.ocpi_country_code, partner.ocpi_party_id),
+            "identity": identity(value("partner_id")),
+            # ours counts only when complete, as in _find_for_cdr
+            "own": own if own[0] and own[1] else None,
             "date_start": value("date_start"),
             "date_end": value("date_end"),
             "tz": value("tz"),
@@ -660,16 +673,17 @@ class ClearingContract(models.Model):
             theirs, ours = ours, theirs
         conditions += [SQL("%s = %s", upper(theirs[0]), identity[0]),
                        SQL("%s = %s", upper(theirs[1]), identity[1])]
-        own = rule["company"].partner_id
-        if own.ocpi_country_code and own.ocpi_party_id:
-            conditions += [SQL("%s = %s", upper(ours[0]), own.ocpi_country_code),
-                           SQL("%s = %s", upper(ours[1]), own.ocpi_party_id)]
+        own = rule["own"]
+        if own:
+            conditions += [SQL("%s = %s", upper(ours[0]), own[0]),
+                           SQL("%s = %s", upper(ours[1]), own[1])]
         return SQL("(%s)", SQL(" AND ").join(conditions))
 
-    def _cdrs_leaving(self, vals):
-        """The CDRs attached to ``self`` that the rule written by ``vals`` no longer covers, to
-        be matched again once ``vals`` is written. One query per contract whose rule changes
-        (the dates compared in SQL); CDRs that still fit are not touched.
+    def _cdrs_leaving(self, vals, identities=None):
+        """The CDRs attached to ``self`` that the rule written by ``vals`` (and the partner
+        ``identities``, see ``_matching_rule``) no longer covers, to be matched again once they
+        are written. One query per contract whose rule changes (the dates compared in SQL);
+        CDRs that still fit are not touched.
 
         Raises a UserError -- nothing is written then -- when one of them can no longer change
         contract: locked by its clearing period, excluded, disputed (``_contract_movable_domain``
@@ -685,7 +699,7 @@ class ClearingContract(models.Model):
         locked = cdr_model._search([("locked", "=", True)]).where_clause
         table = cdr_model._table
         for contract in contracts:
-            rule = contract._matching_rule(vals)
+            rule = contract._matching_rule(vals, identities)
             old_rule = contract._matching_rule()
             if rule == old_rule or not all(
                     rule[key] for key in ("company", "currency", "role", "date_start", "tz")):
@@ -702,6 +716,8 @@ class ClearingContract(models.Model):
             ))
             frozen = [row for row in rows if not row[1]]
             if frozen:
+                if identities:
+                    raise UserError(contract._frozen_identity_message(rule, old_rule, frozen))
                 raise UserError(contract._frozen_cdrs_message(rule, old_rule, frozen))
             leaving |= leaving.browse([row[0] for row in rows])
         return leaving
@@ -711,6 +727,8 @@ class ClearingContract(models.Model):
         movable, locked, ocpi_id, end_datetime)``, earliest end first, would leave."""
         self.ensure_one()
         changed = {key for key in rule if rule[key] != old_rule[key]}
+        if "company" in changed:
+            changed.discard("own")  # ours is the new company's
         if changed <= {"date_start", "date_end"}:
             change = _("the new validity dates")
         elif changed == {"tz"}:
@@ -752,3 +770,83 @@ class ClearingContract(models.Model):
             "Contract %(contract)s: %(count)s CDRs that are locked, excluded from billing or "
             "disputed (first: %(cdr)s, ended %(date)s) no longer fit %(change)s. These CDRs "
             "cannot change contract; close this contract and create a new one instead.", **args)
+
+    def _frozen_identity_message(self, rule, old_rule, frozen):
+        """Why a partner's new OCPI identity (the ``identities`` of ``_cdrs_leaving``) is
+        refused: ``frozen`` rows as in ``_frozen_cdrs_message`` would leave ``self``."""
+        self.ensure_one()
+        theirs = rule["identity"] != old_rule["identity"]  # else ours changes
+        key = "identity" if theirs else "own"
+        old, new = old_rule[key], rule[key]
+        partner = self.partner_id if theirs else self.company_id.partner_id
+        if theirs and all(new):
+            advice = _("Keep this identity and give the new one to a new partner with its own "
+                       "contracts.")
+        else:  # our company, or no identity any more
+            advice = _("Keep this identity.")
+        none = _("no identity")
+
+        def label(identity):
+            return "*".join(identity) if identity and all(identity) else none
+
+        _id, _movable, _locked, ocpi_id, end = frozen[0]
+        args = {
+            "partner": partner.display_name,
+            "old": label(old),
+            "new": label(new),
+            "contract": self.name,
+            "count": len(frozen),
+            "cdr": ocpi_id,
+            "date": pytz.utc.localize(end).astimezone(pytz.timezone(rule["tz"] or "UTC")).date(),
+            "advice": advice,
+        }
+        if all(row[2] for row in frozen):
+            if len(frozen) == 1:
+                return _(
+                    "%(partner)s cannot change its OCPI identity from %(old)s to %(new)s: the "
+                    "locked CDR %(cdr)s (ended %(date)s) would no longer fit its contract "
+                    "%(contract)s. Locked CDRs cannot change contract. %(advice)s", **args)
+            return _(
+                "%(partner)s cannot change its OCPI identity from %(old)s to %(new)s: "
+                "%(count)s locked CDRs (first: %(cdr)s, ended %(date)s) would no longer fit "
+                "their contract %(contract)s. Locked CDRs cannot change contract. %(advice)s",
+                **args)
+        if len(frozen) == 1:
+            return _(
+                "%(partner)s cannot change its OCPI identity from %(old)s to %(new)s: CDR "
+                "%(cdr)s (ended %(date)s), excluded from billing or disputed, would no longer "
+                "fit its contract %(contract)s. Such a CDR cannot change contract. %(advice)s",
+                **args)
+        return _(
+            "%(partner)s cannot change its OCPI identity from %(old)s to %(new)s: %(count)s "
+            "CDRs that are locked, excluded from billing or disputed (first: %(cdr)s, ended "
+            "%(date)s) would no longer fit their contract %(contract)s. These CDRs cannot "
+            "change contract. %(advice)s", **args)
+
+    # ------------------------------------------------------------------
+    # Partner identity changes: the CDRs follow the OCPI identities too
+    # ------------------------------------------------------------------
+    @api.model
+    def _identity_change_prepare(self, identities):
+        """Before ``res.partner.write`` gives the partners of ``identities`` (``{partner id:
+        (country code, party id)}``) their new OCPI identity: the contracts whose rule changes
+        (counterparty or our company's partner among those partners; any state: a closed
+        contract keeps its CDRs) and the CDRs leaving them, to hand to ``_identity_change_apply``
+        once written. Raises a UserError naming the partner and the contract -- nothing is
+        written then -- when one of them cannot change contract (see ``_cdrs_leaving``)."""
+        # every contract, whoever writes the partner (the rule is the data's, not the user's)
+        contracts = self.sudo().search([
+            "|", ("partner_id", "in", list(identities)),
+            ("company_id.partner_id", "in", list(identities)),
+        ])
+        contracts = contracts.filtered(
+            lambda c: c._matching_rule(identities=identities) != c._matching_rule())
+        return contracts, contracts._cdrs_leaving({}, identities)
+
+    def _identity_change_apply(self, leaving):
+        """Once the identities are written: as ``write`` does for a rule change, the unmatched
+        CDRs that may now fit the active contracts of ``self`` are matched, then ``leaving`` go
+        to another contract that fits, or unmatched with the reason."""
+        self.filtered(lambda c: c.state == "active")._rematch_unmatched_cdrs()
+        if leaving:
+            leaving._match_and_price()

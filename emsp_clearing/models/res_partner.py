@@ -5,6 +5,14 @@ from odoo.exceptions import ValidationError
 
 COUNTRY_CODE_RE = re.compile(r"^[A-Z]{2}$")
 PARTY_ID_RE = re.compile(r"^[A-Z0-9]{3}$")
+IDENTITY_FIELDS = ("ocpi_country_code", "ocpi_party_id")
+# Context key: (partner id, country code, party id) of the identity changes whose contracts the
+# running partner write re-checks already (the commercial sync writes them again on contacts).
+HANDLED_IDENTITIES = "clearing_ocpi_identities_handled"
+# Context key: an identity written with it leaves every CDR where it is (no check, no re-match);
+# honoured in superuser environments only, for fixtures and data fixes that set an identity
+# whatever the CDRs say (the tests' own identities over the demo data: tests/common.py).
+KEEP_CDRS = "clearing_identity_keep_cdrs"
 
 
 class ResPartner(models.Model):
@@ -107,10 +115,56 @@ class ResPartner(models.Model):
         had_identity = "ocpi_country_code" in vals or "ocpi_party_id" in vals or (
             not self._OCPI_LOOKUP_FIELDS.isdisjoint(vals)
             and any(p.ocpi_country_code for p in self))
-        res = super().write(vals)
+        if self.env.su and self.env.context.get(KEEP_CDRS):
+            pending = {}
+        else:
+            pending = self._ocpi_pending_identities(vals)
+        partners = self
+        if pending:
+            # the contracts whose rule changes and the CDRs leaving them, found (and refused
+            # when one of them can no longer change contract) before anything is written
+            contracts, leaving = self.env["clearing.contract"]._identity_change_prepare(pending)
+            handled = [tuple(item) for item in self.env.context.get(HANDLED_IDENTITIES) or ()]
+            handled += [(pid, *identity) for pid, identity in pending.items()]
+            partners = self.with_context(**{HANDLED_IDENTITIES: tuple(handled)})
+        res = super(ResPartner, partners).write(vals)
         if had_identity:
             self.env.registry.clear_cache()  # CDR ingestion memo (clearing_ingest_cache.py)
+        if pending:
+            contracts._identity_change_apply(leaving)
         return res
+
+    def _ocpi_pending_identities(self, vals):
+        """``{partner id: (country code, party id)}``: the OCPI identities that writing ``vals``
+        on ``self`` changes, with the contacts to which the write passes them on (a commercial
+        entity's written commercial fields go to its non-company contacts, as in
+        ``_commercial_sync_to_children``); unchanged identities and those that an enclosing
+        write handles already left out.
+
+        A write that also changes ``parent_id`` or ``is_company`` syncs the contacts through
+        nested writes, each handling its own identity changes. Empty when an identity is
+        invalid: ``_check_ocpi_identity`` refuses the write."""
+        if not any(fname in vals for fname in IDENTITY_FIELDS):
+            return {}
+        partners = self.sudo()  # as the commercial sync, which reads and writes in sudo
+        if "parent_id" not in vals and "is_company" not in vals:
+            level = partners.filtered(lambda p: p.commercial_partner_id == p)
+            while level:
+                level = level.child_ids.filtered(lambda c: not c.is_company) - partners
+                partners |= level
+        handled = {tuple(item) for item in self.env.context.get(HANDLED_IDENTITIES) or ()}
+        pending = {}
+        for partner in partners:
+            old = (partner.ocpi_country_code or False, partner.ocpi_party_id or False)
+            new = tuple((vals[fname] or False) if fname in vals else old[index]
+                        for index, fname in enumerate(IDENTITY_FIELDS))
+            if new == old or (partner.id, *new) in handled:
+                continue
+            if any(new) and not (new[0] and new[1] and COUNTRY_CODE_RE.match(new[0])
+                                 and PARTY_ID_RE.match(new[1])):
+                return {}
+            pending[partner.id] = new
+        return pending
 
     def unlink(self):
         had_identity = any(p.ocpi_country_code for p in self)

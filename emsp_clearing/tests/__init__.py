@@ -18,3 +18,4 @@ from . import test_tours
 from . import test_cdr_display
 from . import test_contract_rematch
 from . import test_retention
+from . import test_partner_rematch

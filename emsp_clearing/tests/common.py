@@ -86,7 +86,9 @@ class ClearingCase(TransactionCase):
         super().setUpClass()
         cls.env = cls.env(context=dict(cls.env.context, tracking_disable=True))
         cls.company = cls.env.company
-        cls.company.partner_id.write(
+        # over the demo data too, whose locked CDRs keep our demo identity: without the
+        # context key the change would be refused (test_partner_rematch.py)
+        cls.company.partner_id.with_context(clearing_identity_keep_cdrs=True).write(
             {"ocpi_country_code": "FR", "ocpi_party_id": "TST", "ocpi_is_cpo": True}
         )
         cls.company.clearing_price_tolerance = 0.01

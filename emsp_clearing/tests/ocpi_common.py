@@ -40,8 +40,9 @@ class OcpiHttpCase(HttpCase):
         super().setUpClass()
         cls.env = cls.env(context=dict(cls.env.context, tracking_disable=True, ocpi_backoff=0.01))
         cls.company = cls.env.company
-        cls.company.partner_id.write({"ocpi_country_code": "DE", "ocpi_party_id": "MSP",
-                                      "ocpi_is_emsp": True})
+        # over the demo data too (see ClearingCase in common.py)
+        cls.company.partner_id.with_context(clearing_identity_keep_cdrs=True).write({
+            "ocpi_country_code": "DE", "ocpi_party_id": "MSP", "ocpi_is_emsp": True})
         cls.eur = cls.env.ref("base.EUR")
         cls.eur.active = True
         cls.cpo = cls.env["res.partner"].create({
