@@ -581,14 +581,20 @@ class ClearingContract(models.Model):
             }
             domain = [("company_id", "=", company.id), ("match_state", "=", "unmatched")]
             identity_domains = []
+            # the CDR side case-insensitively, as _find_for_cdr reads it (OCPI CiString):
+            # "=ilike" is an exact comparison here, a partner identity being letters and
+            # digits only (res.partner._check_ocpi_identity)
             for country, party in identities:
+                if not (country and party):
+                    continue
                 identity_domains.append(
-                    ["|", "&", ("token_country_code", "=", country),
-                     ("token_party_id", "=", party),
-                     "&", ("country_code", "=", country), ("party_id", "=", party)]
+                    ["|", "&", ("token_country_code", "=ilike", country),
+                     ("token_party_id", "=ilike", party),
+                     "&", ("country_code", "=ilike", country), ("party_id", "=ilike", party)]
                 )
-            if identity_domains:
-                domain = expression.AND([domain, expression.OR(identity_domains)])
+            if not identity_domains:
+                continue  # a contract without an OCPI identity matches no CDR
+            domain = expression.AND([domain, expression.OR(identity_domains)])
             cdrs = cdr_model.search(domain)
             cdrs._match_and_price()
 

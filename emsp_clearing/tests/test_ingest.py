@@ -232,6 +232,24 @@ class TestIngest(ClearingCase):
         self.assertEqual(cdr.state, "priced")
         self.assertAlmostEqual(cdr.amount_untaxed, 2.0)
 
+    def test_rematch_compares_identities_case_insensitively(self):
+        """OCPI identities are CiStrings: a CDR sent with a lower-case issuer is matched when
+        its contract appears, like one sent in capitals."""
+        newcomer = self.env["res.partner"].create(
+            {"name": "Newcomer", "is_company": True, "ocpi_country_code": "NL",
+             "ocpi_party_id": "NEW"}
+        )
+        cdr = self.Cdr._ingest_ocpi(
+            make_ocpi_cdr("N-2", datetime(2026, 4, 10, 8, 0), [(0, {"ENERGY": 10.0})],
+                          issuer=("nl", "new"))
+        )
+        self.assertEqual(cdr.state, "unmatched")
+        contract = self._contract(partner=newcomer, date_start="2026-04-01",
+                                  lines=[{"dimension": "ENERGY", "price": 0.2}])
+        self.assertEqual(cdr.contract_id, contract)
+        self.assertEqual(cdr.state, "priced")
+        self.assertAlmostEqual(cdr.amount_untaxed, 2.0)
+
     def test_applied_tariff_snapshot_and_reprice(self):
         cdr = self.Cdr._ingest_ocpi(
             make_ocpi_cdr("S-1", datetime(2026, 4, 18, 8, 0), [(0, {"ENERGY": 10.0})])
