@@ -3,6 +3,8 @@ import logging
 from datetime import timezone
 from decimal import Decimal
 
+import pytz
+
 from odoo import _, api, fields, models, tools
 from odoo.exceptions import UserError, ValidationError
 
@@ -383,6 +385,73 @@ class ClearingCdr(models.Model):
     # Matching and pricing
     # ------------------------------------------------------------------
     def _match(self):
+        """Attach each CDR to its contract (``clearing.contract._find_for_cdr``) or store it
+        unmatched, with the reason and the counterparty its OCPI identities name.
+
+        Set-based, for the thousands of CDRs a contract or partner change moves: the candidate
+        contracts are searched once per (company, sender, token issuer), the choice among them
+        made once per (those, currency, end date in each of their time zones) -- all that
+        ``_find_for_cdr`` reads --, the counterparty of unmatched CDRs looked up once per
+        (company, sender, issuer), and the CDRs given the same values written together (one
+        ``write``, hence one period assignment, per group; the tracked fields are still tracked
+        per CDR by mail.thread). Stores what ``_match_itemwise`` stores CDR by CDR
+        (tests/test_rematch_batch.py)."""
+        if not self:
+            return
+        # the first locked CDR refuses the whole call, as the first write on it did
+        self._check_not_locked()
+        contract_model = self.env["clearing.contract"]
+        candidates_memo, select_memo, partner_memo = {}, {}, {}
+        groups = {}
+        for cdr in self:
+            company = cdr.company_id
+            ident = (company.id, cdr.country_code, cdr.party_id, cdr.token_country_code,
+                     cdr.token_party_id)
+            if ident not in candidates_memo:
+                contracts, reason = contract_model._match_candidates(company, *ident[1:])
+                zones = tuple(pytz.timezone(tz) for tz in sorted(set(contracts.mapped("tz"))))
+                candidates_memo[ident] = (contracts, reason, zones)
+            contracts, reason, zones = candidates_memo[ident]
+            contract = contract_model
+            if not reason:
+                end = cdr.end_datetime
+                utc_end = pytz.utc.localize(end)
+                key = (ident, cdr.currency_id.id,
+                       tuple(utc_end.astimezone(zone).date() for zone in zones))
+                if key not in select_memo:
+                    select_memo[key] = contracts._match_select(cdr.currency_id, end)
+                contract, reason = select_memo[key]
+            if contract:
+                vals = (contract.id, contract.partner_id.id, "matched", False)
+            else:
+                if ident not in partner_memo:
+                    partner_memo[ident] = self._match_unmatched_partner(*ident).id
+                vals = (False, partner_memo[ident], "unmatched", reason)
+            groups.setdefault(vals, []).append(cdr.id)
+        for (contract_id, partner_id, match_state, reason), ids in groups.items():
+            self.browse(ids).write({
+                "contract_id": contract_id,
+                "partner_id": partner_id,
+                "match_state": match_state,
+                "unmatched_reason": reason,
+            })
+
+    @api.model
+    def _match_unmatched_partner(self, company_id, country_code, party_id, token_country_code,
+                                 token_party_id):
+        """The counterparty of an unmatched CDR: the token issuer's when we sent it, else the
+        sender's (``res.partner._find_by_ocpi_identity``)."""
+        company = self.env["res.company"].browse(company_id)
+        own = company.partner_id
+        partner_model = self.env["res.partner"]
+        if (country_code, party_id) == (own.ocpi_country_code, own.ocpi_party_id):
+            return partner_model._find_by_ocpi_identity(token_country_code, token_party_id,
+                                                        company)
+        return partner_model._find_by_ocpi_identity(country_code, party_id, company)
+
+    def _match_itemwise(self):
+        """``_match`` CDR by CDR, as it was before it went set-based: the reference the tests
+        compare ``_match`` with (tests/test_rematch_batch.py)."""
         contract_model = self.env["clearing.contract"]
         partner_model = self.env["res.partner"]
         for cdr in self:
@@ -418,12 +487,27 @@ class ClearingCdr(models.Model):
             )
 
     def _match_and_price(self, tariff_cache=None, parsed=None):
-        """(Re)attach the contract of each CDR and price the matched ones."""
+        """(Re)attach the contract of each CDR and price the matched ones (set-based: see
+        ``_match`` and ``_price``)."""
         self._match()
+        matched = self.filtered(lambda c: c.match_state == "matched")
+        # unpriced values depend on the CDR's volumes only: CDRs alike are written together
+        groups = {}
+        for cdr in self - matched:
+            vals = cdr._empty_pricing_vals()
+            groups.setdefault(tuple(sorted(vals.items())), []).append(cdr.id)
+        for vals, ids in groups.items():
+            self.browse(ids).write(dict(vals))
+        matched._price(tariff_cache=tariff_cache, parsed=parsed)
+
+    def _match_and_price_itemwise(self, tariff_cache=None, parsed=None):
+        """``_match_and_price`` CDR by CDR, as it was before it went set-based: the reference
+        the tests compare it with (tests/test_rematch_batch.py)."""
+        self._match_itemwise()
         matched = self.filtered(lambda c: c.match_state == "matched")
         for cdr in self - matched:
             cdr.write(cdr._empty_pricing_vals())
-        matched._price(tariff_cache=tariff_cache, parsed=parsed)
+        matched._price_itemwise(tariff_cache=tariff_cache, parsed=parsed)
 
     def _volumes(self):
         """(kWh, charging hours, parking hours) of the CDR, signed like its amounts.
@@ -484,7 +568,31 @@ class ClearingCdr(models.Model):
         return tariff_dict, tariff
 
     def _price(self, tariff_cache=None, parsed=None):
-        """Price matched CDRs with their contract grid and store rounded amounts."""
+        """Price matched CDRs with their contract grid and store rounded amounts.
+
+        Every CDR is priced before any is written (a CDR that cannot be priced refuses the
+        call, as it did CDR by CDR); its OCPI JSON is parsed once."""
+        tariff_cache = {} if tariff_cache is None else tariff_cache
+        parsed = parsed or {}
+        vals_list = []
+        for cdr in self:
+            contract = cdr.contract_id
+            tariff_dict, tariff = self._contract_tariff(contract, tariff_cache)
+            ocpi_cdr = parsed.get(cdr.id) or cdr._parse_ocpi(cdr.raw_json)
+            try:
+                result = pricing.price_cdr(ocpi_cdr, tariff, tz=contract.tz)
+            except OcpiValidationError as error:
+                raise ValidationError(
+                    _("CDR %(cdr)s cannot be priced: %(error)s", cdr=cdr.ocpi_id,
+                      error=error)
+                ) from error
+            vals_list.append(cdr._pricing_vals(result, tariff_dict))
+        for cdr, vals in zip(self, vals_list):
+            cdr.write(vals)
+
+    def _price_itemwise(self, tariff_cache=None, parsed=None):
+        """``_price`` as it was before it went set-based: the reference the tests compare it
+        with (tests/test_rematch_batch.py)."""
         tariff_cache = {} if tariff_cache is None else tariff_cache
         parsed = parsed or {}
         for cdr in self:

@@ -483,17 +483,32 @@ class ClearingContract(models.Model):
     def _find_for_cdr(self, cdr):
         """Contract of ``cdr`` (a clearing.cdr record) and, when none, why.
 
-        Returns ``(contract, reason)``; ``contract`` is empty when unmatched.
-        """
-        company = cdr.company_id
+        Returns ``(contract, reason)``; ``contract`` is empty when unmatched. Two steps: the
+        contracts of the CDR's identities (``_match_candidates``, the same for every CDR of a
+        company, sender and token issuer), then the one its currency and end date select
+        (``_match_select``); ``clearing.cdr._match`` memoises the first per identities and the
+        second per currency and local end dates."""
+        contracts, reason = self._match_candidates(
+            cdr.company_id, cdr.country_code, cdr.party_id, cdr.token_country_code,
+            cdr.token_party_id)
+        if reason:
+            return contracts, reason
+        return contracts._match_select(cdr.currency_id, cdr.end_datetime)
+
+    @api.model
+    def _match_candidates(self, company, country_code, party_id, token_country_code,
+                          token_party_id):
+        """``(contracts, reason)``: the active contracts of ``company`` a CDR with this sender
+        and token issuer can belong to, whatever its currency and date -- or no contract and
+        why (the final reason of ``_find_for_cdr`` then)."""
         own = company.partner_id
         own_identity = (
             (own.ocpi_country_code, own.ocpi_party_id)
             if own.ocpi_country_code and own.ocpi_party_id
             else None
         )
-        sender = ((cdr.country_code or "").upper(), (cdr.party_id or "").upper())
-        issuer = ((cdr.token_country_code or "").upper(), (cdr.token_party_id or "").upper())
+        sender = ((country_code or "").upper(), (party_id or "").upper())
+        issuer = ((token_country_code or "").upper(), (token_party_id or "").upper())
         # (role, counterparty identity, label) the CDR can belong to.
         candidates = []
         if own_identity is None or sender == own_identity:
@@ -527,8 +542,16 @@ class ClearingContract(models.Model):
             return self.browse(), _(" nor ").join(
                 [missing for _role, _identity, missing in candidates]
             )
+        return contracts, False
+
+    def _match_select(self, currency, end_datetime):
+        """``(contract, reason)`` of ``_find_for_cdr`` among the candidate contracts ``self``
+        (``_match_candidates``) for a CDR in ``currency`` ended at ``end_datetime`` (naive
+        UTC): it depends on nothing else than the currency and the end date in the time zone
+        of each contract in that currency."""
+        contracts = self
         reasons = []
-        in_currency = contracts.filtered(lambda c: c.currency_id == cdr.currency_id)
+        in_currency = contracts.filtered(lambda c: c.currency_id == currency)
         for contract in contracts - in_currency:
             reasons.append(
                 _(
@@ -536,12 +559,12 @@ class ClearingContract(models.Model):
                     "%(cdr_currency)s",
                     contract=contract.name,
                     contract_currency=contract.currency_id.name,
-                    cdr_currency=cdr.currency_id.name,
+                    cdr_currency=currency.name,
                 )
             )
         valid = self.browse()
         for contract in in_currency:
-            end_date = contract._local_date(cdr.end_datetime)
+            end_date = contract._local_date(end_datetime)
             if contract.date_start <= end_date and (
                 not contract.date_end or end_date <= contract.date_end
             ):
