@@ -574,19 +574,7 @@ class ClearingCdr(models.Model):
         call, as it did CDR by CDR); its OCPI JSON is parsed once."""
         tariff_cache = {} if tariff_cache is None else tariff_cache
         parsed = parsed or {}
-        vals_list = []
-        for cdr in self:
-            contract = cdr.contract_id
-            tariff_dict, tariff = self._contract_tariff(contract, tariff_cache)
-            ocpi_cdr = parsed.get(cdr.id) or cdr._parse_ocpi(cdr.raw_json)
-            try:
-                result = pricing.price_cdr(ocpi_cdr, tariff, tz=contract.tz)
-            except OcpiValidationError as error:
-                raise ValidationError(
-                    _("CDR %(cdr)s cannot be priced: %(error)s", cdr=cdr.ocpi_id,
-                      error=error)
-                ) from error
-            vals_list.append(cdr._pricing_vals(result, tariff_dict))
+        vals_list = [cdr._priced_vals(tariff_cache, parsed) for cdr in self]
         for cdr, vals in zip(self, vals_list):
             cdr.write(vals)
 
@@ -596,17 +584,22 @@ class ClearingCdr(models.Model):
         tariff_cache = {} if tariff_cache is None else tariff_cache
         parsed = parsed or {}
         for cdr in self:
-            contract = cdr.contract_id
-            tariff_dict, tariff = self._contract_tariff(contract, tariff_cache)
-            ocpi_cdr = parsed.get(cdr.id) or cdr._parse_ocpi(cdr.raw_json)
-            try:
-                result = pricing.price_cdr(ocpi_cdr, tariff, tz=contract.tz)
-            except OcpiValidationError as error:
-                raise ValidationError(
-                    _("CDR %(cdr)s cannot be priced: %(error)s", cdr=cdr.ocpi_id,
-                      error=error)
-                ) from error
-            cdr.write(cdr._pricing_vals(result, tariff_dict))
+            cdr.write(cdr._priced_vals(tariff_cache, parsed))
+
+    def _priced_vals(self, tariff_cache, parsed):
+        """Stored pricing values of the matched CDR under its contract grid (``parsed``: its
+        OCPI CDR by record id when already parsed)."""
+        self.ensure_one()
+        contract = self.contract_id
+        tariff_dict, tariff = self._contract_tariff(contract, tariff_cache)
+        ocpi_cdr = parsed.get(self.id) or self._parse_ocpi(self.raw_json)
+        try:
+            result = pricing.price_cdr(ocpi_cdr, tariff, tz=contract.tz)
+        except OcpiValidationError as error:
+            raise ValidationError(
+                _("CDR %(cdr)s cannot be priced: %(error)s", cdr=self.ocpi_id, error=error)
+            ) from error
+        return self._pricing_vals(result, tariff_dict)
 
     def _pricing_vals(self, result, tariff_dict):
         """Stored values for a pricing.PriceResult, rounded to the CDR currency."""

@@ -4,6 +4,8 @@ from datetime import datetime, timedelta
 
 from odoo import Command
 
+from freezegun import freeze_time
+
 from .common import ClearingCase, make_ocpi_cdr
 
 
@@ -51,3 +53,34 @@ class PeriodCase(ClearingCase):
             end=end, issuer=issuer, **extra,
         )
         return cls.env["clearing.cdr"]._ingest_ocpi(data)
+
+
+class RematchCase(PeriodCase):
+    """Assertions of the tests of rule changes (contract or partner identity) that move CDRs;
+    the subclass defines ``march_10``, ``march_11`` and ``april_5``."""
+
+    def snapshot(self, cdrs):
+        """What a rule change must leave alone on a CDR that still fits."""
+        return {cdr.id: (cdr.contract_id, cdr.partner_id, cdr.period_id, cdr.state,
+                         cdr.amount_untaxed, cdr.amount_total, cdr.priced_date,
+                         cdr.unmatched_reason)
+                for cdr in cdrs}
+
+    def assertDetached(self, cdr, reason):
+        self.assertFalse(cdr.contract_id)
+        self.assertEqual(cdr.match_state, "unmatched")
+        self.assertEqual(cdr.state, "unmatched")
+        self.assertEqual(cdr.unmatched_reason, reason)
+        self.assertEqual((cdr.amount_untaxed, cdr.amount_tax, cdr.amount_total), (0, 0, 0))
+        self.assertFalse(cdr.priced_date)
+        self.assertFalse(cdr.period_id)
+
+    def _lock_march(self, cdrs=None):
+        """Lock the March periods: of every contract, or of ``cdrs`` only."""
+        with freeze_time("2026-04-08 06:00:00"):
+            if cdrs is None:
+                self.Period._cron_lock_periods()
+            else:
+                cdrs.period_id._lock()
+        self.assertTrue(self.march_10.locked and self.march_11.locked)
+        self.assertFalse(self.april_5.locked)

@@ -9,11 +9,11 @@ from odoo.exceptions import UserError
 from odoo.tests import tagged
 
 from .common import make_ocpi_cdr
-from .period_common import PeriodCase
+from .period_common import RematchCase
 
 
 @tagged("post_install", "-at_install")
-class TestContractRematch(PeriodCase):
+class TestContractRematch(RematchCase):
     """``cls.contract``: FR*TEM, EUR, from 2026-01-01 (open-ended), Europe/Paris, 0.30/kWh +
     1.00 per session, 20 % VAT."""
 
@@ -28,19 +28,8 @@ class TestContractRematch(PeriodCase):
             cls.april_5 = cls._session("2026-04-05T10:00:00", kwh=10.0)
         cls.cdrs = cls.march_10 | cls.march_11 | cls.april_1 | cls.april_5
 
-    def snapshot(self, cdrs):
-        return {cdr.id: (cdr.contract_id, cdr.period_id, cdr.state, cdr.amount_untaxed,
-                         cdr.amount_total, cdr.priced_date, cdr.unmatched_reason)
-                for cdr in cdrs}
-
     def assertDetached(self, cdr, reason):
-        self.assertFalse(cdr.contract_id)
-        self.assertEqual(cdr.match_state, "unmatched")
-        self.assertEqual(cdr.state, "unmatched")
-        self.assertEqual(cdr.unmatched_reason, reason)
-        self.assertEqual((cdr.amount_untaxed, cdr.amount_tax, cdr.amount_total), (0, 0, 0))
-        self.assertFalse(cdr.priced_date)
-        self.assertFalse(cdr.period_id)
+        super().assertDetached(cdr, reason)
         self.assertEqual(cdr.partner_id, self.emsp)  # still known for follow-up
 
     def test_priced_under_the_contract(self):
@@ -148,12 +137,6 @@ class TestContractRematch(PeriodCase):
         self.assertFalse((self.april_1 | self.april_5).contract_id)
         # a closed contract matches no new CDR
         self.assertIn("no active contract", self.april_5.unmatched_reason)
-
-    def _lock_march(self):
-        with freeze_time("2026-04-08 06:00:00"):
-            self.Period._cron_lock_periods()
-        self.assertTrue(self.march_10.locked and self.march_11.locked)
-        self.assertFalse(self.april_5.locked)
 
     def test_locked_cdrs_outside_refuse_the_change(self):
         self._lock_march()

@@ -13,11 +13,11 @@ from odoo.exceptions import UserError
 from odoo.tests import tagged
 
 from .common import make_ocpi_cdr
-from .period_common import PeriodCase
+from .period_common import RematchCase
 
 
 @tagged("post_install", "-at_install")
-class TestPartnerRematch(PeriodCase):
+class TestPartnerRematch(RematchCase):
     """``cls.contract``: with ``cls.emsp`` (FR*TEM, a contact ``cls.billing_contact`` sharing
     the identity), our company FR*TST, EUR, from 2026-01-01, Europe/Paris, 0.30/kWh + 1.00 per
     session, 20 % VAT.
@@ -63,21 +63,6 @@ class TestPartnerRematch(PeriodCase):
                              issuer=issuer)
         return cls.env["clearing.cdr"]._ingest_ocpi(data, company=cls.company_b)
 
-    def snapshot(self, cdrs):
-        return {cdr.id: (cdr.contract_id, cdr.partner_id, cdr.period_id, cdr.state,
-                         cdr.amount_untaxed, cdr.amount_total, cdr.priced_date,
-                         cdr.unmatched_reason)
-                for cdr in cdrs}
-
-    def assertDetached(self, cdr, reason):
-        self.assertFalse(cdr.contract_id)
-        self.assertEqual(cdr.match_state, "unmatched")
-        self.assertEqual(cdr.state, "unmatched")
-        self.assertEqual(cdr.unmatched_reason, reason)
-        self.assertEqual((cdr.amount_untaxed, cdr.amount_tax, cdr.amount_total), (0, 0, 0))
-        self.assertFalse(cdr.priced_date)
-        self.assertFalse(cdr.period_id)
-
     def assertPriced(self, cdr, contract, amount_untaxed, vat=0.2):
         self.assertEqual(cdr.contract_id, contract)
         self.assertEqual(cdr.partner_id, contract.partner_id)
@@ -88,16 +73,6 @@ class TestPartnerRematch(PeriodCase):
         self.assertAlmostEqual(cdr.amount_untaxed, amount_untaxed)
         self.assertAlmostEqual(cdr.amount_total, amount_untaxed * (1 + vat))
         self.assertTrue(cdr.priced_date)
-
-    def _lock_march(self, cdrs=None):
-        """Lock the March periods: of every contract, or of ``cdrs`` only."""
-        with freeze_time("2026-04-08 06:00:00"):
-            if cdrs is None:
-                self.Period._cron_lock_periods()
-            else:
-                cdrs.period_id._lock()
-        self.assertTrue(self.march_10.locked and self.march_11.locked)
-        self.assertFalse(self.april_5.locked)
 
     def test_set_up(self):
         self.assertEqual(self.cdrs.contract_id, self.contract)
