@@ -35,7 +35,8 @@ import threading
 import time
 import urllib.request
 
-from odoo_bench import REPO, create_db, drop_db, free_port, launcher, odoo_args, pg_connect
+from odoo_bench import (REPO, bench_contract, bench_parties, create_db, drop_db, free_port, launcher,
+                        odoo_args, pg_connect)
 
 
 _CONFIGURED = []
@@ -55,29 +56,13 @@ def setup_data(db):
     """Our company = eMSP DE*MSP, partner CPO NL*CPO with an active contract and a registered
     connection; returns (connection id, token C)."""
     odoo, registry = odoo_env(db)
-    from odoo import Command, api
+    from odoo import api
     sys.path.insert(0, os.path.join(REPO, "emsp_clearing"))
     from clearing_core import ocpi_transport as ot
     with registry.cursor() as cr:
         env = api.Environment(cr, odoo.SUPERUSER_ID, {"tracking_disable": True})
-        company = env.company
-        company.partner_id.write({"ocpi_country_code": "DE", "ocpi_party_id": "MSP",
-                                  "ocpi_is_emsp": True})
-        eur = env.ref("base.EUR")
-        eur.active = True
-        cpo = env["res.partner"].create({"name": "Bench CPO", "is_company": True,
-                                         "ocpi_country_code": "NL", "ocpi_party_id": "CPO",
-                                         "ocpi_is_cpo": True})
-        tax = env["account.tax"].create({"name": "Bench VAT 21%", "amount": 21.0,
-                                         "amount_type": "percent", "type_tax_use": "purchase",
-                                         "company_id": company.id})
-        contract = env["clearing.contract"].create({
-            "partner_id": cpo.id, "role": "emsp", "currency_id": eur.id,
-            "date_start": "2015-01-01", "tz": "Europe/Amsterdam",
-            "tax_ids": [Command.set(tax.ids)],
-            "price_line_ids": [Command.create({"dimension": "ENERGY", "price": 0.30}),
-                               Command.create({"dimension": "TIME", "price": 1.0})]})
-        contract.action_activate()
+        _company, cpo, tax = bench_parties(env)
+        bench_contract(env, cpo, tax)
         token = ot.generate_token()
         conn = env["clearing.ocpi.connection"].create({
             "name": "bench", "partner_id": cpo.id, "state": "registered",

@@ -26,7 +26,7 @@ import os
 import sys
 import time
 
-from odoo_bench import create_db, drop_db, launcher, odoo_args
+from odoo_bench import bench_contract, bench_parties, create_db, drop_db, launcher, odoo_args
 
 _CONFIGURED = []
 
@@ -42,32 +42,13 @@ def registry_of(db):
 
 def setup(db, n, page=500):
     import odoo
-    from odoo import Command, api
+    from odoo import api
     registry = registry_of(db)
     with registry.cursor() as cr:
         env = api.Environment(cr, odoo.SUPERUSER_ID, {"tracking_disable": True})
-        company = env.company
-        company.partner_id.write({"ocpi_country_code": "DE", "ocpi_party_id": "MSP",
-                                  "ocpi_is_emsp": True})
-        env.ref("base.EUR").active = True
-        cpo = env["res.partner"].create({"name": "Bench CPO", "is_company": True,
-                                         "ocpi_country_code": "NL", "ocpi_party_id": "CPO",
-                                         "ocpi_is_cpo": True})
-        tax = env["account.tax"].create({"name": "Bench VAT 21%", "amount": 21.0,
-                                         "amount_type": "percent", "type_tax_use": "purchase",
-                                         "company_id": company.id})
+        company, cpo, tax = bench_parties(env)
 
-        def contract(date_start, price):
-            c = env["clearing.contract"].create({
-                "partner_id": cpo.id, "role": "emsp", "currency_id": env.ref("base.EUR").id,
-                "date_start": date_start, "tz": "Europe/Amsterdam",
-                "tax_ids": [Command.set(tax.ids)],
-                "price_line_ids": [Command.create({"dimension": "ENERGY", "price": price}),
-                                   Command.create({"dimension": "TIME", "price": 1.0})]})
-            c.action_activate()
-            return c
-
-        a = contract("2015-01-01", 0.30)
+        a = bench_contract(env, cpo, tax, "2015-01-01", 0.30)
         cr.commit()
         cdrs = launcher().make_cdrs(n, prefix="R", step_seconds=3000, start="2026-01-01T00:00:00")
         t = time.monotonic()
@@ -80,7 +61,7 @@ def setup(db, n, page=500):
             env.invalidate_all()
         print("setup: %d CDRs ingested on %s (%.1fs)" % (n, a.name, time.monotonic() - t),
               flush=True)
-        b = contract("2026-01-01", 0.35)
+        b = bench_contract(env, cpo, tax, "2026-01-01", 0.35)
         cr.commit()
         assert model.search_count([("contract_id", "=", a.id)]) == n
         return a.id, b.id

@@ -93,3 +93,32 @@ def create_db(db, template=None):
 
 def drop_db(db):
     pg_exec('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % db)
+
+
+def bench_parties(env):
+    """Our company = the eMSP DE*MSP; the CPO NL*CPO; a 21 % purchase VAT; EUR active.
+    Returns ``(company, cpo, tax)``."""
+    company = env.company
+    company.partner_id.write({"ocpi_country_code": "DE", "ocpi_party_id": "MSP",
+                              "ocpi_is_emsp": True})
+    env.ref("base.EUR").active = True
+    cpo = env["res.partner"].create({"name": "Bench CPO", "is_company": True,
+                                     "ocpi_country_code": "NL", "ocpi_party_id": "CPO",
+                                     "ocpi_is_cpo": True})
+    tax = env["account.tax"].create({"name": "Bench VAT 21%", "amount": 21.0,
+                                     "amount_type": "percent", "type_tax_use": "purchase",
+                                     "company_id": company.id})
+    return company, cpo, tax
+
+
+def bench_contract(env, cpo, tax, date_start="2015-01-01", price=0.30):
+    """An active eMSP-side contract with ``cpo`` in EUR: ``price``/kWh + 1.00/h, VAT ``tax``."""
+    from odoo import Command
+    contract = env["clearing.contract"].create({
+        "partner_id": cpo.id, "role": "emsp", "currency_id": env.ref("base.EUR").id,
+        "date_start": date_start, "tz": "Europe/Amsterdam",
+        "tax_ids": [Command.set(tax.ids)],
+        "price_line_ids": [Command.create({"dimension": "ENERGY", "price": price}),
+                           Command.create({"dimension": "TIME", "price": 1.0})]})
+    contract.action_activate()
+    return contract
