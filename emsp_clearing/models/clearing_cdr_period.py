@@ -168,7 +168,9 @@ class ClearingCdr(models.Model):
     @api.model
     def _period_target(self, contract, end_datetime, cache):
         """``(period id, late)`` for a session of ``contract`` ending at ``end_datetime``
-        (naive UTC); ``cache`` memoises per (contract, local day)."""
+        (naive UTC); ``cache`` memoises per (contract, local day), and per period found: the
+        other days of a period already looked up are answered without a query (sessions of
+        past periods, whose target is found by stepping period by period, included)."""
         today_key = ("today", contract.id)
         if today_key not in cache:
             cache[today_key] = self.env["clearing.period"]._contract_today(contract)
@@ -176,9 +178,19 @@ class ClearingCdr(models.Model):
         day = pytz.utc.localize(end_datetime).astimezone(tz).date()
         key = (contract.id, day)
         if key not in cache:
-            period, late = self.env["clearing.period"]._target_for(
-                contract, day, today=cache[today_key])
-            cache[key] = (period.id, late)
+            # (first day, last day, target) of the periods of this contract looked up so far
+            spans = cache.setdefault(("spans", contract.id), [])
+            for first, last, target in spans:
+                if first <= day <= last:
+                    break
+            else:
+                Period = self.env["clearing.period"]
+                holding = Period._get_or_create(contract, day)
+                period, late = Period._target_for(contract, day, today=cache[today_key],
+                                                  period=holding)
+                target = (period.id, late)
+                spans.append((holding.date_start, holding.date_end, target))
+            cache[key] = target
         return cache[key]
 
     def _repriceable(self):

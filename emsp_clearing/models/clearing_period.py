@@ -246,14 +246,15 @@ class ClearingPeriod(models.Model):
         return period
 
     @api.model
-    def _target_for(self, contract, day, today=None):
+    def _target_for(self, contract, day, today=None, period=None):
         """Period that receives a session of ``contract`` ending on local day ``day``.
 
-        Returns ``(period, late)``: the period holding ``day``, or -- when that one is
-        locked or past its lock date -- the next period still open, with ``late`` True.
+        Returns ``(period, late)``: the period holding ``day`` (``period`` when the caller
+        has it already), or -- when that one is locked or past its lock date -- the next
+        period still open, with ``late`` True.
         """
         today = today or self._contract_today(contract)
-        period = self._get_or_create(contract, day)
+        period = period or self._get_or_create(contract, day)
         late = False
         while period.state in ("locked", "invoiced") or period.lock_date <= today:
             late = True

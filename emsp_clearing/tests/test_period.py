@@ -1,4 +1,5 @@
-from datetime import date
+from datetime import date, datetime, timedelta
+from unittest.mock import patch
 
 from freezegun import freeze_time
 
@@ -60,6 +61,32 @@ class TestPeriodAssignment(PeriodCase):
         self.assertEqual(march.period_id.cdr_count, 1)
         self.assertAlmostEqual(march.period_id.amount_untaxed, march.amount_untaxed)
         self.assertTrue(march.amount_untaxed > 0)
+
+    def test_sessions_of_past_periods_looked_up_once_per_period(self):
+        """A batch of sessions of 90 past days (their periods past their lock date) goes to
+        the open period, flagged late, with one period look-up per period, not per day."""
+        model = self.env["clearing.cdr"]
+        with freeze_time("2026-05-20 10:00:00"):
+            cdrs = model.browse()
+            for i in range(90):
+                end = datetime(2026, 1, 1, 12, 0) + timedelta(days=i)
+                cdrs |= self._session(end.isoformat())
+            cdrs.write({"period_id": False, "is_late": False})
+            self.env.flush_all()
+            searches = []
+            search = type(self.Period)._search
+
+            def counting_search(period_model, domain, *args, **kwargs):
+                searches.append(domain)
+                return search(period_model, domain, *args, **kwargs)
+
+            with patch.object(type(self.Period), "_search", counting_search):
+                cdrs._assign_period()
+        self.assertEqual(set(cdrs.mapped("period_id.date_start")), {date(2026, 5, 1)})
+        self.assertTrue(all(cdrs.mapped("is_late")))
+        # January, February, March (the days of the 90 sessions), then the steps from each to
+        # the open period of May: a handful, not one chain of steps per day
+        self.assertLessEqual(len(searches), 12, searches)
 
     def test_unmatched_cdr_has_no_period(self):
         with freeze_time("2026-03-20 10:00:00"):
