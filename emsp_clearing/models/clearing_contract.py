@@ -872,10 +872,26 @@ class ClearingContract(models.Model):
             lambda c: c._matching_rule(identities=identities) != c._matching_rule())
         return contracts, contracts._cdrs_leaving({}, identities)
 
-    def _identity_change_apply(self, leaving):
+    def _identity_change_apply(self, leaving, identities=None):
         """Once the identities are written: as ``write`` does for a rule change, the unmatched
         CDRs that may now fit the active contracts of ``self`` are matched, then ``leaving`` go
-        to another contract that fits, or unmatched with the reason."""
+        to another contract that fits, or unmatched with the reason. The other unmatched CDRs
+        linked to a partner of ``identities`` (its old identity), or carrying one of the new
+        identities, are matched again too: they then name the partner that carries their
+        identity now (contracts or not)."""
         self.filtered(lambda c: c.state == "active")._rematch_unmatched_cdrs()
         if leaving:
             leaving._match_and_price()
+        if not identities:
+            return
+        cdr_model = self.env["clearing.cdr"].sudo()
+        unmatched = expression.AND([[("match_state", "=", "unmatched")],
+                                    cdr_model._contract_movable_domain()])
+        # "=ilike" is exact here: identities are letters and digits only
+        followers = [[("partner_id", "in", list(identities))]]
+        for country, party in {identity for identity in identities.values() if all(identity)}:
+            followers += [[("token_country_code", "=ilike", country),
+                           ("token_party_id", "=ilike", party)],
+                          [("country_code", "=ilike", country), ("party_id", "=ilike", party)]]
+        stale = cdr_model.search(expression.AND([unmatched, expression.OR(followers)]))
+        (stale - leaving)._match_and_price()

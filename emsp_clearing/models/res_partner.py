@@ -131,7 +131,7 @@ class ResPartner(models.Model):
         if had_identity:
             self.env.registry.clear_cache()  # CDR ingestion memo (clearing_ingest_cache.py)
         if pending:
-            contracts._identity_change_apply(leaving)
+            contracts._identity_change_apply(leaving, pending)
         return res
 
     def _ocpi_pending_identities(self, vals):

@@ -160,8 +160,16 @@ class TestPartnerRematch(RematchCase):
         # sent by our new identity: matched and priced, 10 kWh x 0.30 + 1.00
         self.assertPriced(self.b_sent_own, self.contract_b, 4.0, vat=0)
         self.assertEqual(self.contract_b.cdr_ids, self.b_sent_own)
-        # the other company's CDRs are not concerned, FR*OWN is not that company
-        self.assertEqual(self.snapshot(self.cdrs | self.unmatched), before)
+        # the other company's CDRs stay where they are, FR*OWN is not that company; its
+        # unmatched CDR sent by FR*OWN names the partner that carries FR*OWN now, as a CDR
+        # received now would
+        after = self.snapshot(self.cdrs | self.unmatched)
+        self.assertEqual(self.sent_own.partner_id, self.own)
+        self.assertEqual(self.sent_own.match_state, "unmatched")
+        self.assertFalse(before[self.sent_own.id][1])
+        before[self.sent_own.id] = (before[self.sent_own.id][0], self.own,
+                                    *before[self.sent_own.id][2:])
+        self.assertEqual(after, before)
 
     def test_our_identity_change_moves_the_cdrs_of_every_contract(self):
         other = self.env["res.partner"].create({
@@ -287,6 +295,23 @@ class TestPartnerRematch(RematchCase):
         before = self.snapshot(self.cdrs | self.unmatched)
         self.emsp.with_context(clearing_identity_keep_cdrs=True).ocpi_party_id = "TEM"
         self.assertEqual(self.snapshot(self.cdrs | self.unmatched), before)
+
+    def test_unmatched_cdrs_follow_the_identity(self):
+        """Unmatched CDRs name the partner that carries their identity, before and after a
+        change of it, contracts or not."""
+        stranger = self.env["res.partner"].create({
+            "name": "Stranger", "is_company": True, "ocpi_country_code": "FR",
+            "ocpi_party_id": "STR"})
+        with freeze_time("2026-03-20 10:00:00"):
+            cdr = self._session("2026-03-14T10:00:00", issuer=("FR", "STR"))
+        self.assertEqual(cdr.match_state, "unmatched")
+        self.assertEqual(cdr.partner_id, stranger)
+        self.assertFalse(self.token_new.partner_id)
+        stranger.write({"ocpi_party_id": "NEW"})
+        self.assertFalse(cdr.partner_id)
+        self.assertEqual(self.token_new.partner_id, stranger)
+        self.assertEqual((cdr | self.token_new).mapped("match_state"), ["unmatched"] * 2)
+        self.assertEqual(self.token_new.unmatched_reason, "no active contract with eMSP FR*NEW")
 
     def test_identity_neutral_writes_touch_nothing(self):
         before = self.snapshot(self.cdrs | self.unmatched | self.b_cdrs | self.b_sent_own)
