@@ -868,6 +868,21 @@ class ClearingContract(models.Model):
             "|", ("partner_id", "in", list(identities)),
             ("company_id.partner_id", "in", list(identities)),
         ])
+        # a contract's counterparty and our company need their identity (matching, and the
+        # OCPI tariff of the grid names the CPO): it can change, not go
+        removed = {pid for pid, identity in identities.items() if not any(identity)}
+        users = contracts.filtered(lambda c: removed & {c.partner_id.id,
+                                                        c.company_id.partner_id.id})
+        if users:
+            partner = self.env["res.partner"].sudo().browse(
+                next(pid for pid in identities if pid in removed and pid in (
+                    users.partner_id | users.company_id.partner_id).ids))
+            names = users.sorted("name").mapped("name")
+            raise UserError(_(
+                "The OCPI identity %(identity)s of %(partner)s cannot be removed: the clearing "
+                "contracts %(contracts)s match and price CDRs with it. Change it instead.",
+                identity=partner.ocpi_identity, partner=partner.display_name,
+                contracts=", ".join(names[:5]) + (", …" if len(names) > 5 else "")))
         contracts = contracts.filtered(
             lambda c: c._matching_rule(identities=identities) != c._matching_rule())
         return contracts, contracts._cdrs_leaving({}, identities)

@@ -128,11 +128,33 @@ class TestPartnerRematch(RematchCase):
         # a closed contract matches no new CDR
         self.assertFalse(self.contract.cdr_ids)
 
-    def test_identity_removed(self):
-        self.emsp.write({"ocpi_country_code": False, "ocpi_party_id": False})
-        self.assertFalse(self.billing_contact.ocpi_identity)
-        for cdr in self.cdrs:
-            self.assertDetached(cdr, "no active contract with eMSP FR*TEM")
+    def test_identity_of_a_contract_party_cannot_be_removed(self):
+        """A contract's counterparty and our company keep an identity: matching needs it, and
+        the OCPI tariff of the grid names the CPO. It can change, not go."""
+        before = self.snapshot(self.cdrs | self.unmatched | self.b_cdrs)
+        with self.assertRaises(UserError) as caught:
+            self.emsp.write({"ocpi_country_code": False, "ocpi_party_id": False})
+        self.assertEqual(
+            str(caught.exception),
+            "The OCPI identity FR*TEM of %s cannot be removed: the clearing contracts %s match "
+            "and price CDRs with it. Change it instead." % (
+                self.emsp.display_name,
+                ", ".join(sorted((self.contract | self.contract_b).mapped("name")))))
+        with self.assertRaises(UserError) as caught:
+            self.own.write({"ocpi_party_id": False, "ocpi_country_code": False})
+        self.assertIn("The OCPI identity FR*TSB of %s cannot be removed: the clearing contracts "
+                      "%s match" % (self.own.display_name, self.contract_b.name),
+                      str(caught.exception))
+        self.env.invalidate_all()
+        self.assertEqual((self.emsp.ocpi_identity, self.billing_contact.ocpi_identity,
+                          self.own.ocpi_identity), ("FR*TEM", "FR*TEM", "FR*TSB"))
+        self.assertEqual(self.snapshot(self.cdrs | self.unmatched | self.b_cdrs), before)
+        # a partner without contracts may lose it
+        stranger = self.env["res.partner"].create({
+            "name": "Stranger", "is_company": True, "ocpi_country_code": "FR",
+            "ocpi_party_id": "STR"})
+        stranger.write({"ocpi_country_code": False, "ocpi_party_id": False})
+        self.assertFalse(stranger.ocpi_identity)
 
     def test_detached_cdrs_go_to_the_contract_that_fits(self):
         other = self.env["res.partner"].create({
@@ -229,12 +251,13 @@ class TestPartnerRematch(RematchCase):
         self.Dispute._raise(self.march_11, "wrong_energy", "Too much energy")
         before = self.snapshot(self.cdrs | self.unmatched)
         with self.assertRaises(UserError) as caught:
-            self.emsp.write({"ocpi_party_id": False, "ocpi_country_code": False})
+            self.emsp.write({"ocpi_party_id": "NEW"})
         self.assertEqual(
             str(caught.exception),
-            "Test eMSP cannot change its OCPI identity from FR*TEM to no identity: CDR %s "
+            "Test eMSP cannot change its OCPI identity from FR*TEM to FR*NEW: CDR %s "
             "(ended 2026-03-11), excluded from billing or disputed, would no longer fit its "
-            "contract %s. Such a CDR cannot change contract. Keep this identity." % (
+            "contract %s. Such a CDR cannot change contract. Keep this identity and give the "
+            "new one to a new partner with its own contracts." % (
                 self.march_11.ocpi_id, self.contract.name))
         self.env.invalidate_all()
         self.assertEqual(self.emsp.ocpi_identity, "FR*TEM")
