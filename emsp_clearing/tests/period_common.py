@@ -56,8 +56,17 @@ class PeriodCase(ClearingCase):
 
 
 class RematchCase(PeriodCase):
-    """Assertions of the tests of rule changes (contract or partner identity) that move CDRs;
-    the subclass defines ``march_10``, ``march_11`` and ``april_5``."""
+    """Tests of rule changes (contract or partner identity) that move CDRs: three priced
+    sessions of ``cls.contract`` received on 2026-03-20 (``march_10``: 12 kWh, ``march_11``:
+    20 kWh, ``april_5``: 10 kWh) and the assertions of such tests."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        with freeze_time("2026-03-20 10:00:00"):
+            cls.march_10 = cls._session("2026-03-10T10:00:00", kwh=12.0)
+            cls.march_11 = cls._session("2026-03-11T10:00:00", kwh=20.0)
+            cls.april_5 = cls._session("2026-04-05T10:00:00", kwh=10.0)
 
     def snapshot(self, cdrs):
         """What a rule change must leave alone on a CDR that still fits."""

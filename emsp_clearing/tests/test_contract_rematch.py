@@ -21,11 +21,8 @@ class TestContractRematch(RematchCase):
     def setUpClass(cls):
         super().setUpClass()
         with freeze_time("2026-03-20 10:00:00"):
-            cls.march_10 = cls._session("2026-03-10T10:00:00", kwh=12.0)
-            cls.march_11 = cls._session("2026-03-11T10:00:00", kwh=20.0)
             # 22:30 UTC on March 31st is 00:30 on April 1st in Paris
             cls.april_1 = cls._session("2026-03-31T22:30:00", kwh=10.0)
-            cls.april_5 = cls._session("2026-04-05T10:00:00", kwh=10.0)
         cls.cdrs = cls.march_10 | cls.march_11 | cls.april_1 | cls.april_5
 
     def assertDetached(self, cdr, reason):

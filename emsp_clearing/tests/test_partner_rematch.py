@@ -30,9 +30,6 @@ class TestPartnerRematch(RematchCase):
     def setUpClass(cls):
         super().setUpClass()
         with freeze_time("2026-03-20 10:00:00"):
-            cls.march_10 = cls._session("2026-03-10T10:00:00", kwh=12.0)
-            cls.march_11 = cls._session("2026-03-11T10:00:00", kwh=20.0)
-            cls.april_5 = cls._session("2026-04-05T10:00:00", kwh=10.0)
             # unmatched: no contract with FR*NEW; sent by FR*OWN, which is not us
             cls.token_new = cls._session("2026-03-12T10:00:00", issuer=("FR", "NEW"))
             cls.sent_own = cls._session("2026-03-13T10:00:00", sender=("FR", "OWN"))
