@@ -106,3 +106,20 @@ class OcpiHttpCase(HttpCase):
     @staticmethod
     def b64(token):
         return base64.b64encode(token.encode()).decode()
+
+
+class OcpiPushCase(OcpiHttpCase):
+    """``cls.cdrs``: six CDRs of the peer CPO; ``self.conn`` / ``self.token_c``: its registered
+    connection; ``push``: POST one to our CDRs receiver."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.cdrs = launcher.make_cdrs(6)
+
+    def setUp(self):
+        super().setUp()
+        self.conn, self.token_c = self._connection()
+
+    def push(self, cdr, token=None):
+        return self.ocpi("POST", "/ocpi/2.2.1/cdrs", token or self.token_c, body=cdr)

@@ -6,24 +6,11 @@ import copy
 
 from odoo.tests import tagged
 
-from .ocpi_common import OcpiHttpCase, launcher
+from .ocpi_common import OcpiPushCase
 
 
 @tagged("post_install", "-at_install")
-class TestOcpiPushQueue(OcpiHttpCase):
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.cdrs = launcher.make_cdrs(6)
-
-    def setUp(self):
-        super().setUp()
-        self.conn, self.token_c = self._connection()
-
-    def push(self, cdr, token=None):
-        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", token or self.token_c, body=cdr)
-        return r, p
+class TestOcpiPushQueue(OcpiPushCase):
 
     def stored(self, cdr):
         return self.env["clearing.cdr"].search([("ocpi_id", "=", cdr["id"])])

@@ -14,20 +14,14 @@ from ..models.clearing_ingestion_log import (
     UNAUTHORIZED_RETENTION_KEY,
     retention_days,
 )
-from .ocpi_common import OcpiHttpCase, launcher
+from .ocpi_common import OcpiPushCase
 
 
 @tagged("post_install", "-at_install")
-class TestRetention(OcpiHttpCase):
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.cdrs = launcher.make_cdrs(6)
+class TestRetention(OcpiPushCase):
 
     def setUp(self):
         super().setUp()
-        self.conn, self.token_c = self._connection()
         self.params = self.env["ir.config_parameter"].sudo()
         # the defaults (30 / 90 days): no parameter stored
         self.params.set_param(QUEUE_RETENTION_KEY, False)
@@ -36,10 +30,6 @@ class TestRetention(OcpiHttpCase):
         self.Log = self.env["clearing.ingestion.log"]
 
     # ------------------------------------------------------------------ helpers
-    def push(self, cdr):
-        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=cdr)
-        return r, p
-
     def path(self, response):
         return response.headers["Location"][len(self.base_url()):]
 
