@@ -394,8 +394,8 @@ class ClearingCdr(models.Model):
         ``_find_for_cdr`` reads --, the counterparty of unmatched CDRs looked up once per
         (company, sender, issuer), and the CDRs given the same values written together (one
         ``write``, hence one period assignment, per group; the tracked fields are still tracked
-        per CDR by mail.thread). Stores what ``_match_itemwise`` stores CDR by CDR
-        (tests/test_rematch_batch.py)."""
+        per CDR by mail.thread). Stores what the CDR-by-CDR reference path of
+        tests/test_rematch_batch.py stores."""
         if not self:
             return
         # the first locked CDR refuses the whole call, as the first write on it did
@@ -449,43 +449,6 @@ class ClearingCdr(models.Model):
                                                         company)
         return partner_model._find_by_ocpi_identity(country_code, party_id, company)
 
-    def _match_itemwise(self):
-        """``_match`` CDR by CDR, as it was before it went set-based: the reference the tests
-        compare ``_match`` with (tests/test_rematch_batch.py)."""
-        contract_model = self.env["clearing.contract"]
-        partner_model = self.env["res.partner"]
-        for cdr in self:
-            contract, reason = contract_model._find_for_cdr(cdr)
-            if contract:
-                cdr.write(
-                    {
-                        "contract_id": contract.id,
-                        "partner_id": contract.partner_id.id,
-                        "match_state": "matched",
-                        "unmatched_reason": False,
-                    }
-                )
-                continue
-            own = cdr.company_id.partner_id
-            if (cdr.country_code, cdr.party_id) == (
-                own.ocpi_country_code, own.ocpi_party_id
-            ):
-                partner = partner_model._find_by_ocpi_identity(
-                    cdr.token_country_code, cdr.token_party_id, cdr.company_id
-                )
-            else:
-                partner = partner_model._find_by_ocpi_identity(
-                    cdr.country_code, cdr.party_id, cdr.company_id
-                )
-            cdr.write(
-                {
-                    "contract_id": False,
-                    "partner_id": partner.id,
-                    "match_state": "unmatched",
-                    "unmatched_reason": reason,
-                }
-            )
-
     def _match_and_price(self, tariff_cache=None, parsed=None):
         """(Re)attach the contract of each CDR and price the matched ones (set-based: see
         ``_match`` and ``_price``)."""
@@ -499,15 +462,6 @@ class ClearingCdr(models.Model):
         for vals, ids in groups.items():
             self.browse(ids).write(dict(vals))
         matched._price(tariff_cache=tariff_cache, parsed=parsed)
-
-    def _match_and_price_itemwise(self, tariff_cache=None, parsed=None):
-        """``_match_and_price`` CDR by CDR, as it was before it went set-based: the reference
-        the tests compare it with (tests/test_rematch_batch.py)."""
-        self._match_itemwise()
-        matched = self.filtered(lambda c: c.match_state == "matched")
-        for cdr in self - matched:
-            cdr.write(cdr._empty_pricing_vals())
-        matched._price_itemwise(tariff_cache=tariff_cache, parsed=parsed)
 
     def _volumes(self):
         """(kWh, charging hours, parking hours) of the CDR, signed like its amounts.
@@ -577,14 +531,6 @@ class ClearingCdr(models.Model):
         vals_list = [cdr._priced_vals(tariff_cache, parsed) for cdr in self]
         for cdr, vals in zip(self, vals_list):
             cdr.write(vals)
-
-    def _price_itemwise(self, tariff_cache=None, parsed=None):
-        """``_price`` as it was before it went set-based: the reference the tests compare it
-        with (tests/test_rematch_batch.py)."""
-        tariff_cache = {} if tariff_cache is None else tariff_cache
-        parsed = parsed or {}
-        for cdr in self:
-            cdr.write(cdr._priced_vals(tariff_cache, parsed))
 
     def _priced_vals(self, tariff_cache, parsed):
         """Stored pricing values of the matched CDR under its contract grid (``parsed``: its

@@ -1,6 +1,7 @@
 """Re-matching and re-pricing stored CDRs set-based (``clearing.cdr._match_and_price``) stores
-exactly what the CDR-by-CDR path (``_match_and_price_itemwise``) stores, with the same chatter
-tracking, through contract changes, partner identity changes and "Re-price"."""
+exactly what the CDR-by-CDR path (``match_and_price_itemwise`` below, the code before it went
+set-based) stores, with the same chatter tracking, through contract changes, partner identity
+changes and "Re-price"."""
 
 from datetime import datetime, timedelta
 from unittest.mock import patch
@@ -11,9 +12,36 @@ from odoo import Command
 from odoo.exceptions import UserError, ValidationError
 from odoo.tests import tagged
 
-from ..models.clearing_cdr import ClearingCdr
 from .common import make_ocpi_cdr
 from .period_common import PeriodCase
+
+def match_and_price_itemwise(cdrs, tariff_cache=None, parsed=None):
+    """The reference: ``clearing.cdr._match_and_price`` CDR by CDR, each CDR matched with
+    ``clearing.contract._find_for_cdr`` and written on its own."""
+    contract_model = cdrs.env["clearing.contract"]
+    partner_model = cdrs.env["res.partner"]
+    for cdr in cdrs:
+        contract, reason = contract_model._find_for_cdr(cdr)
+        if contract:
+            cdr.write({"contract_id": contract.id, "partner_id": contract.partner_id.id,
+                       "match_state": "matched", "unmatched_reason": False})
+            continue
+        own = cdr.company_id.partner_id
+        if (cdr.country_code, cdr.party_id) == (own.ocpi_country_code, own.ocpi_party_id):
+            partner = partner_model._find_by_ocpi_identity(
+                cdr.token_country_code, cdr.token_party_id, cdr.company_id)
+        else:
+            partner = partner_model._find_by_ocpi_identity(
+                cdr.country_code, cdr.party_id, cdr.company_id)
+        cdr.write({"contract_id": False, "partner_id": partner.id, "match_state": "unmatched",
+                   "unmatched_reason": reason})
+    matched = cdrs.filtered(lambda c: c.match_state == "matched")
+    for cdr in cdrs - matched:
+        cdr.write(cdr._empty_pricing_vals())
+    tariff_cache = {} if tariff_cache is None else tariff_cache
+    for cdr in matched:
+        cdr.write(cdr._priced_vals(tariff_cache, parsed or {}))
+
 
 VOLATILE = {"id", "create_date", "write_date", "create_uid", "write_uid", "display_name",
             "__last_update"}
@@ -207,8 +235,7 @@ class TestRematchBatch(PeriodCase):
     def test_set_based_equals_cdr_by_cdr(self):
         cdr_class = self.registry["clearing.cdr"]
         sp = self.env.cr.savepoint()
-        with patch.object(cdr_class, "_match_and_price",
-                          ClearingCdr._match_and_price_itemwise):
+        with patch.object(cdr_class, "_match_and_price", match_and_price_itemwise):
             expected = self._scenario()
         sp.close(rollback=True)
         self.env.invalidate_all()
@@ -236,9 +263,9 @@ class TestRematchBatch(PeriodCase):
         broken = self._raw_cdr("RB-RAW", "2026-03-18 10:00:00")  # no OCPI JSON
         cdrs = self.cdrs | broken
         errors = []
-        for method in ("_match_and_price_itemwise", "_match_and_price"):
+        for method in (match_and_price_itemwise, type(cdrs)._match_and_price):
             with self.assertRaises(ValidationError) as caught, self.env.cr.savepoint():
-                getattr(cdrs, method)()
+                method(cdrs)
             errors.append(str(caught.exception))
         self.assertEqual(errors[0], errors[1])
         self.assertIn("Invalid OCPI CDR", errors[0])
@@ -247,9 +274,9 @@ class TestRematchBatch(PeriodCase):
         locked = self.cdrs.filtered("locked")
         self.assertTrue(locked)
         errors = []
-        for method in ("_match_and_price_itemwise", "_match_and_price"):
+        for method in (match_and_price_itemwise, type(self.cdrs)._match_and_price):
             with self.assertRaises(UserError) as caught, self.env.cr.savepoint():
-                getattr(self.cdrs.sorted("end_datetime"), method)()
+                method(self.cdrs.sorted("end_datetime"))
             errors.append(str(caught.exception))
         self.assertEqual(errors[0], errors[1])
         self.assertIn(locked.sorted("end_datetime")[0].ocpi_id, errors[0])
