@@ -7,6 +7,7 @@ import pytz
 
 from odoo import _, api, fields, models, tools
 from odoo.exceptions import UserError, ValidationError
+from odoo.osv import expression
 
 from ..clearing_core import currencies, ocpi, pricing
 from ..clearing_core.errors import OcpiValidationError
@@ -435,6 +436,18 @@ class ClearingCdr(models.Model):
                 "match_state": match_state,
                 "unmatched_reason": reason,
             })
+
+    @api.model
+    def _identities_domain(self, identities):
+        """CDRs sent by, or for a token of, one of ``identities`` (``(country code, party id)``
+        pairs; incomplete ones are left out), compared case-insensitively as ``_match`` reads
+        them (OCPI CiString): "=ilike" is an exact comparison here, an identity being letters
+        and digits only (res.partner._check_ocpi_identity)."""
+        return expression.OR([
+            ["|", "&", ("token_country_code", "=ilike", country),
+             ("token_party_id", "=ilike", party),
+             "&", ("country_code", "=ilike", country), ("party_id", "=ilike", party)]
+            for country, party in identities if country and party])
 
     @api.model
     def _match_unmatched_partner(self, company_id, country_code, party_id, token_country_code,

@@ -602,22 +602,11 @@ class ClearingContract(models.Model):
                 (c.partner_id.ocpi_country_code, c.partner_id.ocpi_party_id)
                 for c in contracts
             }
-            domain = [("company_id", "=", company.id), ("match_state", "=", "unmatched")]
-            identity_domains = []
-            # the CDR side case-insensitively, as _find_for_cdr reads it (OCPI CiString):
-            # "=ilike" is an exact comparison here, a partner identity being letters and
-            # digits only (res.partner._check_ocpi_identity)
-            for country, party in identities:
-                if not (country and party):
-                    continue
-                identity_domains.append(
-                    ["|", "&", ("token_country_code", "=ilike", country),
-                     ("token_party_id", "=ilike", party),
-                     "&", ("country_code", "=ilike", country), ("party_id", "=ilike", party)]
-                )
-            if not identity_domains:
+            if not any(country and party for country, party in identities):
                 continue  # a contract without an OCPI identity matches no CDR
-            domain = expression.AND([domain, expression.OR(identity_domains)])
+            domain = expression.AND([
+                [("company_id", "=", company.id), ("match_state", "=", "unmatched")],
+                cdr_model._identities_domain(identities)])
             cdrs = cdr_model.search(domain)
             cdrs._match_and_price()
 
@@ -858,10 +847,10 @@ class ClearingContract(models.Model):
     @api.model
     def _identity_change_prepare(self, identities):
         """Before ``res.partner.write`` gives the partners of ``identities`` (``{partner id:
-        (country code, party id)}``) their new OCPI identity: the contracts whose rule changes
-        (counterparty or our company's partner among those partners; any state: a closed
-        contract keeps its CDRs) and the CDRs leaving them, to hand to ``_identity_change_apply``
-        once written. Raises a UserError naming the partner and the contract -- nothing is
+        (country code, party id)}``) their new OCPI identity: the CDRs leaving the contracts
+        whose rule changes (counterparty or our company's partner among those partners; any
+        state: a closed contract keeps its CDRs), to hand to ``_identity_change_apply`` once
+        written. Raises a UserError naming the partner and the contract -- nothing is
         written then -- when one of them cannot change contract (see ``_cdrs_leaving``)."""
         # every contract, whoever writes the partner (the rule is the data's, not the user's)
         contracts = self.sudo().search([
@@ -883,30 +872,22 @@ class ClearingContract(models.Model):
                 "contracts %(contracts)s match and price CDRs with it. Change it instead.",
                 identity=partner.ocpi_identity, partner=partner.display_name,
                 contracts=", ".join(names[:5]) + (", …" if len(names) > 5 else "")))
-        contracts = contracts.filtered(
-            lambda c: c._matching_rule(identities=identities) != c._matching_rule())
-        return contracts, contracts._cdrs_leaving({}, identities)
+        return contracts._cdrs_leaving({}, identities)
 
-    def _identity_change_apply(self, leaving, identities=None):
-        """Once the identities are written: as ``write`` does for a rule change, the unmatched
-        CDRs that may now fit the active contracts of ``self`` are matched, then ``leaving`` go
-        to another contract that fits, or unmatched with the reason. The other unmatched CDRs
-        linked to a partner of ``identities`` (its old identity), or carrying one of the new
-        identities, are matched again too: they then name the partner that carries their
-        identity now (contracts or not)."""
-        self.filtered(lambda c: c.state == "active")._rematch_unmatched_cdrs()
+    @api.model
+    def _identity_change_apply(self, leaving, identities):
+        """Once the identities are written: ``leaving`` go to another contract that fits, or
+        unmatched with the reason; then the unmatched CDRs linked to a partner of
+        ``identities`` (its old identity) or carrying one of the new identities are matched
+        again -- those that now fit a contract are matched and priced, the others name the
+        partner that carries their identity now (contracts or not)."""
         if leaving:
             leaving._match_and_price()
-        if not identities:
-            return
         cdr_model = self.env["clearing.cdr"].sudo()
-        unmatched = expression.AND([[("match_state", "=", "unmatched")],
-                                    cdr_model._contract_movable_domain()])
-        # "=ilike" is exact here: identities are letters and digits only
-        followers = [[("partner_id", "in", list(identities))]]
-        for country, party in {identity for identity in identities.values() if all(identity)}:
-            followers += [[("token_country_code", "=ilike", country),
-                           ("token_party_id", "=ilike", party)],
-                          [("country_code", "=ilike", country), ("party_id", "=ilike", party)]]
-        stale = cdr_model.search(expression.AND([unmatched, expression.OR(followers)]))
+        stale = cdr_model.search(expression.AND([
+            [("match_state", "=", "unmatched")],
+            cdr_model._contract_movable_domain(),
+            expression.OR([[("partner_id", "in", list(identities))],
+                           cdr_model._identities_domain(set(identities.values()))]),
+        ]))
         (stale - leaving)._match_and_price()

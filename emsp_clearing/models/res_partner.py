@@ -123,7 +123,7 @@ class ResPartner(models.Model):
         if pending:
             # the contracts whose rule changes and the CDRs leaving them, found (and refused
             # when one of them can no longer change contract) before anything is written
-            contracts, leaving = self.env["clearing.contract"]._identity_change_prepare(pending)
+            leaving = self.env["clearing.contract"]._identity_change_prepare(pending)
             handled = [tuple(item) for item in self.env.context.get(HANDLED_IDENTITIES) or ()]
             handled += [(pid, *identity) for pid, identity in pending.items()]
             partners = self.with_context(**{HANDLED_IDENTITIES: tuple(handled)})
@@ -131,7 +131,7 @@ class ResPartner(models.Model):
         if had_identity:
             self.env.registry.clear_cache()  # CDR ingestion memo (clearing_ingest_cache.py)
         if pending:
-            contracts._identity_change_apply(leaving, pending)
+            self.env["clearing.contract"]._identity_change_apply(leaving, pending)
         return res
 
     def _ocpi_pending_identities(self, vals):
