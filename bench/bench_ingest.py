@@ -36,20 +36,12 @@ import time
 import urllib.request
 
 from odoo_bench import (REPO, bench_contract, bench_parties, create_db, drop_db, free_port, launcher,
-                        odoo_args, pg_connect)
-
-
-_CONFIGURED = []
+                        odoo_args, pg_connect, registry_of)
 
 
 def odoo_env(db):
     import odoo
-    from odoo.tools import config
-    if not _CONFIGURED:  # Odoo's config can be parsed once per process
-        config.parse_config(odoo_args(db) + ["--log-level=warn"])
-        _CONFIGURED.append(db)
-    registry = odoo.modules.registry.Registry(db)
-    return odoo, registry
+    return odoo, registry_of(db)
 
 
 def setup_data(db):

@@ -26,18 +26,7 @@ import os
 import sys
 import time
 
-from odoo_bench import bench_contract, bench_parties, create_db, drop_db, launcher, odoo_args
-
-_CONFIGURED = []
-
-
-def registry_of(db):
-    import odoo
-    from odoo.tools import config
-    if not _CONFIGURED:
-        config.parse_config(odoo_args(db) + ["--log-level=warn"])
-        _CONFIGURED.append(db)
-    return odoo.modules.registry.Registry(db)
+from odoo_bench import bench_contract, bench_parties, create_db, drop_db, launcher, registry_of
 
 
 def setup(db, n, page=500):

@@ -122,3 +122,17 @@ def bench_contract(env, cpo, tax, date_start="2015-01-01", price=0.30):
                            Command.create({"dimension": "TIME", "price": 1.0})]})
     contract.action_activate()
     return contract
+
+
+_CONFIGURED = []
+
+
+def registry_of(db):
+    """The Odoo registry of ``db`` in this process (Odoo's configuration parsed once: it can
+    be parsed once per process)."""
+    import odoo
+    from odoo.tools import config
+    if not _CONFIGURED:
+        config.parse_config(odoo_args(db) + ["--log-level=warn"])
+        _CONFIGURED.append(db)
+    return odoo.modules.registry.Registry(db)
