@@ -771,187 +771,125 @@ _new_line = tuple.__new__
 
 
 def _price(cdr, ct, zone):
+    """Readable reference of the pricing loop: ``CompiledTariff.run`` (generated per tariff,
+    what ``price_cdr`` runs) must give exactly this, and the tests compare the two.  Plain
+    Python on purpose -- each element chosen by ``_select`` (the restrictions tested by
+    ``_matches``), the local time by a full conversion -- so that it shares no generated code
+    with ``run``.  Runs in the ``_EXACT`` context, like ``run``."""
     periods = cdr.charging_periods
-    session_start = cdr.start_date_time
-    session_end = cdr.end_date_time
-    needs_local = ct.needs_local
-    needs_dur = ct.needs_dur
-    # Local time of each period start.  When the zone's UTC offset is the same at both ends of
-    # a session shorter than a week (no DST change inside), shifting by that offset gives the
-    # same wall-clock fields as a full conversion, at a fraction of the cost.
-    shift = None
-    if needs_local and zone is not None and session_end - session_start < _WEEK:
-        off = session_start.astimezone(zone).utcoffset()
-        if off == session_end.astimezone(zone).utcoffset():
-            shift = off
-    plan_regular = ct.plans[0]
-    plan_reservation = None  # chosen at the first reservation period (expired or not)
+    volumes = [p.volumes if p.volumes is not None else {d.type: d.volume for d in p.dimensions}
+               for p in periods]
+    # Reservation periods carry RESERVATION_TIME; the reservation expired when the CDR has no
+    # other period.
+    expired = all("RESERVATION_TIME" in dims for dims in volumes)
+    ends = [p.start_date_time for p in periods[1:]] + [cdr.end_date_time]
 
-    energy_so_far = _ZERO
+    # lines: [period_index, dimension, category, volume, billed, info]; info is the
+    # (price, vat, step_size, vat_factor, element_index) of the selected element (_Elem.info).
+    lines = []
+    energy_so_far = _ZERO  # session energy before the period
     total_parking = _ZERO
     total_res_time = _ZERO
     prev_flat = None
-    # lines: (period_index, dimension, category, volume, billed, info); info is the
-    # (price, vat, step_size, vat_factor, element_index) of the selected element (_Elem.info).
-    lines = []
-    append = lines.append
-    last_energy = last_time = last_parking = last_res = None
-    # Sums of the priced volumes per dimension (what step_size rounds), kept on the way in the
-    # order of the lines, exactly as summing the lines afterwards would give.
-    sum_energy = sum_time = sum_parking = sum_res = _ZERO
-    local = wd = tod = dur_s = None
-    starts = []
-
     for i, p in enumerate(periods):
-        dm = p.volumes
-        if dm is None:  # a ChargingPeriod built by hand
-            dm = {d.type: d.volume for d in p.dimensions}
-        pstart = p.start_date_time
-        starts.append(pstart)
-        # Reservation periods carry RESERVATION_TIME.
-        if "RESERVATION_TIME" in dm:
-            is_res = True
-            if plan_reservation is None:
-                # expired: the CDR has only reservation periods
-                expired = all("RESERVATION_TIME" in (q.volumes if q.volumes is not None else
-                                                     {d.type for d in q.dimensions}) for q in periods)
-                plan_reservation = ct.plans[2 if expired else 1]
-            f_const, f_sel, e_const, e_sel, t_const, t_sel, p_const, p_sel = plan_reservation
+        dims = volumes[i]
+        is_res = "RESERVATION_TIME" in dims
+        if not is_res:
+            cands = ct.cands[0]
+        elif expired:
+            cands = ct.cands[2]
         else:
-            is_res = False
-            f_const, f_sel, e_const, e_sel, t_const, t_sel, p_const, p_sel = plan_regular
-        if needs_local:
-            if zone is None:
-                local = pstart
-            elif shift is not None:
-                local = pstart + shift  # wall-clock fields only (weekday, date, hour, minute, second)
-            else:
-                local = pstart.astimezone(zone)
-            wd = local.weekday()
-            tod = local.hour * 3600 + local.minute * 60 + local.second
-        if needs_dur:
-            dur_s = (pstart - session_start).total_seconds()
+            cands = ct.cands[1]
+        local = p.start_date_time if zone is None else p.start_date_time.astimezone(zone)
+        dur_s = (p.start_date_time - cdr.start_date_time).total_seconds()
 
-        # FLAT: charged when its element becomes active.
-        fi = f_const if f_sel is None else f_sel(wd, tod, local, energy_so_far, dur_s, dm)
-        if fi is not None and fi is not prev_flat:
-            append((i, "FLAT", "RESERVATION" if is_res else "FIXED", _ONE, _ONE, fi))
-        prev_flat = fi
+        def info_of(dim):
+            e = _select(cands[dim], local, energy_so_far, dur_s, dims)
+            return None if e is None else e.info[dim]
 
-        energy = dm.get("ENERGY")
-        if energy:
-            info = e_const if e_sel is None else e_sel(wd, tod, local, energy_so_far, dur_s, dm)
+        # FLAT: charged when the element supplying it becomes active.
+        flat = info_of("FLAT")
+        if flat is not None and flat is not prev_flat:
+            lines.append((i, "FLAT", "RESERVATION" if is_res else "FIXED", _ONE, _ONE, flat))
+        prev_flat = flat
+        if dims.get("ENERGY"):
+            info = info_of("ENERGY")
             if info is not None:
-                last_energy = len(lines)
-                sum_energy += energy
-                append((i, "ENERGY", "ENERGY", energy, energy, info))
-        v = dm.get("TIME")
-        if v:
-            info = t_const if t_sel is None else t_sel(wd, tod, local, energy_so_far, dur_s, dm)
+                lines.append((i, "ENERGY", "ENERGY", dims["ENERGY"], dims["ENERGY"], info))
+        if dims.get("TIME"):
+            info = info_of("TIME")
             if info is not None:
-                last_time = len(lines)
-                sum_time += v
-                append((i, "TIME", "TIME", v, v, info))
-        v = dm.get("PARKING_TIME")
-        if v is not None:
-            total_parking += v
-            if v:
-                info = p_const if p_sel is None else p_sel(wd, tod, local, energy_so_far, dur_s, dm)
-                if info is not None:
-                    last_parking = len(lines)
-                    sum_parking += v
-                    append((i, "PARKING_TIME", "PARKING", v, v, info))
+                lines.append((i, "TIME", "TIME", dims["TIME"], dims["TIME"], info))
+        if dims.get("PARKING_TIME") is not None:
+            total_parking += dims["PARKING_TIME"]
+        if dims.get("PARKING_TIME"):
+            info = info_of("PARKING_TIME")
+            if info is not None:
+                lines.append((i, "PARKING_TIME", "PARKING", dims["PARKING_TIME"], dims["PARKING_TIME"], info))
         if is_res:
-            v = dm["RESERVATION_TIME"]
-            total_res_time += v
-            if v:
-                info = t_const if t_sel is None else t_sel(wd, tod, local, energy_so_far, dur_s, dm)
+            total_res_time += dims["RESERVATION_TIME"]
+            if dims["RESERVATION_TIME"]:
+                info = info_of("TIME")  # reservation time is priced with the TIME component
                 if info is not None:
-                    last_res = len(lines)
-                    sum_res += v
-                    append((i, "RESERVATION", "RESERVATION", v, v, info))
-        if energy is not None:
-            energy_so_far += energy  # session energy before the next period
-    starts.append(session_end)  # period i ends at starts[i + 1]
+                    lines.append((i, "RESERVATION", "RESERVATION", dims["RESERVATION_TIME"],
+                                  dims["RESERVATION_TIME"], info))
+        if dims.get("ENERGY") is not None:
+            energy_so_far += dims["ENERGY"]
 
-    # step_size, once per session and per dimension, on the billed total (_apply_step; the
-    # common case, a total already on a step boundary, decided inline).
-    if last_energy is not None:
-        step = lines[last_energy][5][2]
-        if step > 0 and (sum_energy * _THOUSAND) % step:
-            _apply_step(lines, last_energy, sum_energy, _THOUSAND)
-    if last_parking is not None:
-        _apply_step(lines, last_parking, sum_parking, _SECONDS_PER_HOUR)
-    elif last_time is not None:
-        _apply_step(lines, last_time, sum_time, _SECONDS_PER_HOUR)
-    if last_res is not None:
-        _apply_step(lines, last_res, sum_res, _SECONDS_PER_HOUR)
+    # step_size: once per session and per dimension, on the billed total, with the step_size
+    # of the last priced line; PARKING_TIME rounded instead of TIME when both were billed.
+    def last_line(dim):
+        found = [k for k, line in enumerate(lines) if line[1] == dim]
+        return found[-1] if found else None
 
-    # Amounts and totals (sums in the exact context).
-    fixed_ex = fixed_in = energy_ex = energy_in = time_ex = time_in = _ZERO
-    park_ex = park_in = res_ex = res_in = _ZERO
-    out = []
-    add_line = out.append
+    def volume_sum(dim):
+        return sum((line[3] for line in lines if line[1] == dim), _ZERO)
+
+    _apply_step(lines, last_line("ENERGY"), volume_sum("ENERGY"), _THOUSAND)
+    if last_line("PARKING_TIME") is not None:
+        _apply_step(lines, last_line("PARKING_TIME"), volume_sum("PARKING_TIME"), _SECONDS_PER_HOUR)
+    else:
+        _apply_step(lines, last_line("TIME"), volume_sum("TIME"), _SECONDS_PER_HOUR)
+    _apply_step(lines, last_line("RESERVATION"), volume_sum("RESERVATION"), _SECONDS_PER_HOUR)
+
+    # Amounts, per line and per category (sums in the exact context).
+    priced = []
     for i, dim, cat, vol, billed, (price, vat, step, factor, eidx) in lines:
         ex = price * billed
         inc = ex * factor if factor is not None else ex
-        if cat == "ENERGY":
-            energy_ex += ex
-            energy_in += inc
-        elif cat == "TIME":
-            time_ex += ex
-            time_in += inc
-        elif cat == "PARKING":
-            park_ex += ex
-            park_in += inc
-        elif cat == "FIXED":
-            fixed_ex += ex
-            fixed_in += inc
-        else:
-            res_ex += ex
-            res_in += inc
-        add_line(_new_line(PricedLine, (i, starts[i], starts[i + 1], dim, cat, vol, billed, price, vat, ex, inc,
-                                        eidx, step)))
+        priced.append(PricedLine(i, periods[i].start_date_time, ends[i], dim, cat, vol, billed, price, vat,
+                                 ex, inc, eidx, step))
 
-    raw_ex = fixed_ex + energy_ex + time_ex + park_ex + res_ex
-    raw_in = fixed_in + energy_in + time_in + park_in + res_in
+    def category(cat):
+        ex = sum((line.excl_vat for line in priced if line.category == cat), _ZERO)
+        inc = sum((line.incl_vat for line in priced if line.category == cat), _ZERO)
+        return Price(ex, inc) if ex or inc else ZERO_PRICE
+
+    totals = {cat: category(cat) for cat in ("FIXED", "ENERGY", "TIME", "PARKING", "RESERVATION")}
+    raw_ex = sum((line.excl_vat for line in priced), _ZERO)
+    raw_in = sum((line.incl_vat for line in priced), _ZERO)
+
+    # min_price / max_price clamp the excl and incl totals independently.
+    new_ex, new_in = raw_ex, raw_in
     tariff = ct.tariff
+    if tariff.min_price is not None:
+        lo_ex, lo_in = _bounds(tariff.min_price, raw_ex, raw_in)
+        new_ex = max(new_ex, lo_ex)
+        new_in = max(new_in, lo_in)
+    if tariff.max_price is not None:
+        hi_ex, hi_in = _bounds(tariff.max_price, raw_ex, raw_in)
+        new_ex = min(new_ex, hi_ex)
+        new_in = min(new_in, hi_in)
     if tariff.min_price is None and tariff.max_price is None:
-        adj = ZERO_PRICE
-        total = _new_price(raw_ex, raw_in)
+        adjustment = ZERO_PRICE
     else:
-        new_ex, new_in = raw_ex, raw_in
-        if tariff.min_price is not None:
-            lo_ex, lo_in = _bounds(tariff.min_price, raw_ex, raw_in)
-            if new_ex < lo_ex:
-                new_ex = lo_ex
-            if new_in < lo_in:
-                new_in = lo_in
-        if tariff.max_price is not None:
-            hi_ex, hi_in = _bounds(tariff.max_price, raw_ex, raw_in)
-            if new_ex > hi_ex:
-                new_ex = hi_ex
-            if new_in > hi_in:
-                new_in = hi_in
-        adj = _new_price(new_ex - raw_ex, new_in - raw_in)
-        total = _new_price(raw_ex + adj.excl_vat, raw_in + adj.incl_vat)
+        adjustment = Price(new_ex - raw_ex, new_in - raw_in)
+    total = Price(raw_ex + adjustment.excl_vat, raw_in + adjustment.incl_vat)
 
-    zero = ZERO_PRICE
-    new_price = _new_price
-    duration = session_end - session_start
-    hours = None if duration.microseconds else _HOURS.get(duration.days * 86400 + duration.seconds)
-    return _new_result(
-        cdr.currency, total,
-        new_price(fixed_ex, fixed_in) if fixed_ex or fixed_in else zero,
-        energy_so_far,
-        new_price(energy_ex, energy_in) if energy_ex or energy_in else zero,
-        hours if hours is not None else _hours(duration),
-        new_price(time_ex, time_in) if time_ex or time_in else zero,
-        total_parking,
-        new_price(park_ex, park_in) if park_ex or park_in else zero,
-        total_res_time,
-        new_price(res_ex, res_in) if res_ex or res_in else zero,
-        adj, tuple(out),
+    return PriceResult(
+        cdr.currency, total, totals["FIXED"], energy_so_far, totals["ENERGY"],
+        _hours(cdr.end_date_time - cdr.start_date_time), totals["TIME"], total_parking,
+        totals["PARKING"], total_res_time, totals["RESERVATION"], adjustment, tuple(priced),
     )
 
 
