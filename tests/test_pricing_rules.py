@@ -737,9 +737,10 @@ def random_restrictions(rng, time, minutes, date, days, max_days, bound, duratio
             restr[key] = rng.randint(0, 14400)
     return restr
 
-def test_compiled_restriction_matchers_agree_with_reference():
-    """pricing compiles each element's restrictions to straight-line code; it must decide
-    exactly like the readable reference ``pricing._matches`` on every kind of restriction."""
+def test_generated_restriction_tests_agree_with_plain_predicate():
+    """The generated pricing loop tests an element's restrictions with the expression
+    ``pricing._match_expr`` writes; it must decide exactly like the plain predicate
+    ``pricing._matches`` (what the reference ``_price`` uses) on every kind of restriction."""
     rng = random.Random(1234)
     zones = [UTC, pricing._zone("Europe/Paris"), pricing._zone("America/New_York")]
     checked = 0
@@ -749,21 +750,34 @@ def test_compiled_restriction_matchers_agree_with_reference():
         if not restr:
             continue
         elem = pricing._Elem(0, make_tariff([([comp("ENERGY", "1")], restr)]).elements[0])
-        assert elem.match is not None
+        assert not elem.always
+        expr, ns = pricing._match_expr(elem, "_0")
+        generated = eval("lambda wd, tod, local, energy, dur_s, dims: " + expr, ns)  # noqa: S307
+        def edge(keys, otherwise):
+            """Often a bound of the restrictions itself (the edge cases), else ``otherwise``."""
+            bounds = [restr[k] for k in keys if k in restr]
+            return rng.choice(bounds) if bounds and rng.random() < 0.4 else otherwise
+
         for _ in range(40):
             at = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(366 * 86400))
             local = at.astimezone(rng.choice(zones))
-            energy = D(rng.randint(0, 800)) / 10
-            dur_s = float(rng.randint(0, 20000))
+            day = edge(("start_date", "end_date"), None)
+            clock = edge(("start_time", "end_time"), None)
+            if day is not None or clock is not None:  # the wall clock on a date / time bound
+                y, mo, d = map(int, day.split("-")) if day else (local.year, local.month, local.day)
+                h, mi = map(int, clock.split(":")) if clock else (local.hour, local.minute)
+                local = datetime(y, mo, d, h, mi, tzinfo=local.tzinfo)
+            energy = edge(("min_kwh", "max_kwh"), D(rng.randint(0, 800)) / 10)
+            dur_s = float(edge(("min_duration", "max_duration"), rng.randint(0, 20000)))
             dims = {}
             for key in ("MIN_CURRENT", "MAX_CURRENT", "CURRENT", "MIN_POWER", "MAX_POWER", "POWER"):
                 if rng.random() < 0.4:
-                    dims[key] = D(rng.randint(0, 600)) / 10
+                    kind = "current" if key.endswith("CURRENT") else "power"
+                    dims[key] = edge((f"min_{kind}", f"max_{kind}"), D(rng.randint(0, 600)) / 10)
             expected = pricing._matches(elem, local, energy, dur_s, dims)
-            assert elem.match(local, energy, dur_s, dims) == expected, (restr, local, energy, dur_s, dims)
-            # the variant the pricing loop calls, with weekday and time of day precomputed
             tod = local.hour * 3600 + local.minute * 60 + local.second
-            assert elem.match_at(local.weekday(), tod, local, energy, dur_s, dims) == expected, (restr, local)
+            assert bool(generated(local.weekday(), tod, local, energy, dur_s, dims)) == expected, (
+                restr, local, energy, dur_s, dims)
             checked += 1
     assert checked > 5000
 
@@ -793,45 +807,33 @@ def test_session_spanning_a_dst_change_uses_each_period_offset():
     assert [ln.element_index for ln in r.lines] == [1, 0]
 
 
-def test_compiled_selectors_agree_with_reference_selection():
-    """The pricing plan of a tariff (``CompiledTariff.plans``: per kind of period and per
-    dimension, a constant or generated code choosing the element) must pick exactly the element
-    that the readable reference (``_select``: the first candidate whose ``_matches`` holds) picks."""
-    rng = random.Random(4321)
-    zones = [UTC, pricing._zone("Europe/Paris"), pricing._zone("America/New_York")]
-    checked = 0
-    for _ in range(150):
-        elements = []
-        for _ in range(rng.randint(1, 7)):
-            comps = [comp(dim, rng.randint(0, 9)) for dim in rng.sample(["ENERGY", "FLAT", "TIME", "PARKING_TIME"], rng.randint(1, 3))]
-            restr = random_restrictions(rng, time=0.4, minutes=[0, 30], date=0.2, days=0.3,
-                                        max_days=6, bound=0.15, duration=0.2)
-            if rng.random() < 0.15 and all(c["type"] in ("FLAT", "TIME") for c in comps):
-                restr["reservation"] = rng.choice(["RESERVATION", "RESERVATION_EXPIRES"])
-            elements.append((comps, restr or None))
-        ct = pricing.compile_tariff(make_tariff(elements))
-        for _ in range(30):
-            at = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(366 * 86400))
-            local = at.astimezone(rng.choice(zones))
-            energy = D(rng.randint(0, 800)) / 10
-            dur_s = float(rng.randint(0, 20000))
-            dims = {key: D(rng.randint(0, 600)) / 10 for key in ("MIN_CURRENT", "MAX_CURRENT", "CURRENT", "MIN_POWER",
-                                                                  "MAX_POWER", "POWER") if rng.random() < 0.4}
-            tod = local.hour * 3600 + local.minute * 60 + local.second
-            for kind, plan in enumerate(ct.plans):
-                for k, dim in enumerate(("FLAT", "ENERGY", "TIME", "PARKING_TIME")):
-                    const, select = plan[2 * k], plan[2 * k + 1]
-                    got = const if select is None else select(local.weekday(), tod, local, energy, dur_s, dims)
-                    want = pricing._select(ct.cands[kind][dim], local, energy, dur_s, dims)
-                    assert got is (None if want is None else want.info[dim]), (elements, kind, dim, local)
-                    checked += 1
-    assert checked > 10000
+def _hand_built(cdr, rng=None):
+    """The same CDR with ChargingPeriods built by hand (no ``volumes`` map); with ``rng``,
+    random current and power figures added to the periods that have none of them."""
+    periods = []
+    for p in cdr.charging_periods:
+        dims = p.dimensions
+        if rng is not None and not any(d.type.endswith(("CURRENT", "POWER")) for d in dims):
+            dims += tuple(ocpi.CdrDimension(key, D(rng.randint(0, 600)) / 10)
+                          for key in ("MIN_CURRENT", "MAX_CURRENT", "CURRENT", "MIN_POWER", "MAX_POWER", "POWER")
+                          if rng.random() < 0.4)
+        periods.append(ocpi.ChargingPeriod(p.start_date_time, dims, p.tariff_id))
+    return dataclasses.replace(cdr, charging_periods=tuple(periods))
 
 
-def _hand_built(cdr):
-    """The same CDR with ChargingPeriods built by hand (no ``volumes`` map)."""
-    periods = tuple(ocpi.ChargingPeriod(p.start_date_time, p.dimensions, p.tariff_id) for p in cdr.charging_periods)
-    return dataclasses.replace(cdr, charging_periods=periods)
+def _restricted_tariff(rng):
+    """A random tariff whose elements may carry any kind of restriction (dates, times, days,
+    energy, current, power, duration, reservation)."""
+    elements = []
+    for _ in range(rng.randint(1, 7)):
+        comps = [comp(dim, rng.randint(0, 9), rng.choice([1, 60, 300])) for dim in
+                 rng.sample(["ENERGY", "FLAT", "TIME", "PARKING_TIME"], rng.randint(1, 3))]
+        restr = random_restrictions(rng, time=0.4, minutes=[0, 30], date=0.2, days=0.3,
+                                    max_days=6, bound=0.15, duration=0.2)
+        if rng.random() < 0.15 and all(c["type"] in ("FLAT", "TIME") for c in comps):
+            restr["reservation"] = rng.choice(["RESERVATION", "RESERVATION_EXPIRES"])
+        elements.append((comps, restr or None))
+    return make_tariff(elements)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -839,11 +841,15 @@ def test_generated_pricing_loop_agrees_with_reference(seed):
     """price_cdr runs the loop generated for the tariff (``CompiledTariff.run``); it must give
     exactly what the readable ``_price`` gives -- every line, every total, the same Decimals
     (``repr`` shows exponents) -- on random tariffs (restrictions, reservations, lenient
-    reservation elements with other dimensions, min/max prices) and sessions, in several zones."""
+    reservation elements with other dimensions, min/max prices; every kind of restriction) and
+    sessions (with current and power figures), in several zones.  The reference shares no
+    generated code with ``run``: it chooses elements with the plain ``_select``/``_matches``."""
     rng = random.Random(1000 + seed)
     for _ in range(60):
         tariff = _random_tariff(rng)
-        if rng.random() < 0.3:  # lenient: a reservation element may price other dimensions too
+        if rng.random() < 0.3:
+            tariff = _restricted_tariff(rng)
+        elif rng.random() < 0.3:  # lenient: a reservation element may price other dimensions too
             data = {"currency": "EUR", "elements": [
                 {"price_components": [comp(dim, rng.randint(0, 9), rng.choice([1, 60, 300]), rng.choice([None, 20]))
                                       for dim in rng.sample(["ENERGY", "FLAT", "TIME", "PARKING_TIME"], 2)],
@@ -851,8 +857,8 @@ def test_generated_pricing_loop_agrees_with_reference(seed):
                 + [{"price_components": [comp("TIME", "2.5", 60, 20)]}]}
             tariff = ocpi.parse_tariff(data, strict=False)
         cdr = _random_cdr(rng)
-        if rng.random() < 0.2:
-            cdr = _hand_built(cdr)
+        if rng.random() < 0.4:
+            cdr = _hand_built(cdr, rng if rng.random() < 0.7 else None)
         ct = pricing.compile_tariff(tariff)
         for tz in ("UTC", "Europe/Paris", "America/New_York", "Australia/Lord_Howe"):
             zone = pricing._zone(tz)

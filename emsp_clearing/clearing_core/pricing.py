@@ -155,12 +155,11 @@ _new_result = _maker(PriceResult)
 # Compiled tariff: restrictions turned into plain comparable values, candidates per dimension.
 # --------------------------------------------------------------------------------------------
 class _Elem:
-    __slots__ = ("index", "always", "local", "start_s", "end_s", "start_date", "end_date",
+    __slots__ = ("always", "local", "start_s", "end_s", "start_date", "end_date",
                  "days", "min_kwh", "max_kwh", "min_current", "max_current", "min_power",
-                 "max_power", "min_dur", "max_dur", "reservation", "comps", "match", "match_at", "info")
+                 "max_power", "min_dur", "max_dur", "reservation", "comps", "info")
 
     def __init__(self, index, element):
-        self.index = index
         r = element.restrictions
         comps = {}
         for pc in element.price_components:
@@ -176,7 +175,6 @@ class _Elem:
         self.min_kwh = self.max_kwh = self.min_current = self.max_current = None
         self.min_power = self.max_power = self.min_dur = self.max_dur = None
         self.reservation = None
-        self.match = self.match_at = None
         if r is None:
             self.always = True
             self.local = False
@@ -203,24 +201,16 @@ class _Elem:
                            or self.min_current is not None or self.max_current is not None
                            or self.min_power is not None or self.max_power is not None
                            or self.min_dur is not None or self.max_dur is not None)
-        if not self.always:
-            self.match = _compile_match(self)
-
-
-def _ge(value, limit):
-    return value is not None and value >= limit
-
-
-def _lt(value, limit):
-    return value is not None and value < limit
 
 
 def _match_expr(e, tag=""):
     """``(expression, namespace)``: all restrictions of element ``e`` as one Python expression
-    over ``wd, tod, local, energy, dur_s, dims`` (see ``_Elem.match_at``); the names of its
-    constants end with ``tag`` so that the expressions of several elements can share one
-    function.  Only validated values reach the source text (ints, via ``int()``); the others
-    are referenced through the namespace."""
+    over ``wd, tod, local, energy, dur_s, dims`` (the local weekday, the local time of day in
+    seconds, the local datetime, the session energy before the period, the session duration
+    in seconds, the period's volumes), deciding like ``_matches``; the names of its constants
+    end with ``tag`` so that the expressions of several elements can share one function.  Only
+    validated values reach the source text (ints, via ``int()``); the others are referenced
+    through the namespace.  ``_compile_run`` builds its if/elif chains from it."""
     ns = {}
     parts = []
     if e.days is not None:
@@ -270,66 +260,14 @@ def _match_expr(e, tag=""):
     return " and ".join(f"({part})" for part in parts), ns
 
 
-def _compile_match(e):
-    """``f(local, energy, dur_s, dims) -> bool``: all restrictions of element ``e`` at the start
-    of a period (straight-line code generated once per element; see ``_matches`` for the
-    readable reference, which the tests check it against).
-
-    Also sets ``e.match_at(wd, tod, local, energy, dur_s, dims)``, the same test given the
-    local weekday (``local.weekday()``) and time of day in seconds.
-    """
-    expr, ns = _match_expr(e)
-    prelude = ""
-    if e.days is not None:
-        prelude += "    wd = local.weekday()\n"
-    if e.start_s is not None or e.end_s is not None:
-        prelude += "    tod = local.hour * 3600 + local.minute * 60 + local.second\n"
-    src = ("def match_at(wd, tod, local, energy, dur_s, dims):\n    return " + expr + "\n"
-           + "def match(local, energy, dur_s, dims):\n" + prelude + "    return " + expr + "\n")
-    exec(src, ns)  # noqa: S102 - generated from validated restriction values (ints / constants)
-    e.match_at = ns["match_at"]
-    return ns["match"]
-
-
-_DIMENSIONS = ("FLAT", "ENERGY", "TIME", "PARKING_TIME")
-
-
-def _selector(cands, dim):
-    """The choice of the element pricing ``dim`` among ``cands`` (in tariff order), as
-    ``(constant, function)``: when the first candidate has no restriction (or there is no
-    candidate) the answer is the constant ``info`` of that element (or None) and ``function`` is
-    None; otherwise ``function(wd, tod, local, energy, dur_s, dims)`` returns the ``info`` of the
-    first candidate whose restrictions hold, or None -- straight-line code generated once per
-    tariff, deciding like ``_select`` over ``_matches`` (the tests check it)."""
-    if not cands:
-        return None, None
-    if cands[0].always:
-        return cands[0].info[dim], None
-    ns = {}
-    src = ["def select(wd, tod, local, energy, dur_s, dims):"]
-    for k, e in enumerate(cands):
-        ns[f"I{k}"] = e.info[dim]
-        if e.always:
-            src.append(f"    return I{k}")
-            break
-        expr, ens = _match_expr(e, f"_{k}")
-        ns.update(ens)
-        src += [f"    if {expr}:", f"        return I{k}"]
-    else:
-        src.append("    return None")
-    exec("\n".join(src) + "\n", ns)  # noqa: S102 - generated from validated restriction values
-    return None, ns["select"]
-
-
 class CompiledTariff:
     """Per-tariff precomputation (built once, cached by identity of the Tariff object)."""
 
-    __slots__ = ("tariff", "elements", "cands", "groups", "needs_local", "needs_dur", "plans", "run")
+    __slots__ = ("tariff", "cands", "needs_local", "needs_dur", "run")
 
     def __init__(self, tariff):
         self.tariff = tariff
         elems = [_Elem(i, e) for i, e in enumerate(tariff.elements)]
-        self.elements = elems
         regular = [e for e in elems if e.reservation is None]
         reserv = [e for e in elems if e.reservation == "RESERVATION"]
         expires = [e for e in elems if e.reservation == "RESERVATION_EXPIRES"]
@@ -340,14 +278,8 @@ class CompiledTariff:
              for dim in ("ENERGY", "FLAT", "TIME", "PARKING_TIME")}
             for g in groups
         )
-        # The same candidates as plain tuples (FLAT, ENERGY, TIME, PARKING_TIME) per kind, so
-        # that the per-period loop unpacks them instead of looking each dimension up by name.
-        self.groups = tuple((c["FLAT"], c["ENERGY"], c["TIME"], c["PARKING_TIME"]) for c in self.cands)
         self.needs_local = any(e.local for e in elems)
         self.needs_dur = any(e.min_dur is not None or e.max_dur is not None for e in elems)
-        # The pricing plan per kind: (constant, selector) for FLAT, ENERGY, TIME, PARKING_TIME,
-        # flattened -- see _selector.
-        self.plans = tuple(sum((_selector(c[dim], dim) for dim in _DIMENSIONS), ()) for c in self.cands)
         # run(cdr, zone) -> PriceResult: _price specialised to this tariff (see _compile_run).
         self.run = _compile_run(self)
 
@@ -576,9 +508,7 @@ def _compile_run(ct):
           "        adj, tuple(out))"]
     src = "\n".join(L) + "\n"
     exec(src, ns)  # noqa: S102 - generated from the validated tariff (ints, constants by name)
-    run = ns["run"]
-    run.source = src
-    return run
+    return ns["run"]
 
 
 def _restep(out, index, ex_list, in_list, k, total, info, units_per_unit, dim, cat):
@@ -759,8 +689,8 @@ def price_cdr(cdr, tariff, tz="UTC"):
 
 def _select(cands, local, energy, dur_s, dims):
     """Readable reference of the selection: the first candidate element whose restrictions
-    all hold (``_matches``), or None.  The pricing loop runs ``_selector``'s generated code,
-    which the tests check against this."""
+    all hold (``_matches``), or None: the choice of the reference ``_price``, which the
+    generated ``run`` (its if/elif chains from ``_match_expr``) is tested against."""
     for e in cands:
         if e.always or _matches(e, local, energy, dur_s, dims):
             return e
