@@ -305,16 +305,8 @@ class ClearingCdr(models.Model):
         """
         company = company or self.env.company
         parsed = self._parse_ocpi(data)
-        duplicate = self.with_context(active_test=False).search_count(
-            [
-                ("company_id", "=", company.id),
-                ("country_code", "=", parsed.country_code),
-                ("party_id", "=", parsed.party_id),
-                ("ocpi_id", "=", parsed.id),
-            ],
-            limit=1,
-        )
-        if duplicate:
+        # the sender compared case-insensitively, as the unique index compares it
+        if self._existing_keys(company, {(parsed.country_code, parsed.party_id, parsed.id)}):
             raise ValidationError(
                 _(
                     "CDR %(id)s from %(country)s*%(party)s was already received.",

@@ -27,6 +27,7 @@ import io
 import json
 import types
 
+import psycopg2
 from psycopg2.extras import Json
 
 from odoo import _, api, fields, models, tools
@@ -173,7 +174,8 @@ class ClearingCdr(models.Model):
                 parsed[i] = self._parse_ocpi(data)
             except ValidationError as error:
                 results[i] = str(error)
-        # already received (exact key, as _ingest_ocpi checks), also within this batch
+        # already received (the sender compared case-insensitively, as the unique index and
+        # _ingest_ocpi compare it), also within this batch
         if given is not None:
             existing = set()
         else:
@@ -191,7 +193,7 @@ class ClearingCdr(models.Model):
         seen = set()
         vals_by_index = {}
         for i, p in parsed.items():
-            key = (p.country_code, p.party_id, p.id)
+            key = (p.country_code.upper(), p.party_id.upper(), p.id)
             if key in existing or key in seen:
                 results[i] = _("CDR %(id)s from %(country)s*%(party)s was already received.",
                                id=p.id, country=p.country_code, party=p.party_id)
@@ -220,11 +222,30 @@ class ClearingCdr(models.Model):
                     records = model._insert_prepared([vals_by_index[i] for i in order])
                     records._resolve_credit_links_batch(
                         [vals_by_index[i] for i in order])
-            except Exception:  # noqa: BLE001 — constraint race etc.: redo item by item
+            except (psycopg2.errors.UniqueViolation, ValidationError, UserError):
+                # the same CDR stored meanwhile by a concurrent call, or a CDR a constraint
+                # refuses: store the batch CDR by CDR, each refused alone (under their reserved
+                # ids, the Locations the push queue answered with)
                 self.env.invalidate_all()
-                slow = super()._ingest_ocpi_batch([items[i] for i in order], company=company)
-                for i, out in zip(order, slow):
-                    results[i] = out["record"] if out["record"] else out["error"]
+                for i in order:
+                    vals = vals_by_index[i]
+                    if ids is not None and ids[i]:
+                        vals["id"] = ids[i]  # _insert_prepared took it
+                    try:
+                        with self.env.cr.savepoint():
+                            record = model._insert_prepared([vals])
+                            record._resolve_credit_links_batch([vals])
+                    except psycopg2.errors.UniqueViolation:
+                        self.env.invalidate_all()
+                        p = parsed[i]
+                        results[i] = _("CDR %(id)s from %(country)s*%(party)s was already "
+                                       "received.", id=p.id, country=p.country_code,
+                                       party=p.party_id)
+                    except (ValidationError, UserError) as error:
+                        self.env.invalidate_all()
+                        results[i] = str(error)
+                    else:
+                        results[i] = record.with_env(self.env)
             else:
                 for i, record in zip(order, records.with_env(self.env)):  # caller's context
                     results[i] = record
@@ -243,12 +264,16 @@ class ClearingCdr(models.Model):
 
     @api.model
     def _existing_keys(self, company, keys):
+        """The ``(COUNTRY, PARTY, id)`` keys of ``keys`` (``(country code, party id, id)``)
+        already stored for ``company``, the sender upper-cased: compared case-insensitively
+        (OCPI CiString), as the unique index compares it."""
         if not keys:
             return set()
         self.flush_model(["company_id", "country_code", "party_id", "ocpi_id"])
+        keys = {(cc.upper(), party.upper(), oid) for cc, party, oid in keys}
         # by id only, the company checked here: see clearing.ingestion.log._existing_cdrs
         self.env.cr.execute(
-            "SELECT country_code, party_id, ocpi_id, company_id FROM clearing_cdr "
+            "SELECT upper(country_code), upper(party_id), ocpi_id, company_id FROM clearing_cdr "
             "WHERE ocpi_id = ANY(%s)", (list({k[2] for k in keys}),))
         return {row[:3] for row in self.env.cr.fetchall()
                 if row[3] == company.id and row[:3] in keys}

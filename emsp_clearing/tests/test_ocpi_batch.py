@@ -2,9 +2,11 @@
 ``_ingest_ocpi`` path stores, and reports the same errors."""
 
 import copy
+from unittest.mock import patch
 
 import psycopg2
 
+from odoo.exceptions import ValidationError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
@@ -152,3 +154,37 @@ class TestOcpiBatchIngest(OcpiHttpCase):
         self.assertEqual(
             model.sudo().with_context(active_test=False).search_count(
                 [("ocpi_id", "in", [cdr["id"], "CI-2"])]), 3)
+
+    def test_sender_in_another_case_is_the_same_cdr(self):
+        """A CDR received again with its sender in lower case is the same CDR, by every path,
+        as the unique index says (no database error)."""
+        model = self.env["clearing.cdr"]
+        cdr = launcher.make_cdrs(1, prefix="LC")[0]
+        self.assertTrue(model._ingest_ocpi_batch([copy.deepcopy(cdr)],
+                                                 company=self.company)[0]["record"])
+        lower = dict(copy.deepcopy(cdr), country_code=cdr["country_code"].lower(),
+                     party_id=cdr["party_id"].lower())
+        out = model._ingest_ocpi_batch([lower], company=self.company)[0]
+        self.assertFalse(out["record"])
+        self.assertIn("was already received", out["error"])
+        with self.assertRaises(ValidationError):
+            model._ingest_ocpi(copy.deepcopy(lower), company=self.company)
+        self.assertEqual(model.search_count([("ocpi_id", "=", cdr["id"])]), 1)
+
+    def test_concurrent_duplicate_keeps_the_reserved_ids(self):
+        """A CDR stored by a concurrent call after the batch looked (here: a look-up that
+        saw nothing) is refused alone; the others are stored under their reserved ids (the
+        Locations the push queue answered with)."""
+        model = self.env["clearing.cdr"]
+        cdrs = launcher.make_cdrs(3, prefix="RC")
+        self.assertTrue(model._ingest_ocpi_batch([copy.deepcopy(cdrs[1])],
+                                                 company=self.company)[0]["record"])
+        self.env.cr.execute("SELECT nextval('clearing_cdr_id_seq') FROM generate_series(1, 3)")
+        reserved = [row[0] for row in self.env.cr.fetchall()]
+        with patch.object(type(model), "_existing_keys", lambda self, company, keys: set()):
+            out = model._ingest_ocpi_batch(copy.deepcopy(cdrs), company=self.company,
+                                           ids=reserved)
+        self.assertEqual([r["record"].id if r["record"] else None for r in out],
+                         [reserved[0], None, reserved[2]])
+        self.assertIn("was already received", out[1]["error"])
+        self.assertEqual(model.browse(reserved[2]).ocpi_id, cdrs[2]["id"])
