@@ -338,7 +338,8 @@ def _bool(d, key, path, required):
 # float -> Decimal through the float's shortest repr (0.1 -> Decimal('0.1')), memoised: CDRs
 # repeat the same values a lot (prices, VAT rates, durations in whole minutes, power levels...).
 # Keyed by the float itself, which is exact for floats except for zeros (0.0 == -0.0 but they
-# give Decimal('0.0') and Decimal('-0.0')): zeros are never stored.  Only floats are ever looked
+# give Decimal('0.0') and Decimal('-0.0')): zeros are never stored, _float_decimal answers them
+# first with a constant of the zero's sign.  Only floats are ever looked
 # up (1 == 1.0 == True as keys).  Two generations, each bounded: the hot paths look up
 # _FLOAT_DECIMALS inline and call _float_decimal on a miss, which also looks in the previous
 # generation (and brings a hit back) -- values in steady use stay, one-off values age out.
@@ -346,18 +347,20 @@ _FLOAT_DECIMALS = {}
 _FLOAT_DECIMALS_OLD = {}
 _FLOAT_DECIMALS_SIZE = 16384
 _DEC_ZERO = Decimal(0)
+_FLOAT_ZERO = Decimal("0.0")  # Decimal(repr(0.0))
+_FLOAT_NEG_ZERO = Decimal("-0.0")  # Decimal(repr(-0.0))
 
 
 def _float_decimal(v):
     """Decimal of a finite float ``v`` (the caller has checked ``v - v == 0``)."""
+    if not v:
+        return _FLOAT_ZERO if _copysign(1.0, v) > 0 else _FLOAT_NEG_ZERO
     young = _FLOAT_DECIMALS
     d = young.get(v)
     if d is None:
         d = _FLOAT_DECIMALS_OLD.get(v)
         if d is None:
             d = Decimal(repr(v))
-            if not v:
-                return d
         if len(young) >= _FLOAT_DECIMALS_SIZE:
             _FLOAT_DECIMALS_OLD.clear()
             _FLOAT_DECIMALS_OLD.update(young)
