@@ -502,11 +502,10 @@ class _BadValue(Exception):
     """Internal: a value is invalid; the caller knows the path."""
 
 
-# The common form, "2024-05-01T12:34:56Z" with ASCII digits: every string this matches also
-# matches _DT_RE, with designator "Z" and 20 characters, so it passes the strict checks and
-# parses to the same UTC datetime in both modes -- the fast path below skips those checks
-# (it recognises these strings without the regex, see _datetime_value).
-_DT_Z_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z\Z")
+# The common form, "2024-05-01T12:34:56Z" with ASCII digits: every such string also matches
+# _DT_RE, with designator "Z" and 20 characters, so it passes the strict checks and parses to
+# the same UTC datetime in both modes -- the fast path below skips those checks (it recognises
+# these strings without a regex, see _datetime_value).
 # Parsed common-form strings, keyed by the full string (a datetime is immutable, so a hit is
 # exactly what parsing would return).  A CDR repeats its date-times (the first period starts
 # at start_date_time, last_updated is often end_date_time).  Bounded: emptied when full.
@@ -521,7 +520,7 @@ def _datetime_value(value, strict):
             return dt
         # The separators of the common form at 4, 7, 10, 13, 16, 19 (one slice); fromisoformat
         # then accepts the string only if the 14 other characters are ASCII digits forming a
-        # valid date and time: exactly the strings _DT_Z_RE matches and that parse.  When it
+        # valid date and time: exactly the common-form strings that parse.  When it
         # refuses, the general path below gives the error.
         if len(value) == 20 and value[4::3] == "--T::Z" and value.isascii():
             try:
