@@ -196,10 +196,11 @@ def main():
     warmup = texts[: min(2000, n)]
     for label, loads in modes:
         # Interpreter and allocator warm-up on the first texts (untimed), then every memo of the
-        # core (validated tariffs and locations, floats, date-times, codes: ocpi._clear_memos)
-        # is emptied so that the measured run starts cold and no mode benefits from another
-        # one; a full GC pass before each measurement.  (The per-tariff pricing code compiled
-        # for the tariff object stays: it belongs to that object, like a caller's.)
+        # core (validated tariffs and locations, floats, date-times, codes, pricing's hours and
+        # zones: ocpi._clear_memos) is emptied so that the measured run starts cold and no mode
+        # benefits from another one; a full GC pass before each measurement.  (The per-tariff
+        # pricing code compiled for the tariff object stays: it belongs to that object, like a
+        # caller's.)
         for text in warmup:
             price_cdr(parse_cdr(loads(text), strict=True), tariff, tz)
         ocpi._clear_memos()

@@ -604,6 +604,17 @@ def test_compiled_tariff_is_cached_per_object():
     assert pricing.compile_tariff(t2).tariff is t2
 
 
+def test_clear_memos_empties_the_pricing_memos_too():
+    t = make_tariff([([comp("TIME", "1")], {"start_time": "08:00"})])
+    cdr = _energy_cdr("1")
+    first = pricing.price_cdr(cdr, t, tz="Europe/Paris")
+    assert pricing._HOURS and pricing._ZONES
+    ocpi._clear_memos()
+    assert not pricing._HOURS and not pricing._ZONES
+    assert repr(pricing.price_cdr(cdr, t, tz="Europe/Paris")) == repr(first)  # and refilled alike
+    assert pricing._HOURS and pricing._ZONES
+
+
 # --------------------------------------------------------------------------------------------
 # Invariant on randomized sessions (fixed seeds)
 # --------------------------------------------------------------------------------------------

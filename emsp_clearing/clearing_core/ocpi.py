@@ -1497,9 +1497,16 @@ def _compile_parse_cdr():
 parse_cdr = _compile_parse_cdr()
 
 
+# Memos of the other modules of the core, which register them at import (pricing: hours of a
+# duration, time zones), so that _clear_memos empties them too.
+_OTHER_MEMOS = []
+
+
 def _clear_memos():
-    """Empty every memo of this module (validated tariffs and locations, float conversions,
-    date-times): for benchmarks that start cold, and for tests."""
+    """Empty every memo of the core (validated tariffs and locations, float conversions,
+    date-times, valid codes; pricing's hours and zones once pricing is imported): for
+    benchmarks that start cold, and for tests.  The code compiled per Tariff object
+    (``pricing.compile_tariff``) stays: it belongs to that object."""
     for memo in (_TARIFF_CACHE, _LOCATION_CACHE, _FLOAT_DECIMALS, _FLOAT_DECIMALS_OLD, _DT_MEMO, _TARIFF_IDS,
-                 *_CODE_MEMOS):
+                 *_CODE_MEMOS, *_OTHER_MEMOS):
         memo.clear()

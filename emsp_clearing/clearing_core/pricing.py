@@ -42,7 +42,7 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import OcpiValidationError
-from .ocpi import Price, _maker
+from .ocpi import _OTHER_MEMOS, Price, _maker
 
 __all__ = ["PricedLine", "PriceResult", "price_cdr", "compile_tariff", "CompiledTariff", "ZERO_PRICE"]
 
@@ -660,6 +660,9 @@ def _hours(td):
             _HOURS.clear()
         _HOURS[seconds] = h
     return h
+
+
+_OTHER_MEMOS.extend((_HOURS, _ZONES))  # emptied by ocpi._clear_memos
 
 
 def price_cdr(cdr, tariff, tz="UTC"):
