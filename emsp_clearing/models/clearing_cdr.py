@@ -49,6 +49,11 @@ def _json_decimal(value):
     return str(value)
 
 
+def pretty_json(value):
+    """JSON shown in a form (Odoo 18's web client has no widget for a Json field)."""
+    return json.dumps(value, indent=2, sort_keys=True) if value else False
+
+
 class ClearingCdr(models.Model):
     _name = "clearing.cdr"
     _description = "Charge Detail Record (OCPI)"
@@ -204,9 +209,7 @@ class ClearingCdr(models.Model):
     @api.depends("raw_json")
     def _compute_raw_json_text(self):
         for cdr in self:
-            cdr.raw_json_text = (
-                json.dumps(cdr.raw_json, indent=2, sort_keys=True) if cdr.raw_json else False
-            )
+            cdr.raw_json_text = pretty_json(cdr.raw_json)
 
     @api.depends("price_breakdown")
     # ------------------------------------------------------------------

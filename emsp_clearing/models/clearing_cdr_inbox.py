@@ -33,6 +33,7 @@ from odoo.tools import SQL
 
 from ..clearing_core import ocpi
 from ..clearing_core.errors import OcpiValidationError
+from .clearing_cdr import pretty_json
 from .clearing_cdr_ingest import analyze_if_stale
 from .clearing_ingestion_log import _key, _normalized
 
@@ -71,6 +72,7 @@ class ClearingCdrInbox(models.Model):
         help="The id reserved for the CDR when it was acknowledged (its Location URL).")
     raw_json = fields.Json("Received JSON", readonly=True,
                            help="Kept until the CDR is stored.")
+    raw_json_text = fields.Text("Received JSON (formatted)", compute="_compute_raw_json_text")
     state = fields.Selection(STATES, required=True, default="queued", readonly=True)
     cdr_id = fields.Many2one("clearing.cdr", string="CDR", readonly=True, ondelete="set null")
     error = fields.Text(readonly=True)
@@ -80,6 +82,11 @@ class ClearingCdrInbox(models.Model):
     request_id = fields.Char("X-Request-ID", readonly=True)
     correlation_id = fields.Char("X-Correlation-ID", readonly=True)
     duration = fields.Float("Answer Time (s)", readonly=True, digits=(16, 3))
+
+    @api.depends("raw_json")
+    def _compute_raw_json_text(self):
+        for row in self:
+            row.raw_json_text = pretty_json(row.raw_json)
 
     def init(self):
         super().init()
@@ -146,11 +153,11 @@ class ClearingCdrInbox(models.Model):
             correlation_id=log_vals.get("correlation_id"),
             duration=time.monotonic() - call["started"],
         )
-        # On the raw cursor: the same CDR pushed at the same instant by another request makes
-        # this INSERT a serialization failure (REPEATABLE READ), which Odoo retries -- the retry
-        # answers a replay. Odoo's cursor would also log that expected failure as an ERROR.
-        self.env.cr._obj.execute(query.code, query.params)
-        row = self.env.cr._obj.fetchone()
+        # The same CDR pushed at the same instant by another request makes this INSERT a
+        # serialization failure (REPEATABLE READ), which Odoo retries -- the retry answers a
+        # replay: an expected failure, not logged as an error.
+        self.env.cr.execute(query, log_exceptions=False)
+        row = self.env.cr.fetchone()
         if row:
             self._trigger_processing()
             return "queued", row[0], None, None, None
@@ -189,7 +196,7 @@ class ClearingCdrInbox(models.Model):
         row = self.env.cr.fetchone()
         if row is None:
             return None, None
-        return row[0], json.loads(row[1]) if isinstance(row[1], str) else row[1]
+        return row[0], row[1]  # jsonb: decoded by psycopg2
 
     @api.model
     def _trigger_processing(self):
