@@ -3,6 +3,7 @@ models/clearing_ingest_cache.py): what is acknowledged is stored under its Locat
 change of a contract, grid, tax, partner identity or connection reaches the next push."""
 
 import copy
+import json
 
 from odoo.tests import tagged
 
@@ -79,6 +80,9 @@ class TestOcpiPushQueue(OcpiPushCase):
         log._ingest_cdrs([copy.deepcopy(self.cdrs[0])], company=self.company)
         imported = self.stored(self.cdrs[0])
         self.assertEqual(len(imported), 1)
+        # the queued JSON, as the queue's form shows it
+        queued = self.env["clearing.cdr.inbox"].search([("ocpi_id", "=", self.cdrs[0]["id"])])
+        self.assertEqual(json.loads(queued.raw_json_text), self.cdrs[0])
         self.drain()
         row = self.env["clearing.cdr.inbox"].search([("ocpi_id", "=", self.cdrs[0]["id"])])
         self.assertEqual((row.state, row.cdr_id), ("duplicate", imported))
@@ -89,7 +93,7 @@ class TestOcpiPushQueue(OcpiPushCase):
         r, p = self.ocpi("GET", location[len(self.base_url()):], self.token_c)
         self.assertEqual((r.status_code, p["data"]), (200, self.cdrs[0]))
 
-    def test_queue_stores_in_arrival_order_with_credit_links(self):
+    def test_queue_stores_under_the_answered_numbers_with_credit_links(self):
         original = self.cdrs[3]
         credit = copy.deepcopy(original)
         credit.update(id=original["id"] + "-C", credit=True, credit_reference_id=original["id"],
@@ -100,7 +104,6 @@ class TestOcpiPushQueue(OcpiPushCase):
             r, p = self.push(cdr)
             self.assertEqual(r.status_code, 201, p)
             refs.append(int(r.headers["Location"].rsplit("/", 1)[1]))
-        self.assertEqual(refs, sorted(refs))
         self.assertEqual(self.drain(), 3)
         self.assertEqual(self.stored(credit).credited_cdr_id, self.stored(original))
         self.assertEqual([self.stored(c).id for c in (credit, original, self.cdrs[4])], refs)
@@ -149,13 +152,8 @@ class TestOcpiPushQueue(OcpiPushCase):
         # after a full ANALYZE elsewhere (counter reset), counted from zero again
         self.assertFalse(analyze_if_stale(Recorder((1500, 10000)), "clearing_cdr", ["ocpi_id"]))
         _ANALYZED_AT.clear()
-        # the statement is valid on the real table, and computes the statistics
-        self.push(self.cdrs[0])
-        self.drain()
+        # the statement it builds is valid on the real table
         rec = Recorder((5000, -1))
         analyze_if_stale(rec, "clearing_cdr", ["ocpi_id", "company_id", "credit_reference_id"])
         self.env.cr.execute(rec.sql[-1])
-        self.env.cr.execute("SELECT attname FROM pg_stats WHERE tablename = 'clearing_cdr' "
-                            "AND attname IN ('ocpi_id', 'company_id')")
-        self.assertEqual(len(self.env.cr.fetchall()), 2)
         _ANALYZED_AT.clear()
