@@ -898,19 +898,40 @@ _CC = _s(2, True, _COUNTRY2_RE, "be an ISO 3166-1 alpha-2 country code (2 letter
 _PID = _s(3, True, _PARTY_RE, "be a 3-character party id (letters/digits)")
 
 
-def _field_error(d, key, path, spec, strict):
-    """Raise the error for d[key] that failed the fast check of ``spec``."""
+def _check_field(d, key, path, spec, strict):
+    """``d[key]`` validated according to ``spec`` by the plain helpers (None when absent or
+    null): the rule of each kind of field in readable form.  The generated validators
+    (``_field_code``) decide the same, faster, and take their errors from here."""
     kind = spec[0]
     if kind == "s":
         v = _str(d, key, path, spec[1], False, ci=spec[2])
-        _fail(f"{path}.{key}", f"must {spec[4]}, got {_show(v)}")
+        if v is not None and spec[3] is not None and not spec[3].match(v):
+            _fail(f"{path}.{key}", f"must {spec[4]}, got {_show(v)}")
+        return v
     if kind == "e":
-        _enum(d, key, path, spec[1], False, spec[2])
+        return _enum(d, key, path, spec[1], False, spec[2])
     if kind == "n":
-        _number(d, key, path, False, spec[1])
+        return _number(d, key, path, False, spec[1])
     if kind == "b":
-        _bool(d, key, path, False)
+        return _bool(d, key, path, False)
+    if kind == "d":
+        return _dt(d, key, path, False, strict)
+    if kind == "p":
+        return _price(d, key, path, False, 1)
+    raise ValueError(kind)  # pragma: no cover
+
+
+def _field_error(d, key, path, spec, strict):
+    """Raise the error for d[key] that failed the fast check of ``spec``."""
+    _check_field(d, key, path, spec, strict)
     raise AssertionError(key)  # pragma: no cover
+
+
+def _plain_fields(d, path, schema, strict):
+    """``{key: validated value or None}`` for the fields of ``schema`` ("x" ones left out),
+    checked one by one in schema order by ``_check_field``: the readable form of a generated
+    field validator (the references of the tests use it)."""
+    return {k: _check_field(d, k, path, spec, strict) for k, spec in schema.items() if spec[0] != "x"}
 
 
 def _number_code(src, dst, bad, indent):
@@ -1029,8 +1050,9 @@ def _compile_fields(schema, name, as_tuple=False):
 
 
 def _require(d, out, path, keys):
+    """The error of the first of ``keys`` that has no value in ``out`` (validated fields)."""
     for k in keys:
-        if k not in out:
+        if out.get(k) is None:
             _get(d, k, path, True)
 
 
@@ -1352,45 +1374,51 @@ if [k for k in _TOKEN_SCHEMA] != [f.name for f in fields(CdrToken)]:  # pragma: 
 
 def _parse_cdr_reference(data, strict=True):
     """The readable form of ``parse_cdr`` (same result, same errors in the same order), built
-    from the helpers; ``parse_cdr`` is generated from it (``_compile_parse_cdr``) and the tests
-    check the two against each other."""
+    from the plain helpers only (``_check_field`` and the like, ``_parse_tariff``, the
+    dataclass constructors): ``parse_cdr`` is generated to do the same (``_compile_parse_cdr``)
+    and the tests check the two against each other.  The fields present are validated in
+    schema order, then the required ones are checked."""
     p = "$"
     d = _item_object(data, p)
-    f = _cdr_fields(d, p, strict)
-    _require_tuple(d, f, p, _CDR_REQUIRED_STRICT_I if strict else _CDR_REQUIRED_LENIENT_I)
-    # The validated values, in _CDR_SCHEMA order ("x" fields are validated below).
-    (country_code, party_id, cid, start, end, session_id, auth_method, authorization_reference,
-     meter_id, total_fixed_cost, total_energy, total_energy_cost, total_time, total_time_cost,
-     total_parking_time, total_parking_cost, total_reservation_cost, remark, invoice_reference_id,
-     credit, credit_ref, home_charging_compensation, last_updated) = f
-    if cid is not None and not credit and len(cid) > 36:
-        _fail("$.id", f"must be at most 36 characters on a non-credit CDR, got {len(cid)}")
-    if strict and credit and credit_ref is None:
+    f = _plain_fields(d, p, _CDR_SCHEMA, strict)
+    _require(d, f, p, _CDR_REQUIRED_STRICT if strict else _CDR_REQUIRED_LENIENT)
+    if f["id"] is not None and not f["credit"] and len(f["id"]) > 36:
+        _fail("$.id", f"must be at most 36 characters on a non-credit CDR, got {len(f['id'])}")
+    if strict and f["credit"] and f["credit_reference_id"] is None:
         _fail("$.credit_reference_id", "required field is missing (credit is true)")
-    if end < start:
+    if f["end_date_time"] < f["start_date_time"]:
         _fail("$.end_date_time", "must not be before start_date_time")
     tok = _object(d, "cdr_token", p, strict)
     loc = _object(d, "cdr_location", p, strict)
     currency = _currency(d, "currency", p, True)
-    tariffs = _list(d, "tariffs", p, False, False)
-    tariff_objs = ()
-    if tariffs:
-        tariff_objs = tuple(_embedded_tariff(t, strict, i) for i, t in enumerate(tariffs))
-    periods = _charging_periods(d, p, strict, start, end)
+    tariffs = _list(d, "tariffs", p, False, False) or []
+    tariff_objs = tuple(_parse_tariff(t, strict, f"$.tariffs[{i}]") for i, t in enumerate(tariffs))
+    periods = _charging_periods(d, p, strict, f["start_date_time"], f["end_date_time"])
     sd = _object(d, "signed_data", p, False)
-    return _new_cdr(
-        country_code, party_id, cid, start, end, session_id,
-        _cdr_token(tok, "$.cdr_token", strict) if tok is not None else None,
-        auth_method, authorization_reference,
-        _cached_location(loc, "$.cdr_location", strict) if loc is not None else None,
-        meter_id, currency, tariff_objs, periods,
-        _signed_data(sd, "$.signed_data", strict) if sd is not None else None,
-        _price(d, "total_cost", p, strict, -1 if credit else 1),
-        total_fixed_cost, total_energy, total_energy_cost, total_time,
-        total_time_cost, total_parking_time, total_parking_cost,
-        total_reservation_cost, remark, invoice_reference_id, credit, credit_ref,
-        home_charging_compensation, last_updated, data,
-    )
+    token = None
+    if tok is not None:
+        tf = _plain_fields(tok, "$.cdr_token", _TOKEN_SCHEMA, strict)
+        if strict:
+            _require(tok, tf, "$.cdr_token", _TOKEN_SCHEMA)
+        token = CdrToken(**tf)
+    location = None
+    if loc is not None:
+        lp = "$.cdr_location"
+        lf = _plain_fields(loc, lp, _LOCATION_SCHEMA, strict)
+        co = _object(loc, "coordinates", lp, strict)
+        coords = None
+        if co is not None:
+            cf = _plain_fields(co, f"{lp}.coordinates", _COORD_SCHEMA, strict)
+            if strict:
+                _require(co, cf, f"{lp}.coordinates", _COORD_SCHEMA)
+            coords = GeoLocation(**cf)
+        if strict:
+            _require(loc, lf, lp, [k for k in _LOCATION_REQUIRED if k != "coordinates"])
+        location = CdrLocation(coordinates=coords, **lf)
+    signed = _signed_data(sd, "$.signed_data", strict) if sd is not None else None
+    total_cost = _price(d, "total_cost", p, strict, -1 if f["credit"] else 1)
+    return Cdr(cdr_token=token, cdr_location=location, currency=currency, tariffs=tariff_objs,
+               charging_periods=periods, signed_data=signed, total_cost=total_cost, raw=data, **f)
 
 
 def _compile_parse_cdr():
