@@ -16,8 +16,8 @@ override of ``_ingest_ocpi_batch`` reuses its building blocks (``_parse_ocpi``,
 * links credit CDRs with two queries per batch.
 
 A CDR that fails validation, matching or pricing is reported like the item-by-item path does
-and does not spoil the batch; if storing the batch fails (a database constraint), the batch
-falls back to the item-by-item path. ``tests/test_ocpi_batch.py`` checks that both paths store
+and does not spoil the batch; if storing the batch fails (a concurrent duplicate, a
+constraint), its CDRs are stored one by one, each refused alone. ``tests/test_ocpi_batch.py`` checks that both paths store
 the same values, column by column.
 """
 
@@ -288,7 +288,7 @@ class ClearingCdr(models.Model):
                (vals.get("token_country_code") or "").upper(),
                (vals.get("token_party_id") or "").upper(), currency.id, block)
         if key not in match_cache:
-            contract_id, match = self._match_memo(
+            contract_id, match = self._match_for_key(
                 key, end, vals["country_code"], vals["party_id"],
                 vals.get("token_country_code"), vals.get("token_party_id"))
             match_cache[key] = (self.env["clearing.contract"].browse(contract_id), match)
@@ -324,16 +324,15 @@ class ClearingCdr(models.Model):
             [("name", "=", code)], limit=1, order="id").id
 
     @api.model
-    @tools.ormcache("key", "self.env.lang")
-    def _match_memo(self, key, end, country_code, party_id, token_country_code, token_party_id):
+    def _match_for_key(self, key, end, country_code, party_id, token_country_code,
+                       token_party_id):
         """``(contract id or False, values)``: the contract matching of every CDR of ``key``
-        (see ``_batch_match_and_price``), memoised across requests and batches -- the models
-        it reads clear the memo when they change (clearing_ingest_cache.py). Computed as
-        superuser: the contract of a CDR does not depend on who imports it."""
+        (see ``_batch_match_and_price``, which keeps it for the batch). Computed as superuser:
+        the contract of a CDR does not depend on who imports it. Not kept across batches: a
+        key per sender and 15-minute block would crowd Odoo's shared ormcache on a backfill."""
         company_id, currency_id = key[0], key[5]
         env = self.sudo().env
-        company = env["res.company"].browse(company_id)
-        draft = _Draft(self.sudo(), company_id=company,
+        draft = _Draft(self.sudo(), company_id=env["res.company"].browse(company_id),
                        currency_id=env["res.currency"].browse(currency_id), end_datetime=end,
                        country_code=country_code, party_id=party_id,
                        token_country_code=token_country_code, token_party_id=token_party_id)
@@ -341,12 +340,8 @@ class ClearingCdr(models.Model):
         if contract:
             return contract.id, {"contract_id": contract.id, "partner_id": contract.partner_id.id,
                                  "match_state": "matched", "unmatched_reason": False}
-        own = company.partner_id
-        partners = env["res.partner"]
-        if (country_code, party_id) == (own.ocpi_country_code, own.ocpi_party_id):
-            partner = partners._find_by_ocpi_identity(token_country_code, token_party_id, company)
-        else:
-            partner = partners._find_by_ocpi_identity(country_code, party_id, company)
+        partner = env["clearing.cdr"]._match_unmatched_partner(
+            company_id, country_code, party_id, token_country_code, token_party_id)
         return False, {"contract_id": False, "partner_id": partner.id,
                        "match_state": "unmatched", "unmatched_reason": reason}
 

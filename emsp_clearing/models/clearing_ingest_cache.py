@@ -1,8 +1,7 @@
 """Cross-request memo of what every inbound CDR needs and that rarely changes.
 
-An OCPI push stores one CDR per request; without a memo each request would look up its
-connection by token, match the contract, rebuild the contract's OCPI tariff from the price grid
-and read the currency again (~15 queries of ~25). These answers live in Odoo's ``ormcache``
+Every OCPI call looks up its connection by token and its parties, every pushed CDR its
+currency, every batch the OCPI tariff of its contracts rebuilt from the price grid. These answers live in Odoo's ``ormcache``
 (per worker process, bounded), and every change that can alter them clears that cache for all
 workers (``registry.clear_cache()`` is signalled to the other processes through the database,
 checked at the start of each request):
