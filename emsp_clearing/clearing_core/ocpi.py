@@ -249,10 +249,8 @@ def _maker(cls):
 
 
 _new_price = _maker(Price)
-_new_token = _maker(CdrToken)
 _new_geo = _maker(GeoLocation)
 _new_location = _maker(CdrLocation)
-_new_cdr = _maker(Cdr)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1024,27 +1022,23 @@ def _indent(lines, n):
     return [" " * n + line for line in lines]
 
 
-def _compile_fields(schema, name, as_tuple=False):
-    """Build ``f(d, path, strict) -> dict`` validating the fields of ``schema`` present in ``d``.
+def _compile_fields(schema, name):
+    """Build ``f(d, path, strict) -> dict`` validating the fields of ``schema`` present in ``d``
+    (what ``_plain_fields`` gives, without the absent ones).
 
     Straight-line code generated once per schema (as ``dataclasses`` does for ``__init__``):
     one ``dict.get`` per known field, no per-field dispatch.  Errors are produced by the
     generic helpers (``_field_error``), so messages are the same everywhere.
-
-    ``as_tuple``: return instead the tuple of the validated values in schema order ("x" fields
-    left out, ``None`` for absent/null ones).
     """
     ns = _code_namespace()
     lines = [f"def {name}(d, path, strict):", "    out = {}", "    g = d.get"]
-    names = []
     for n, (k, spec) in enumerate(schema.items()):
         if spec[0] == "x":
             continue
-        names.append(f"f{n}")
-        lines += [f"    f{n} = v = g({k!r})" if as_tuple else f"    v = g({k!r})", "    if v is not None:"]
+        lines += [f"    v = g({k!r})", "    if v is not None:"]
         lines += _indent(_field_code(n, k, spec, ns, "d", "path"), 8)
-        lines.append(f"        f{n} = v" if as_tuple else f"        out[{k!r}] = v")
-    lines.append(f"    return ({', '.join(names)},)" if as_tuple else "    return out")
+        lines.append(f"        out[{k!r}] = v")
+    lines.append("    return out")
     exec("\n".join(lines), ns)  # noqa: S102 - generated from the constant schemas above
     return ns[name]
 
@@ -1056,34 +1050,16 @@ def _require(d, out, path, keys):
             _get(d, k, path, True)
 
 
-def _field_indexes(schema, keys):
-    """Positions of ``keys`` in the tuple of an ``as_tuple`` field validator of ``schema``."""
-    order = [k for k, spec in schema.items() if spec[0] != "x"]
-    return tuple((k, order.index(k)) for k in keys)
-
-
-def _require_tuple(d, values, path, indexes):
-    for k, i in indexes:
-        if values[i] is None:
-            _get(d, k, path, True)
-
-
 _TOKEN_SCHEMA = {
     "uid": _s(36, True), "type": ("e", TOKEN_TYPES, "TokenType"), "contract_id": _s(36, True),
     "country_code": _CC, "party_id": _PID,
 }
 
 
-# (uid, type, contract_id, country_code, party_id): the order of the CdrToken fields.
-_token_fields = _compile_fields(_TOKEN_SCHEMA, "_token_fields", as_tuple=True)
-_TOKEN_REQUIRED = _field_indexes(_TOKEN_SCHEMA, _TOKEN_SCHEMA)
-
-
-def _cdr_token(d, path, strict):
-    f = _token_fields(d, path, strict)
-    if strict:
-        _require_tuple(d, f, path, _TOKEN_REQUIRED)
-    return _new_token(*f)
+# parse_cdr fills every slot of its CdrToken from the fields of _TOKEN_SCHEMA (all required in
+# strict mode).
+if list(_TOKEN_SCHEMA) != [f.name for f in fields(CdrToken)]:  # pragma: no cover
+    raise RuntimeError("_TOKEN_SCHEMA differs from the CdrToken fields")
 
 
 _COORD_SCHEMA = {
@@ -1357,19 +1333,6 @@ _CDR_SCHEMA = {
 _CDR_REQUIRED_STRICT = ("id", "start_date_time", "end_date_time", "auth_method", "total_energy",
                         "total_time", "last_updated", "country_code", "party_id")
 _CDR_REQUIRED_LENIENT = ("start_date_time", "end_date_time")
-_cdr_fields = _compile_fields(_CDR_SCHEMA, "_cdr_fields", as_tuple=True)
-_CDR_REQUIRED_STRICT_I = _field_indexes(_CDR_SCHEMA, _CDR_REQUIRED_STRICT)
-_CDR_REQUIRED_LENIENT_I = _field_indexes(_CDR_SCHEMA, _CDR_REQUIRED_LENIENT)
-# parse_cdr unpacks the tuple by position: this is the order it expects.
-if [k for k, spec in _CDR_SCHEMA.items() if spec[0] != "x"] != [
-        "country_code", "party_id", "id", "start_date_time", "end_date_time", "session_id",
-        "auth_method", "authorization_reference", "meter_id", "total_fixed_cost", "total_energy",
-        "total_energy_cost", "total_time", "total_time_cost", "total_parking_time",
-        "total_parking_cost", "total_reservation_cost", "remark", "invoice_reference_id", "credit",
-        "credit_reference_id", "home_charging_compensation", "last_updated"]:  # pragma: no cover
-    raise RuntimeError("_CDR_SCHEMA order differs from the unpacking in parse_cdr")
-if [k for k in _TOKEN_SCHEMA] != [f.name for f in fields(CdrToken)]:  # pragma: no cover
-    raise RuntimeError("_TOKEN_SCHEMA order differs from the CdrToken fields")
 
 
 def _parse_cdr_reference(data, strict=True):
