@@ -87,26 +87,23 @@ class OcpiController(http.Controller):
         endpoint = "%s %s" % (hreq.method, hreq.path)
         log_vals = {"channel": channel, "endpoint": endpoint[:255],
                     "request_id": ids["X-Request-ID"], "correlation_id": ids["X-Correlation-ID"]}
-        conn = env["clearing.ocpi.connection"]
-        call = {"vals": log_vals, "log": None, "final": False}
+        call = {"vals": log_vals, "log": None, "final": False, "started": started}
         try:
             try:
                 auth = ot.parse_authorization(hreq.headers.get("Authorization"))
             except ot.OcpiAuthError as e:
                 raise _Reply(401, ot.CLIENT_ERROR, "Unauthorized: %s" % e)
-            conn, kind = conn._find_by_token(auth)
+            conn, entry = env["clearing.ocpi.connection"]._find_by_token(auth)
             if not conn:
                 raise _Reply(401, ot.CLIENT_ERROR, "Unauthorized: unknown credentials token")
-            if kind not in token_kinds:
+            log_vals.update(connection_id=entry.conn_id, partner_id=entry.partner_id,
+                            company_id=entry.company_id)
+            if entry.kind not in token_kinds:
                 raise _Reply(401, ot.CLIENT_ERROR,
                              "Unauthorized: the registration token (Token A) is only valid for "
                              "the versions and credentials modules")
-            company_id, partner_id = conn._ids_memo(conn.id)
-            env = env(context=dict(env.context, allowed_company_ids=[company_id]))
-            conn = conn.with_env(env)
-            log_vals.update(connection_id=conn.id, partner_id=partner_id, company_id=company_id)
-            call["started"] = started
-            reply = handler(conn, kind, call, **kw)
+            env = env(context=dict(env.context, allowed_company_ids=[entry.company_id]))
+            reply = handler(conn.with_env(env), entry.kind, call, **kw)
         except _Reply as r:
             reply = r
         except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
@@ -120,11 +117,11 @@ class OcpiController(http.Controller):
                                  status_message=reply.message)
         headers = [("Content-Type", "application/json")] + list(ids.items()) + list(reply.headers.items())
         if not call["final"]:
-            self._log_outcome(call, conn, reply, started)
+            self._log_outcome(call, reply)
         return request.make_response(body, headers=headers, status=reply.http_status)
 
     @staticmethod
-    def _log_outcome(call, conn, reply, started):
+    def _log_outcome(call, reply):
         log_vals = call["vals"]
         log = call["log"]
         if reply.http_status == 401:
@@ -136,15 +133,11 @@ class OcpiController(http.Controller):
         else:
             outcome = "rejected"
         vals = {"http_status": reply.http_status, "ocpi_status_code": reply.status_code,
-                "duration": time.monotonic() - started}
+                "duration": time.monotonic() - call["started"]}
         if outcome:
             vals["outcome"] = outcome
         message = reply.message if not ot.is_success(reply.status_code) else None
         if log is None:
-            if conn:
-                company_id, partner_id = conn._ids_memo(conn.id)
-                log_vals.update(connection_id=conn.id, partner_id=partner_id,
-                                company_id=company_id)
             if message is not None:
                 vals["message"] = message
             request.env["clearing.ingestion.log"].sudo().create(dict(log_vals, **vals))

@@ -10,6 +10,8 @@ with Token C (ours, stored as a digest). Token A is then thrown away.
 import datetime as dt
 import logging
 import time
+from types import MappingProxyType
+from typing import NamedTuple
 
 from odoo import _, api, fields, models, tools
 from odoo.exceptions import UserError
@@ -18,6 +20,16 @@ from ..clearing_core import ocpi_client
 from ..clearing_core import ocpi_transport as ot
 
 _logger = logging.getLogger(__name__)
+
+
+class TokenEntry(NamedTuple):
+    """What a request presenting one of a connection's tokens needs (``_token_index``)."""
+    conn_id: int
+    kind: str  # 'A' (registration) or 'C'
+    raw_token: bool
+    company_id: int
+    partner_id: int
+    parties: frozenset  # allowed (country code, party id), see _allowed_parties
 
 
 class ClearingOcpiConnection(models.Model):
@@ -170,49 +182,54 @@ class ClearingOcpiConnection(models.Model):
 
     @api.model
     def _find_by_token(self, auth):
-        """``(connection, kind)`` for an ``ot.AuthorizationToken``; kind 'A' or 'C'."""
+        """``(connection, entry)`` for an ``ot.AuthorizationToken``: the active connection
+        (sudo) whose token it is and its ``TokenEntry`` (kind 'A' or 'C', company, partner,
+        allowed parties); ``(empty recordset, None)`` when no connection has that token."""
+        index = self._token_index()
         for allow_raw in (False, True):
             for candidate in auth.candidates(allow_raw=allow_raw):
                 if allow_raw and candidate == auth.decoded:
                     continue
-                found = self._token_memo(ot.hash_token(candidate))
-                if not found or (allow_raw and not found[2]):
+                entry = index.get(ot.hash_token(candidate))
+                if entry is None or (allow_raw and not entry.raw_token):
                     continue
-                return self.sudo().browse(found[0]), found[1]
+                return self.sudo().browse(entry.conn_id), entry
         return self.browse(), None
 
     @api.model
-    @tools.ormcache("digest")
-    def _token_memo(self, digest):
-        """``(connection id, 'A' or 'C', raw_token)`` of the active connection whose token hash
-        is ``digest``, or None; memoised across requests (clearing_ingest_cache.py)."""
-        conn = self.sudo().with_context(active_test=True).search(
-            ["|", ("token_a_hash", "=", digest), ("token_c_hash", "=", digest)], limit=1)
-        if not conn:
-            return None
-        return conn.id, ("A" if conn.token_a_hash == digest else "C"), conn.raw_token
+    @tools.ormcache()
+    def _token_index(self):
+        """``{token digest: TokenEntry}`` of every active connection holding a token (Token A
+        or C): one memo entry for all of them, memoised across requests and cleared when a
+        connection or a partner's OCPI identity changes (clearing_ingest_cache.py). A presented
+        token is looked up in it, so unknown tokens add nothing to Odoo's shared cache."""
+        conns = self.sudo().with_context(active_test=True).search(
+            ["|", ("token_a_hash", "!=", False), ("token_c_hash", "!=", False)], order="id")
+        index = {}
+        for conn in conns:
+            parties = conn._read_allowed_parties()
+            for kind, digest in (("A", conn.token_a_hash), ("C", conn.token_c_hash)):
+                if digest:
+                    index[digest] = TokenEntry(conn.id, kind, conn.raw_token, conn.company_id.id,
+                                               conn.partner_id.id, parties)
+        return MappingProxyType(index)
 
     def _allowed_parties(self):
         """(country_code, party_id) the partner may send CDRs for: its CPO roles, else its
-        OCPI identity on the partner record."""
+        OCPI identity on the partner record. A frozenset, from the token index when the
+        connection holds a token (shared: read only)."""
         self.ensure_one()
-        return self._allowed_parties_memo(self.id)  # a frozenset, shared: read only
+        for entry in self._token_index().values():
+            if entry.conn_id == self.id:
+                return entry.parties
+        return self.sudo()._read_allowed_parties()  # archived or without token: not memoised
 
-    @api.model
-    @tools.ormcache("conn_id")
-    def _ids_memo(self, conn_id):
-        """``(company id, partner id)`` of a connection, memoised like ``_token_memo``."""
-        conn = self.sudo().browse(conn_id)
-        return conn.company_id.id, conn.partner_id.id
-
-    @api.model
-    @tools.ormcache("conn_id")
-    def _allowed_parties_memo(self, conn_id):
-        conn = self.sudo().browse(conn_id)
+    def _read_allowed_parties(self):
+        self.ensure_one()
         parties = {((r.get("country_code") or "").upper(), (r.get("party_id") or "").upper())
-                   for r in (conn.partner_roles or []) if isinstance(r, dict)
+                   for r in (self.partner_roles or []) if isinstance(r, dict)
                    and r.get("role") in ("CPO", "HUB", "OTHER")}
-        p = conn.partner_id
+        p = self.partner_id
         if p.ocpi_country_code and p.ocpi_party_id:
             parties.add((p.ocpi_country_code.upper(), p.ocpi_party_id.upper()))
         return frozenset(parties)

@@ -291,3 +291,61 @@ class TestOcpiEndpoints(OcpiHttpCase):
         self.assertEqual(self.conn.state, "unregistered")
         r, p = self.ocpi("GET", "/ocpi/versions", self.token_c)
         self.assertEqual(r.status_code, 401)
+
+    # ------------------------------------------------------------------ token memo
+    def connection_memo_keys(self):
+        """Keys of the connection model's entries in Odoo's shared 'default' ormcache."""
+        cache = self.env.registry._Registry__caches["default"]
+        return [key for key in list(cache.d) if key[0] == "clearing.ocpi.connection"]
+
+    def test_unknown_tokens_do_not_grow_the_shared_cache(self):
+        r, _p = self.ocpi("GET", "/ocpi/versions", self.token_c)
+        self.assertEqual(r.status_code, 200)
+        before = self.connection_memo_keys()
+        self.assertTrue(before)  # the known token answered from the memo
+        for n in range(20):  # a scanner: base64 and raw tokens nobody issued
+            r, p = self.ocpi("GET", "/ocpi/versions", "scanner-%d" % n, raw_token=bool(n % 2))
+            self.assertEqual(r.status_code, 401)
+            self.assertEnvelope(p, 2000)
+        self.assertEqual(self.connection_memo_keys(), before)
+        log = self.last_log(channel="versions")
+        self.assertEqual(log.outcome, "unauthorized")
+        self.assertFalse(log.connection_id)
+        r, _p = self.ocpi("GET", "/ocpi/versions", self.token_c)
+        self.assertEqual(r.status_code, 200)
+
+    def test_token_memo_follows_connection_changes(self):
+        r, _p = self.ocpi("GET", "/ocpi/versions", self.token_c)
+        self.assertEqual(r.status_code, 200)  # the memo is filled
+        # a connection created after it: its token is known on the next call
+        conn2, token2 = self._connection(partner=self.env["res.partner"].create({
+            "name": "Second CPO", "ocpi_country_code": "NL", "ocpi_party_id": "SEC"}))
+        r, _p = self.ocpi("GET", "/ocpi/versions", token2)
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(self.last_log(channel="versions").connection_id, conn2)
+        self.assertEqual(conn2._allowed_parties(), frozenset({("NL", "SEC")}))
+        # raw tokens accepted once the connection allows them
+        r, _p = self.ocpi("GET", "/ocpi/versions", token2, raw_token=True)
+        self.assertEqual(r.status_code, 401)
+        conn2.raw_token = True
+        r, _p = self.ocpi("GET", "/ocpi/versions", token2, raw_token=True)
+        self.assertEqual(r.status_code, 200)
+        # the partner's identity and roles change the allowed parties
+        conn2.partner_id.write({"ocpi_party_id": "SED"})
+        self.assertEqual(conn2._allowed_parties(), frozenset({("NL", "SED")}))
+        conn2.sudo().write({"partner_roles": [{"role": "CPO", "country_code": "be",
+                                               "party_id": "abc"}]})
+        self.assertEqual(conn2._allowed_parties(), frozenset({("NL", "SED"), ("BE", "ABC")}))
+        # archived: refused at once; its parties are still read (pull of an archived one)
+        conn2.active = False
+        r, _p = self.ocpi("GET", "/ocpi/versions", token2, raw_token=True)
+        self.assertEqual(r.status_code, 401)
+        self.assertEqual(conn2._allowed_parties(), frozenset({("NL", "SED"), ("BE", "ABC")}))
+        # Token A on a Token C route: refused, logged against its connection
+        conn_a, _c = self._connection(registered=False)
+        token_a = conn_a._new_token_a()
+        r, _p = self.ocpi("GET", "/ocpi/2.2.1/cdrs/1", token_a)
+        self.assertEqual(r.status_code, 401)
+        log = self.last_log(channel="cdr_get")
+        self.assertEqual((log.outcome, log.connection_id, log.partner_id, log.company_id),
+                         ("unauthorized", conn_a, conn_a.partner_id, conn_a.company_id))
