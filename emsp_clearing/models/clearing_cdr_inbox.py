@@ -115,10 +115,8 @@ class ClearingCdrInbox(models.Model):
         key = _key(parsed.country_code, parsed.party_id, parsed.id)
         allowed = conn._allowed_parties()
         if key[:2] not in allowed:
-            return self._refuse(log_vals, body, "$.party_id", _(
-                "%(cc)s*%(party)s is not a party of this OCPI connection (registered: "
-                "%(allowed)s)", cc=key[0], party=key[1],
-                allowed=", ".join("*".join(p) for p in sorted(allowed)) or "-"))
+            return self._refuse(log_vals, body, "$.party_id", self.env[
+                "clearing.ingestion.log"]._party_refusal(key, allowed))
         if not self.env["clearing.cdr"]._currency_memo(parsed.currency):
             return self._refuse(log_vals, body, "$.currency", _(
                 "currency %s is not available in Odoo", parsed.currency))
@@ -169,9 +167,7 @@ class ClearingCdrInbox(models.Model):
         if _normalized(previous_raw) == _normalized(body):
             log.write({"count_received": 1, "count_duplicate": 1})
             return "duplicate", previous_ref, None, None, log
-        reason = _("a different CDR %(id)s from %(cc)s*%(party)s was already received; "
-                   "CDRs cannot be changed (send a credit CDR)",
-                   id=key[2], cc=key[0], party=key[1])
+        reason = log._conflict_reason(key)
         log._record_rejection(body, "$.id", reason)
         return "rejected", None, "$.id", reason, log
 

@@ -253,11 +253,7 @@ class ClearingIngestionLog(models.Model):
             key = _key(cdr.country_code, cdr.party_id, cdr.id)
             if allowed_parties is not None and key[:2] not in allowed_parties:
                 results[i] = self._rejected(
-                    "$.party_id",
-                    _("%(cc)s*%(party)s is not a party of this OCPI connection (registered: "
-                      "%(allowed)s)", cc=key[0], party=key[1],
-                      allowed=", ".join("*".join(p) for p in sorted(allowed_parties)) or "-"),
-                    data)
+                    "$.party_id", self._party_refusal(key, allowed_parties), data)
                 continue
             parsed_keys[i] = key
             parsed_cdrs[i] = cdr
@@ -274,12 +270,7 @@ class ClearingIngestionLog(models.Model):
                     results[i] = {"outcome": "duplicate", "record": cdr_model.browse(prev_id) if prev_id else None,
                                   "reason": None, "path": None, "same_batch": prev_id is None}
                 else:
-                    results[i] = self._rejected(
-                        "$.id",
-                        _("a different CDR %(id)s from %(cc)s*%(party)s was already received; "
-                          "CDRs cannot be changed (send a credit CDR)",
-                          id=key[2], cc=key[0], party=key[1]),
-                        items[i])
+                    results[i] = self._rejected("$.id", self._conflict_reason(key), items[i])
                 continue
             batch_seen[key] = (None, items[i])
             new_indexes.append(i)
@@ -311,6 +302,21 @@ class ClearingIngestionLog(models.Model):
                 "cdr_ocpi_id": cdr_id,
                 "sender": "%s*%s" % (data.get("country_code"), data.get("party_id"))
                 if isinstance(data, dict) and data.get("country_code") else None}
+
+    @api.model
+    def _party_refusal(self, key, allowed):
+        """Why a CDR of sender ``key[:2]`` is refused on a connection whose parties are
+        ``allowed`` (every channel: push, pull)."""
+        return _("%(cc)s*%(party)s is not a party of this OCPI connection (registered: "
+                 "%(allowed)s)", cc=key[0], party=key[1],
+                 allowed=", ".join("*".join(p) for p in sorted(allowed)) or "-")
+
+    @api.model
+    def _conflict_reason(self, key):
+        """Why a CDR is refused whose ``key`` holds another CDR already (CDRs are
+        immutable)."""
+        return _("a different CDR %(id)s from %(cc)s*%(party)s was already received; "
+                 "CDRs cannot be changed (send a credit CDR)", id=key[2], cc=key[0], party=key[1])
 
     def _existing_cdrs(self, company, keys):
         """{key: (record id, raw_json)} of stored CDRs among ``keys`` — one query per 1000."""
