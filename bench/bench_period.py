@@ -31,7 +31,7 @@ import tempfile
 import time
 import urllib.request
 
-from odoo_bench import create_db, free_port, odoo_args, pg_exec
+from odoo_bench import create_db, drop_db, free_port, odoo_args, pg_exec, registry_of
 
 PORTAL_LOGIN = "bench_portal"
 
@@ -184,8 +184,7 @@ def main():
     db = "emsp_bench_period_%d" % os.getpid()
     create_db(db, args.template)
     try:
-        odoo.tools.config.parse_config(odoo_args(db) + ["--log-level=warn"])
-        registry = odoo.modules.registry.Registry.new(db)
+        registry = registry_of(db)
         t0 = time.perf_counter()
         with registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
@@ -226,9 +225,7 @@ def main():
     finally:
         if not args.keep_db:
             odoo.sql_db.close_all()
-            pg_exec('DROP DATABASE IF EXISTS "%s"' % db)
-            subprocess.run(["rm", "-rf", os.path.expanduser(
-                "~/.local/share/Odoo/filestore/%s" % db)], check=False)
+            drop_db(db)
         else:
             print("database kept: %s" % db)
 

@@ -92,7 +92,10 @@ def create_db(db, template=None):
 
 
 def drop_db(db):
+    """Drop the scratch database ``db`` and its filestore."""
     pg_exec('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % db)
+    subprocess.run(["rm", "-rf", os.path.expanduser("~/.local/share/Odoo/filestore/%s" % db)],
+                   check=False)
 
 
 def bench_parties(env):
