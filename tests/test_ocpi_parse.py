@@ -675,3 +675,44 @@ def test_remembered_valid_codes_and_tariff_ids_do_not_let_invalid_ones_through()
         cdr["party_id"] = f"{i % 1000:03d}"
         assert ocpi.parse_cdr(cdr).charging_periods[0].tariff_id == f"T{i}"
     assert str(_error(ocpi.parse_cdr, _mutated(BASE_CDR, ["party_id"], "B-C"))).startswith("$.party_id: must be a 3-character")
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_charging_period_fast_path_accepts_exactly_what_the_dimension_rules_accept(strict):
+    """_charging_periods checks dimensions fast and takes its errors from _dimensions_error,
+    where the rules are written out: on random dimension lists, a period is accepted exactly
+    when _dimensions_error finds nothing wrong (it asserts otherwise), with the volumes it
+    would convert."""
+    import random
+
+    rng = random.Random(7 if strict else 8)
+    types = sorted(ocpi.CDR_DIMENSION_TYPES) + ["VOLTAGE", 3, None]
+    volumes = [0, 1, -1, 2.5, -2.5, 0.0, -0.0, 100, 101, 100.5, Decimal("-0"), Decimal("1.50"), Decimal("NaN"),
+               float("inf"), True, "1", None, [1]]
+    accepted = rejected = 0
+    for _ in range(3000):
+        dims = []
+        for _ in range(rng.randint(1, 4)):
+            r = rng.random()
+            if r < 0.03:
+                dims.append(rng.choice([None, "ENERGY", [], 5]))
+                continue
+            dim = {"type": rng.choice(types), "volume": rng.choice(volumes)}
+            if r < 0.08:
+                del dim[rng.choice(["type", "volume"])]
+            dims.append(dim)
+        data = {"start_date_time": "2024-01-01T10:00:00Z", "end_date_time": "2024-01-01T11:00:00Z",
+                "currency": "EUR", "charging_periods": [{"start_date_time": "2024-01-01T10:00:00Z", "dimensions": dims}]}
+        try:
+            periods = ocpi._charging_periods(data, "$", strict, datetime(2024, 1, 1, 10, tzinfo=UTC),
+                                             datetime(2024, 1, 1, 11, tzinfo=UTC))
+        except OcpiValidationError:
+            rejected += 1  # the error came from _dimensions_error, which found an invalid dimension
+            continue
+        with pytest.raises(AssertionError):  # no invalid dimension
+            ocpi._dimensions_error(dims, 0, "$", strict)
+        got = periods[0].dimensions
+        assert [(d.type, str(d.volume)) for d in got] == [
+            (d["type"], str(ocpi._to_decimal(d["volume"]))) for d in dims], dims
+        accepted += 1
+    assert accepted > 100 and rejected > 1000

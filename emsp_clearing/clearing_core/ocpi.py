@@ -1154,68 +1154,48 @@ _DIM_TWIN = _twin(CdrDimension)
 _PERIOD_TWIN = _twin(ChargingPeriod)
 
 
-# CdrDimensionType -> True when the volume may be negative; per mode.
-_DIMS_STRICT = {t: t in _SIGNED_DIMENSIONS for t in CDR_DIMENSION_TYPES - CDR_SESSION_ONLY_DIMENSIONS}
-_DIMS_LENIENT = {t: t in _SIGNED_DIMENSIONS for t in CDR_DIMENSION_TYPES}
-
-
-def _dimension_error(dims, i, j, path, strict, seen):
-    """Raise the error of charging_periods[i].dimensions[j] (slow path)."""
-    dp = f"{path}.charging_periods[{i}].dimensions[{j}]"
-    dim = dims[j]
-    if type(dim) is not dict:
-        _fail(dp, f"must be an object, got {_show(dim)}")
-    t = dim.get("type")
-    if t is None:
-        _get(dim, "type", dp, True)
-    if type(t) is not str or t not in CDR_DIMENSION_TYPES:
-        _fail(f"{dp}.type", f"must be a valid CdrDimensionType, got {_show(t)}")
-    if strict and t in CDR_SESSION_ONLY_DIMENSIONS:
-        _fail(f"{dp}.type", f"{t} is a Session-only dimension and SHALL NOT be used in a CDR")
-    if t in seen:
-        _fail(f"{dp}.type", f"duplicate dimension {t} in the same charging period")
-    v = dim.get("volume")
-    if v is None:
-        _get(dim, "volume", dp, True)
-    signed = t in _SIGNED_DIMENSIONS
-    vol = _number_at(v, f"{dp}.volume", None if signed else 0)
-    if t == "STATE_OF_CHARGE" and vol > 100:
-        _fail(f"{dp}.volume", f"must be <= 100 (percent), got {_show(v)}")
-    raise AssertionError(dp)  # pragma: no cover
+# The rules of a charging-period dimension, written out once in _dimensions_error (with their
+# messages): an object; a "type" that is a CdrDimensionType allowed in the mode (strict: not a
+# Session-only one) and not already in the period; a "volume" that is a number, >= 0 unless the
+# type is signed (_SIGNED_DIMENSIONS), at most _STATE_OF_CHARGE_MAX for STATE_OF_CHARGE.  The
+# loop of _charging_periods accepts fast exactly what they accept, from the same tables, and
+# calls _dimensions_error for anything else (the tests compare the two on random dimensions).
+_ALLOWED_STRICT = frozenset(CDR_DIMENSION_TYPES - CDR_SESSION_ONLY_DIMENSIONS)
+_ALLOWED_LENIENT = frozenset(CDR_DIMENSION_TYPES)
+_STATE_OF_CHARGE_MAX = 100
+# Valid ChargingPeriod.tariff_id values seen (CiString(36)); bounded, membership = the check.
+_TARIFF_IDS = set()
 
 
 class _Invalid(Exception):
     """Internal: a dimension is not valid; _dimensions_error says which and why."""
 
 
-_ALLOWED_STRICT = frozenset(_DIMS_STRICT)
-# Valid ChargingPeriod.tariff_id values seen (CiString(36)); bounded, membership = the check.
-_TARIFF_IDS = set()
-_ALLOWED_LENIENT = frozenset(_DIMS_LENIENT)
-
-
-def _dimension_ok(dim, strict, seen):
-    """True when ``dim`` is a valid dimension after the types in ``seen`` (slow path)."""
-    try:
-        t = dim["type"]
-        signed = (_DIMS_STRICT if strict else _DIMS_LENIENT)[t]
-        v = dim["volume"]
-    except (KeyError, TypeError):
-        return False
-    vol = _to_decimal(v)
-    if vol is None or t in seen or (vol < 0 and not signed) or (t == "STATE_OF_CHARGE" and vol > 100):
-        return False
-    seen[t] = vol
-    return True
-
-
 def _dimensions_error(dims, i, path, strict):
     """Raise the error of the first invalid dimension of charging_periods[i] (in order)."""
-    seen = {}
+    allowed = _ALLOWED_STRICT if strict else _ALLOWED_LENIENT
+    seen = set()
     for j, dim in enumerate(dims):
-        if not _dimension_ok(dim, strict, seen):
-            _dimension_error(dims, i, j, path, strict, seen)
-    raise AssertionError(path)  # pragma: no cover
+        dp = f"{path}.charging_periods[{i}].dimensions[{j}]"
+        if type(dim) is not dict:
+            _fail(dp, f"must be an object, got {_show(dim)}")
+        t = dim.get("type")
+        if t is None:
+            _get(dim, "type", dp, True)
+        if type(t) is not str or t not in CDR_DIMENSION_TYPES:
+            _fail(f"{dp}.type", f"must be a valid CdrDimensionType, got {_show(t)}")
+        if t not in allowed:
+            _fail(f"{dp}.type", f"{t} is a Session-only dimension and SHALL NOT be used in a CDR")
+        if t in seen:
+            _fail(f"{dp}.type", f"duplicate dimension {t} in the same charging period")
+        v = dim.get("volume")
+        if v is None:
+            _get(dim, "volume", dp, True)
+        vol = _number_at(v, f"{dp}.volume", None if t in _SIGNED_DIMENSIONS else 0)
+        if t == "STATE_OF_CHARGE" and vol > _STATE_OF_CHARGE_MAX:
+            _fail(f"{dp}.volume", f"must be <= {_STATE_OF_CHARGE_MAX} (percent), got {_show(v)}")
+        seen.add(t)
+    raise AssertionError(path)  # pragma: no cover - called only when a dimension is invalid
 
 
 def _charging_periods(d, path, strict, start, end):
@@ -1264,10 +1244,10 @@ def _charging_periods(d, path, strict, start, end):
             if type(dims) is not list:
                 _fail(f"{path}.charging_periods[{i}].dimensions", f"must be an array, got {_show(dims)}")
             _fail(f"{path}.charging_periods[{i}].dimensions", "must contain at least one element")
-        # Each dimension's volume is checked as it is converted; the type (allowed in this
-        # mode), duplicates and the state-of-charge bound are checked once per period below.
-        # Anything wrong: _dimensions_error walks the dimensions in order and raises the error
-        # of the first invalid one, as a check per dimension would.
+        # The rules of _dimensions_error, fast: each dimension's volume is checked as it is
+        # converted; the type (allowed in this mode), duplicates and the state-of-charge bound
+        # once per period below.  Anything wrong: _dimensions_error walks the dimensions in
+        # order and raises the error of the first invalid one.
         dl = []
         seen = {}
         try:
@@ -1300,7 +1280,7 @@ def _charging_periods(d, path, strict, start, end):
         except (KeyError, TypeError, _Invalid):
             _dimensions_error(dims, i, path, strict)
         if (len(seen) != len(dl) or not allowed.issuperset(seen)
-                or ("STATE_OF_CHARGE" in seen and seen["STATE_OF_CHARGE"] > 100)):
+                or ("STATE_OF_CHARGE" in seen and seen["STATE_OF_CHARGE"] > _STATE_OF_CHARGE_MAX)):
             _dimensions_error(dims, i, path, strict)
         tid = cp.get("tariff_id")
         if tid is not None and (type(tid) is not str or tid not in tariff_ids):
