@@ -48,7 +48,7 @@ STATES = [
 BATCH = 500
 # a push triggers the queue cron at most this often per worker process (seconds)
 TRIGGER_EVERY = 2.0
-_last_trigger = [0.0]
+_last_trigger = {}  # database name -> time.monotonic() of this process's last trigger
 
 
 class ClearingCdrInbox(models.Model):
@@ -195,13 +195,19 @@ class ClearingCdrInbox(models.Model):
         return row[0], row[1]  # jsonb: decoded by psycopg2
 
     @api.model
-    def _trigger_processing(self):
+    def _trigger_processing(self, throttle=True):
+        """Wake the queue's scheduled action now (at most every TRIGGER_EVERY seconds per
+        process and database when ``throttle``). A trigger in the future would not wake the
+        cron workers (Odoo notifies them of due triggers only): they would see it at their
+        next minute poll."""
         now = time.monotonic()
-        if now - _last_trigger[0] >= TRIGGER_EVERY:
-            _last_trigger[0] = now
-            cron = self.env.ref("emsp_clearing.ir_cron_cdr_inbox", raise_if_not_found=False)
-            if cron:
-                cron.sudo()._trigger()
+        dbname = self.env.cr.dbname
+        if throttle and now - _last_trigger.get(dbname, -TRIGGER_EVERY) < TRIGGER_EVERY:
+            return
+        _last_trigger[dbname] = now
+        cron = self.env.ref("emsp_clearing.ir_cron_cdr_inbox", raise_if_not_found=False)
+        if cron:
+            cron.sudo()._trigger()
 
     @api.model
     def _find_queued(self, company, cdr_ref):
@@ -227,11 +233,7 @@ class ClearingCdrInbox(models.Model):
         self._process_queue(commit=True)
         self.env.cr.execute("SELECT 1 FROM clearing_cdr_inbox WHERE state = 'queued' LIMIT 1")
         if self.env.cr.fetchone():
-            cron = self.env.ref("emsp_clearing.ir_cron_cdr_inbox", raise_if_not_found=False)
-            if cron:
-                # now: a trigger in the future does not wake the cron workers (Odoo notifies
-                # them only for due triggers); they would see it at their next minute poll
-                cron.sudo()._trigger()
+            self._trigger_processing(throttle=False)
 
     @api.model
     def _process_queue(self, limit=None, commit=False):
