@@ -5,20 +5,11 @@ import copy
 from odoo.tests import tagged
 
 from ..clearing_core import ocpi_transport as ot
-from .ocpi_common import OcpiHttpCase, launcher, spec_example
+from .ocpi_common import OcpiPushCase, spec_example
 
 
 @tagged("post_install", "-at_install")
-class TestOcpiEndpoints(OcpiHttpCase):
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.cdrs = launcher.make_cdrs(3)
-
-    def setUp(self):
-        super().setUp()
-        self.conn, self.token_c = self._connection()
+class TestOcpiEndpoints(OcpiPushCase):
 
     def assertEnvelope(self, payload, status_code):
         self.assertIsInstance(payload, dict)
