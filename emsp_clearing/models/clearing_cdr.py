@@ -547,13 +547,19 @@ class ClearingCdr(models.Model):
         contract = self.contract_id
         tariff_dict, tariff = self._contract_tariff(contract, tariff_cache)
         ocpi_cdr = parsed.get(self.id) or self._parse_ocpi(self.raw_json)
+        return self._pricing_vals(self._price_ocpi(ocpi_cdr, tariff, contract), tariff_dict)
+
+    @api.model
+    def _price_ocpi(self, ocpi_cdr, tariff, contract):
+        """``pricing.PriceResult`` of the parsed OCPI CDR under ``tariff`` (the grid of
+        ``contract``, in its time zone); a ValidationError naming the CDR when it cannot be
+        priced."""
         try:
-            result = pricing.price_cdr(ocpi_cdr, tariff, tz=contract.tz)
+            return pricing.price_cdr(ocpi_cdr, tariff, tz=contract.tz)
         except OcpiValidationError as error:
             raise ValidationError(
-                _("CDR %(cdr)s cannot be priced: %(error)s", cdr=self.ocpi_id, error=error)
+                _("CDR %(cdr)s cannot be priced: %(error)s", cdr=ocpi_cdr.id, error=error)
             ) from error
-        return self._pricing_vals(result, tariff_dict)
 
     def _pricing_vals(self, result, tariff_dict):
         """Stored values for a pricing.PriceResult, rounded to the CDR currency."""

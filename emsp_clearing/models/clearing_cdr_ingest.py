@@ -34,9 +34,6 @@ from odoo import _, api, fields, models, tools
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL, float_repr, float_round
 
-from ..clearing_core import pricing
-from ..clearing_core.errors import OcpiValidationError
-
 _BLOCK = 15 * 60  # seconds; every UTC offset in use is a multiple of 15 minutes
 
 
@@ -302,12 +299,7 @@ class ClearingCdr(models.Model):
             out.update(type(self)._empty_pricing_vals(draft))
             return out
         tariff_dict, tariff = self._contract_tariff(contract, tariff_cache)
-        try:
-            result = pricing.price_cdr(parsed, tariff, tz=contract.tz)
-        except OcpiValidationError as error:
-            raise ValidationError(
-                _("CDR %(cdr)s cannot be priced: %(error)s", cdr=parsed.id, error=error)
-            ) from error
+        result = self._price_ocpi(parsed, tariff, contract)
         draft = _Draft(self, currency_id=currency, credit=vals.get("credit"),
                        raw_json=vals.get("raw_json"), contract_id=contract,
                        charging_periods=vals.get("charging_periods"),
