@@ -43,7 +43,7 @@ def setup(db, n, page=500):
         t = time.monotonic()
         model = env["clearing.cdr"]
         for start in range(0, n, page):
-            res = model._ingest_ocpi_batch(cdrs[start:start + page], company=company)
+            res = model.ingest_ocpi_batch(cdrs[start:start + page], company=company)
             bad = [r["error"] for r in res if not r["record"]]
             assert not bad, bad[:3]
             cr.commit()

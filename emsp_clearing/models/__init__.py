@@ -6,14 +6,10 @@ from . import res_currency
 from . import account_tax
 from . import clearing_price_line
 from . import clearing_contract
+from . import clearing_cdr_ingest_mixin
 from . import clearing_cdr
-from . import clearing_cdr_demo
 from . import clearing_ingestion_log
 from . import clearing_cdr_inbox
 from . import ocpi_connection
 from . import clearing_period
 from . import clearing_dispute
-from . import clearing_cdr_period
-from . import clearing_contract_period
-from . import clearing_cdr_ingest
-from . import clearing_cdr_display

@@ -1,16 +1,44 @@
+"""clearing.cdr: a charge detail record (OCPI 2.2.1 CDR) as received, matched to its contract,
+priced with the contract grid, put in its clearing period, disputed, locked.
+
+The model is declared here, whole. Batch ingestion (one ``COPY`` per batch) is the named
+abstract mixin ``clearing.cdr.ingest.mixin`` (clearing_cdr_ingest_mixin.py) that this model
+inherits. Code that is not a model lives in ``tools/``: display formatting, period arithmetic,
+shared selections, the bulk writer, the demo generator.
+
+Public entry points (stable, for other modules):
+
+* ``ingest_ocpi(data, company=None)``: store, match and price one OCPI CDR;
+* ``ingest_ocpi_batch(items, company=None, ...)``: the same for many, one bad item not spoiling
+  the others (clearing_cdr_ingest_mixin.py);
+* ``reprice()``: match again and re-price CDRs (``action_reprice`` is the button);
+* ``assign_period()``: put sessions in their clearing period.
+
+Hooks to extend (``_prepare_*``, as OCA/contract's ``_prepare_invoice``): ``_prepare_cdr_vals``
+(values of a new CDR from OCPI), ``_prepare_pricing_vals`` / ``_prepare_empty_pricing_vals``
+(stored pricing of a matched / unmatched CDR), ``_prepare_period_vals`` (period of a session).
+Both ingestion paths go through them.
+"""
+
 import json
 import logging
 from datetime import timezone
 from decimal import Decimal
 
+import psycopg2
 import pytz
+from markupsafe import Markup, escape
 
 from odoo import _, api, fields, models, tools
 from odoo.exceptions import UserError, ValidationError
 from odoo.osv import expression
+from odoo.tools import SQL
 
 from ..clearing_core import currencies, ocpi, pricing
 from ..clearing_core.errors import OcpiValidationError
+from ..tools import demo, display
+from ..tools.selections import CDR_DISPUTE_STATES, WEEKDAYS
+from .clearing_period import FIGURES
 
 _logger = logging.getLogger(__name__)
 
@@ -57,15 +85,14 @@ def pretty_json(value):
 class ClearingCdr(models.Model):
     _name = "clearing.cdr"
     _description = "Charge Detail Record (OCPI)"
-    _inherit = ["mail.thread"]
+    _inherit = ["mail.thread", "clearing.cdr.ingest.mixin"]
     _order = "end_datetime desc, id desc"
     _rec_name = "ocpi_id"
     _rec_names_search = ["ocpi_id", "session_id", "token_uid"]
     _check_company_auto = True
 
     # ---------------------------------------------------------------- identity
-    # indexed with the sender, as the idempotency checks look CDRs up (init of
-    # clearing_cdr_ingest.py)
+    # indexed with the sender, as the idempotency checks look CDRs up (``init``)
     ocpi_id = fields.Char("CDR ID", required=True, readonly=True)
     country_code = fields.Char(
         "Sender Country Code", required=True, readonly=True,
@@ -183,21 +210,87 @@ class ClearingCdr(models.Model):
     )
     unmatched_reason = fields.Char(readonly=True)
     state = fields.Selection(
-        [("unmatched", "Unmatched"), ("priced", "Priced")],
+        [("unmatched", "Unmatched"), ("priced", "Priced"), ("locked", "Locked"),
+         ("excluded", "Excluded")],
         default="unmatched", required=True, readonly=True, index=True, tracking=True,
     )
     company_id = fields.Many2one(
         "res.company", required=True, readonly=True, index=True,
         default=lambda self: self.env.company,
     )
+    # ---------------------------------------------------------------- clearing period, lock, disputes
+    period_id = fields.Many2one(
+        "clearing.period", string="Clearing Period", readonly=True, index=True,
+        ondelete="restrict", copy=False,
+    )
+    period_state = fields.Selection(related="period_id.state", string="Period State")
+    locked = fields.Boolean(
+        readonly=True, copy=False,
+        help="Set when the clearing period locks: the session is billable and can no "
+        "longer be changed; corrections go through credit CDRs.",
+    )
+    is_late = fields.Boolean(
+        "Late", readonly=True, copy=False,
+        help="Received after the period of its end date was locked: billed in the next "
+        "open period.",
+    )
+    carried_from_period_id = fields.Many2one(
+        "clearing.period", string="Carried From", readonly=True, copy=False,
+        help="Disputed at the lock of this period and carried to the next one.",
+    )
+    dispute_ids = fields.One2many("clearing.dispute", "cdr_id", string="Disputes", readonly=True)
+    dispute_state = fields.Selection(
+        CDR_DISPUTE_STATES, compute="_compute_dispute_state", store=True, index=True,
+        string="Dispute",
+    )
+    dispute_credit = fields.Boolean(
+        "Dispute Credit", readonly=True, copy=False,
+        help="Credit CDR created by us to settle an accepted dispute.",
+    )
+    start_local = fields.Char("Start (local time)", compute="_compute_local_times")
+    end_local = fields.Char("End (local time)", compute="_compute_local_times")
+    duration_display = fields.Char("Duration", compute="_compute_local_times")
 
-    # One CDR per (company, sender, id), the sender compared case-insensitively as OCPI
-    # compares CiStrings: a unique index (clearing_cdr_ingest.py, ``init``), not a table
-    # constraint, which cannot hold expressions.
+    def init(self):
+        super().init()
+        # One CDR per (company, sender, id), the sender compared case-insensitively as OCPI
+        # compares CiStrings: a unique index (below), not a table constraint, which cannot
+        # hold expressions.
+        # the portal list of a period: WHERE period_id = x ORDER BY end_datetime DESC, id DESC
+        self.env.cr.execute(
+            """CREATE INDEX IF NOT EXISTS clearing_cdr_period_end_idx
+                   ON clearing_cdr (period_id, end_datetime DESC, id DESC)"""
+        )
+        # the portal's "search in all": one trigram index over the identifiers people type
+        # (session, CDR, EVSE, token). Needs PostgreSQL's pg_trgm; without it (no right to
+        # create the extension) the search still works, by scanning the period.
+        try:
+            with self.env.cr.savepoint():
+                self.env.cr.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+                self.env.cr.execute(SQL(
+                    "CREATE INDEX IF NOT EXISTS clearing_cdr_identifiers_trgm_idx"
+                    " ON clearing_cdr USING gin ((%s) gin_trgm_ops)", self._identifiers_sql()))
+        except psycopg2.Error as error:
+            _logger.info("clearing_cdr: no trigram index for the portal search (%s)",
+                         str(error).strip())
+        # credits waiting for their original: looked up by every ingestion batch (a sequential
+        # scan of all CDRs otherwise); only unlinked credit CDRs are in this index
+        tools.create_index(self.env.cr, "clearing_cdr_open_credit_ref_idx", self._table,
+                           ["company_id", "credit_reference_id"],
+                           where="credit AND credited_cdr_id IS NULL")
+        # One CDR per (id, sender, company), the sender compared case-insensitively (OCPI
+        # CiString), as every look-up of "was this CDR received already?" (push, pull, file)
+        # compares it; the same index serves look-ups by id alone. It replaces the
+        # case-sensitive table constraint and plain index of earlier versions.
+        cr = self.env.cr
+        cr.execute(SQL("ALTER TABLE %s DROP CONSTRAINT IF EXISTS clearing_cdr_ocpi_id_uniq",
+                       SQL.identifier(self._table)))
+        cr.execute(SQL("DROP INDEX IF EXISTS clearing_cdr_ocpi_key_ci_idx"))
+        tools.create_unique_index(
+            cr, "clearing_cdr_ocpi_key_ci_uniq", self._table,
+            ["ocpi_id", "upper(country_code)", "upper(party_id)", "company_id"])
 
-    # ------------------------------------------------------------------
-    # Computes
-    # ------------------------------------------------------------------
+    # ------------------------------------------------------------------ computes
     @api.depends("country_code", "party_id", "token_country_code", "token_party_id")
     def _compute_identities(self):
         for cdr in self:
@@ -211,10 +304,138 @@ class ClearingCdr(models.Model):
         for cdr in self:
             cdr.raw_json_text = pretty_json(cdr.raw_json)
 
+    @api.depends("dispute_ids.state")
+    def _compute_dispute_state(self):
+        for cdr in self:
+            disputes = cdr.dispute_ids.sorted("id")
+            cdr.dispute_state = disputes[-1].state if disputes else "none"
+
+    @api.depends("start_datetime", "end_datetime", "contract_id.tz")
+    def _compute_local_times(self):
+        for cdr in self:
+            tz = pytz.timezone(cdr.contract_id.sudo().tz or "UTC")
+
+            def local(value):
+                if not value:
+                    return False
+                return pytz.utc.localize(value).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+
+            cdr.start_local = local(cdr.start_datetime)
+            cdr.end_local = local(cdr.end_datetime)
+            if cdr.start_datetime and cdr.end_datetime:
+                minutes = int((cdr.end_datetime - cdr.start_datetime).total_seconds() // 60)
+                cdr.duration_display = "%d:%02d" % divmod(minutes, 60)
+            else:
+                cdr.duration_display = False
+
+    @api.depends("price_breakdown", "currency_id", "contract_id.tz")
+    def _compute_price_breakdown_html(self):
+        headers = (
+            _("From (local time)"), _("To"), _("Dimension"), _("Volume"), _("Billed"),
+            _("Unit Price"), _("VAT"), _("Excl. VAT"), _("Incl. VAT"), _("Tariff Element"),
+        )
+        keys = ("start", "end", "dimension", "volume", "billed", "unit_price", "vat",
+                "excl_vat", "incl_vat", "element")
+        head = Markup("").join(Markup("<th>%s</th>") % h for h in headers)
+        for cdr in self:
+            rows = cdr._breakdown_rows()
+            if not rows:
+                cdr.price_breakdown_html = False
+                continue
+            body = Markup("").join(
+                Markup("<tr>%s</tr>")
+                % Markup("").join(Markup("<td>%s</td>") % escape(row[k]) for k in keys)
+                for row in rows
+            )
+            cdr.price_breakdown_html = Markup(
+                '<table class="table table-sm o_clearing_breakdown">'
+                "<thead><tr>%s</tr></thead><tbody>%s</tbody></table>"
+            ) % (head, body)
+
+    # ------------------------------------------------------------------ create, write, unlink
+    @api.model_create_multi
+    def create(self, vals_list):
+        # the period is part of the INSERT (no second write per session when ingesting)
+        assigned = self._assign_period_in_vals(vals_list)
+        records = super().create(vals_list)
+        records.filtered(lambda r: r.contract_id and not r.period_id).assign_period()
+        if assigned:
+            self._invalidate_period_figures()
+        return records
+
+    def write(self, vals):
+        self._check_not_locked()
+        res = super().write(vals)
+        if "contract_id" in vals:
+            self.assign_period()
+        return res
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_locked(self):
+        self._check_not_locked()
+
+    def _check_not_locked(self):
+        locked = self.filtered("locked")
+        if locked:
+            raise UserError(_(
+                "CDR %s is locked: its clearing period is closed and it can no longer be "
+                "changed. Settle any correction with a credit operation, which creates a "
+                "new credit CDR.",
+                locked[0].ocpi_id,
+            ))
+
+    # ------------------------------------------------------------------ ingestion
+    # One CDR here (the ORM path); batches: ``ingest_ocpi_batch`` (clearing_cdr_ingest_mixin.py).
+    @api.model
+    def ingest_ocpi(self, data, company=None, tariff_cache=None):
+        """Store, match and price one OCPI 2.2.1 CDR (``data``: the dict as received) for
+        ``company`` (default: the current company); public entry point.
+
+        Raises ValidationError (nothing stored) when the CDR is invalid or was already
+        received. Returns the new clearing.cdr record. ``tariff_cache``: optional dict shared
+        by calls that price with the same contracts (see ``_contract_tariff``).
+        """
+        company = company or self.env.company
+        parsed = self._parse_ocpi(data)
+        # the sender compared case-insensitively, as the unique index compares it
+        if self._existing_keys(company, {(parsed.country_code, parsed.party_id, parsed.id)}):
+            raise ValidationError(
+                _(
+                    "CDR %(id)s from %(country)s*%(party)s was already received.",
+                    id=parsed.id,
+                    country=parsed.country_code,
+                    party=parsed.party_id,
+                )
+            )
+        cdr = self.with_context(mail_create_nolog=True).create(
+            self._prepare_cdr_vals(parsed, data, company)
+        ).with_context(mail_create_nolog=False)
+        cdr._resolve_credit_links()
+        cdr._match_and_price(tariff_cache=tariff_cache, parsed={cdr.id: parsed})
+        return cdr
+
+    @api.model
+    def _ingest_ocpi_each(self, items, company=None):
+        """``ingest_ocpi`` item by item, each in its savepoint: the ORM reference of the
+        set-based ``ingest_ocpi_batch``, which must store the same (tests/test_ocpi_batch.py).
+        Same result format as ``ingest_ocpi_batch``."""
+        results = []
+        tariff_cache = {}
+        for index, data in enumerate(items):
+            try:
+                with self.env.cr.savepoint():
+                    if not isinstance(data, dict):
+                        raise ValidationError(
+                            _("Invalid OCPI CDR: $: a CDR must be a JSON object.")
+                        )
+                    cdr = self.ingest_ocpi(data, company=company, tariff_cache=tariff_cache)
+                results.append({"index": index, "record": cdr, "error": None})
+            except (ValidationError, UserError) as error:
+                self.env.invalidate_all()
+                results.append({"index": index, "record": None, "error": str(error)})
+        return results
+
     @api.depends("price_breakdown")
-    # ------------------------------------------------------------------
-    # Ingestion
-    # ------------------------------------------------------------------
     @api.model
     def _parse_ocpi(self, data):
         """Validate ``data`` with the core; ValidationError naming the JSON path."""
@@ -224,10 +445,11 @@ class ClearingCdr(models.Model):
             raise ValidationError(_("Invalid OCPI CDR: %s", error)) from error
 
     @api.model
-    def _vals_from_ocpi(self, parsed, data, company, currency=None):
-        """Record values for the parsed OCPI CDR ``parsed`` (input dict ``data``).
-        ``currency``: the res.currency of ``parsed.currency`` when the caller already has it
-        (batch ingestion looks the codes of a whole batch up at once)."""
+    def _prepare_cdr_vals(self, parsed, data, company, currency=None):
+        """Hook: values of the new clearing.cdr for the parsed OCPI CDR ``parsed`` (input dict
+        ``data``) of ``company``, before matching and pricing; both ingestion paths create
+        from them. ``currency``: the res.currency of ``parsed.currency`` when the caller
+        already has it (batch ingestion looks the codes of a whole batch up at once)."""
         if currency is None:
             currency = self.env["res.currency"].with_context(active_test=False).search(
                 [("name", "=", parsed.currency)], limit=1
@@ -299,55 +521,6 @@ class ClearingCdr(models.Model):
             vals[fname] = _float(price.excl_vat) if price is not None else 0.0
         return vals
 
-    @api.model
-    def _ingest_ocpi(self, data, company=None, tariff_cache=None):
-        """Store, match and price one OCPI 2.2.1 CDR (dict as received).
-
-        Raises ValidationError (nothing stored) when the CDR is invalid or was
-        already received. Returns the new clearing.cdr record.
-        """
-        company = company or self.env.company
-        parsed = self._parse_ocpi(data)
-        # the sender compared case-insensitively, as the unique index compares it
-        if self._existing_keys(company, {(parsed.country_code, parsed.party_id, parsed.id)}):
-            raise ValidationError(
-                _(
-                    "CDR %(id)s from %(country)s*%(party)s was already received.",
-                    id=parsed.id,
-                    country=parsed.country_code,
-                    party=parsed.party_id,
-                )
-            )
-        cdr = self.with_context(mail_create_nolog=True).create(
-            self._vals_from_ocpi(parsed, data, company)
-        ).with_context(mail_create_nolog=False)
-        cdr._resolve_credit_links()
-        cdr._match_and_price(tariff_cache=tariff_cache, parsed={cdr.id: parsed})
-        return cdr
-
-    @api.model
-    def _ingest_ocpi_batch(self, items, company=None):
-        """Ingest several CDRs; one bad item does not spoil the others.
-
-        Returns one dict per item, in order: ``{"index": i, "record": cdr or None,
-        "error": message or None}``.
-        """
-        results = []
-        tariff_cache = {}
-        for index, data in enumerate(items):
-            try:
-                with self.env.cr.savepoint():
-                    if not isinstance(data, dict):
-                        raise ValidationError(
-                            _("Invalid OCPI CDR: $: a CDR must be a JSON object.")
-                        )
-                    cdr = self._ingest_ocpi(data, company=company, tariff_cache=tariff_cache)
-                results.append({"index": index, "record": cdr, "error": None})
-            except (ValidationError, UserError) as error:
-                self.env.invalidate_all()
-                results.append({"index": index, "record": None, "error": str(error)})
-        return results
-
     def _resolve_credit_links(self):
         """Link credit CDRs to the CDR they credit (in both arrival orders)."""
         for cdr in self:
@@ -377,9 +550,56 @@ class ClearingCdr(models.Model):
                 )
                 credits.credited_cdr_id = cdr
 
-    # ------------------------------------------------------------------
-    # Matching and pricing
-    # ------------------------------------------------------------------
+    @api.model
+    def _existing_keys(self, company, keys):
+        """The ``(COUNTRY, PARTY, id)`` keys of ``keys`` (``(country code, party id, id)``)
+        already stored for ``company``, the sender upper-cased: compared case-insensitively
+        (OCPI CiString), as the unique index compares it."""
+        if not keys:
+            return set()
+        self.flush_model(["company_id", "country_code", "party_id", "ocpi_id"])
+        keys = {(cc.upper(), party.upper(), oid) for cc, party, oid in keys}
+        # by id only, the company checked here: see clearing.ingestion.log._existing_cdrs
+        self.env.cr.execute(
+            "SELECT upper(country_code), upper(party_id), ocpi_id, company_id FROM clearing_cdr "
+            "WHERE ocpi_id = ANY(%s)", (list({k[2] for k in keys}),))
+        return {row[:3] for row in self.env.cr.fetchall()
+                if row[3] == company.id and row[:3] in keys}
+
+    # ------------------------------------------------------------------ matching and pricing
+    def action_reprice(self):
+        """Button "Re-price" (clearing managers): ``reprice`` the selected CDRs that may
+        still change (not locked, excluded or dispute credits)."""
+        if not self.env.user.has_group("emsp_clearing.group_clearing_manager"):
+            raise UserError(_("Only clearing managers can re-price CDRs."))
+        cdrs = self._repriceable()
+        if not cdrs:
+            raise UserError(_("None of the selected CDRs can be re-priced."))
+        return cdrs.reprice()
+
+    def reprice(self):
+        """Match these CDRs to their contract again and re-price them with its grid (unmatched
+        ones get their volumes and no amounts); public entry point. Set-based; a locked CDR
+        refuses the whole call (UserError), a CDR that cannot be priced too
+        (ValidationError). Access rights are the caller's (``action_reprice`` checks the
+        clearing manager group)."""
+        self._match_and_price(tariff_cache={})
+        return True
+
+    def _match_and_price(self, tariff_cache=None, parsed=None):
+        """(Re)attach the contract of each CDR and price the matched ones (set-based: see
+        ``_match`` and ``_price``)."""
+        self._match()
+        matched = self.filtered(lambda c: c.match_state == "matched")
+        # unpriced values depend on the CDR's volumes only: CDRs alike are written together
+        groups = {}
+        for cdr in self - matched:
+            vals = cdr._prepare_empty_pricing_vals()
+            groups.setdefault(tuple(sorted(vals.items())), []).append(cdr.id)
+        for vals, ids in groups.items():
+            self.browse(ids).write(dict(vals))
+        matched._price(tariff_cache=tariff_cache, parsed=parsed)
+
     def _match(self):
         """Attach each CDR to its contract (``clearing.contract._find_for_cdr``) or store it
         unmatched, with the reason and the counterparty its OCPI identities name.
@@ -457,20 +677,6 @@ class ClearingCdr(models.Model):
                                                         company)
         return partner_model._find_by_ocpi_identity(country_code, party_id, company)
 
-    def _match_and_price(self, tariff_cache=None, parsed=None):
-        """(Re)attach the contract of each CDR and price the matched ones (set-based: see
-        ``_match`` and ``_price``)."""
-        self._match()
-        matched = self.filtered(lambda c: c.match_state == "matched")
-        # unpriced values depend on the CDR's volumes only: CDRs alike are written together
-        groups = {}
-        for cdr in self - matched:
-            vals = cdr._empty_pricing_vals()
-            groups.setdefault(tuple(sorted(vals.items())), []).append(cdr.id)
-        for vals, ids in groups.items():
-            self.browse(ids).write(dict(vals))
-        matched._price(tariff_cache=tariff_cache, parsed=parsed)
-
     def _volumes(self):
         """(kWh, charging hours, parking hours) of the CDR, signed like its amounts.
 
@@ -489,8 +695,8 @@ class ClearingCdr(models.Model):
         sign = -1 if self.credit else 1
         return sign * float(energy), sign * seconds / 3600.0, sign * float(parking)
 
-    def _empty_pricing_vals(self):
-        """Values of a CDR that is not priced (no contract)."""
+    def _prepare_empty_pricing_vals(self):
+        """Hook: stored pricing values of a CDR that is not priced (no contract)."""
         self.ensure_one()
         vals = {fname: 0.0 for fname, _attr in AMOUNT_PARTS}
         energy, hours, parking = self._volumes()
@@ -547,7 +753,8 @@ class ClearingCdr(models.Model):
         contract = self.contract_id
         tariff_dict, tariff = self._contract_tariff(contract, tariff_cache)
         ocpi_cdr = parsed.get(self.id) or self._parse_ocpi(self.raw_json)
-        return self._pricing_vals(self._price_ocpi(ocpi_cdr, tariff, contract), tariff_dict)
+        return self._prepare_pricing_vals(self._price_ocpi(ocpi_cdr, tariff, contract),
+                                          tariff_dict)
 
     @api.model
     def _price_ocpi(self, ocpi_cdr, tariff, contract):
@@ -561,8 +768,10 @@ class ClearingCdr(models.Model):
                 _("CDR %(cdr)s cannot be priced: %(error)s", cdr=ocpi_cdr.id, error=error)
             ) from error
 
-    def _pricing_vals(self, result, tariff_dict):
-        """Stored values for a pricing.PriceResult, rounded to the CDR currency."""
+    def _prepare_pricing_vals(self, result, tariff_dict):
+        """Hook: stored pricing values of the matched CDR for a pricing.PriceResult (amounts
+        rounded to the CDR currency) under the OCPI tariff ``tariff_dict`` of its contract.
+        Both ingestion paths and ``reprice`` write them."""
         self.ensure_one()
         code = self.currency_id.name
         sign = Decimal(-1) if self.credit else Decimal(1)
@@ -639,22 +848,373 @@ class ClearingCdr(models.Model):
         }
 
     def _repriceable(self):
-        """CDRs that may still be re-priced (later states lock them)."""
-        return self.filtered(lambda c: c.state in ("unmatched", "priced"))
+        """CDRs that may still be re-priced: unmatched or priced (later states lock them),
+        not our dispute credits."""
+        return self.filtered(
+            lambda c: c.state in ("unmatched", "priced") and not c.dispute_credit)
 
     @api.model
     def _contract_movable_domain(self):
         """CDRs that may still change contract: when the rule of theirs changes and they no
         longer fit it, they are matched again (``clearing.contract.write``); a CDR outside this
-        domain refuses such a change. Later states keep their contract (see also
-        clearing_cdr_period.py)."""
-        return [("state", "in", ("unmatched", "priced"))]
+        domain refuses such a change. Later states, locked (billable), disputed (the
+        counterparty disputed it under its contract) and our dispute credits keep their
+        contract."""
+        return [("state", "in", ("unmatched", "priced")), ("locked", "=", False),
+                ("dispute_credit", "=", False), ("dispute_state", "in", ("none", False))]
 
-    def action_reprice(self):
-        if not self.env.user.has_group("emsp_clearing.group_clearing_manager"):
-            raise UserError(_("Only clearing managers can re-price CDRs."))
-        cdrs = self._repriceable()
-        if not cdrs:
-            raise UserError(_("None of the selected CDRs can be re-priced."))
-        cdrs._match_and_price(tariff_cache={})
+    # ------------------------------------------------------------------ clearing period
+    @api.model
+    def _period_target(self, contract, end_datetime, cache):
+        """``(period id, late)`` for a session of ``contract`` ending at ``end_datetime``
+        (naive UTC); ``cache`` memoises per (contract, local day), and per period found: the
+        other days of a period already looked up are answered without a query (sessions of
+        past periods, whose target is found by stepping period by period, included)."""
+        today_key = ("today", contract.id)
+        if today_key not in cache:
+            cache[today_key] = self.env["clearing.period"]._contract_today(contract)
+        tz = pytz.timezone(contract.tz or "UTC")
+        day = pytz.utc.localize(end_datetime).astimezone(tz).date()
+        key = (contract.id, day)
+        if key not in cache:
+            # (first day, last day, target) of the periods of this contract looked up so far
+            spans = cache.setdefault(("spans", contract.id), [])
+            for first, last, target in spans:
+                if first <= day <= last:
+                    break
+            else:
+                Period = self.env["clearing.period"]
+                holding = Period._get_or_create(contract, day)
+                period, late = Period._target_for(contract, day, today=cache[today_key],
+                                                  period=holding)
+                target = (period.id, late)
+                spans.append((holding.date_start, holding.date_end, target))
+            cache[key] = target
+        return cache[key]
+
+    @api.model
+    def _prepare_period_vals(self, contract, end_datetime, cache):
+        """Hook: clearing period values of a session of ``contract`` ending at ``end_datetime``
+        (naive UTC): the period of its (local) end date or -- received after that period
+        locked -- the next open one, flagged late. ``cache``: a dict shared by the sessions of
+        one call (see ``_period_target``). Every path that sets a session's period (``create``,
+        ``assign_period``, batch ingestion) takes these values."""
+        period_id, late = self._period_target(contract, end_datetime, cache)
+        return {"period_id": period_id, "is_late": late}
+
+    @api.model
+    def _assign_period_in_vals(self, vals_list):
+        """Add the period values to the values of new sessions that have a contract and an end
+        and no period yet (the period is part of the INSERT). True when any was added."""
+        contracts = self.env["clearing.contract"]
+        cache = {}
+        assigned = False
+        for vals in vals_list:
+            if vals.get("contract_id") and vals.get("end_datetime") and "period_id" not in vals:
+                vals.update(self._prepare_period_vals(
+                    contracts.browse(vals["contract_id"]),
+                    fields.Datetime.to_datetime(vals["end_datetime"]), cache))
+                assigned = True
+        return assigned
+
+    def assign_period(self):
+        """Put each session that is not locked in the period of its (local) end date, or --
+        received after that period locked -- in the next open period, flagged late; a session
+        without contract leaves its period. Public entry point; ``create`` and a change of
+        contract call it. Sessions given the same values are written together."""
+        groups = {}
+        cache = {}
+        for cdr in self:
+            if cdr.locked:
+                continue
+            contract = cdr.contract_id
+            if not contract:
+                if cdr.period_id:
+                    groups.setdefault((("is_late", False), ("period_id", False)), []).append(
+                        cdr.id)
+                continue
+            # one lookup per (contract, local day), not per CDR (batch ingestion)
+            vals = self._prepare_period_vals(contract, cdr.end_datetime, cache)
+            if all(cdr._fields[name].convert_to_write(cdr[name], cdr) == value
+                   for name, value in vals.items()):
+                continue
+            groups.setdefault(tuple(sorted(vals.items())), []).append(cdr.id)
+        for vals, ids in groups.items():
+            super(ClearingCdr, self.browse(ids)).write(dict(vals))
+        if groups:
+            self._invalidate_period_figures()
+        return True
+
+    def _local_end_day(self):
+        self.ensure_one()
+        tz = pytz.timezone(self.contract_id.tz or "UTC")
+        return pytz.utc.localize(self.end_datetime).astimezone(tz).date()
+
+    def _invalidate_period_figures(self):
+        self.env["clearing.period"].invalidate_model(list(FIGURES))
+
+    @api.model
+    def _identifiers_sql(self, alias="clearing_cdr"):
+        """Lower-cased session, CDR, EVSE and token ids of a row, as one text."""
+        return SQL(
+            "lower(coalesce(%s, '') || ' ' || coalesce(%s, '') || ' ' || coalesce(%s, '')"
+            " || ' ' || coalesce(%s, ''))",
+            *(SQL.identifier(alias, f) for f in ("session_id", "ocpi_id", "evse_id", "token_uid")),
+        )
+
+    @api.model
+    def _identifiers_domain(self, search):
+        """Domain: sessions whose session, CDR, EVSE or token id contains ``search``
+        (case-insensitive), served by the trigram index."""
+        escaped = search.lower()
+        for char in ("\\", "%", "_"):  # LIKE wildcards, literally
+            escaped = escaped.replace(char, "\\" + char)
+        pattern = "%" + escaped + "%"
+        return [("id", "in", SQL("(SELECT id FROM clearing_cdr WHERE %s LIKE %s)",
+                                 self._identifiers_sql(), pattern))]
+
+    # ------------------------------------------------------------------ dispute credits
+
+    def _create_dispute_credit(self, amount_untaxed=None):
+        """New credit CDR settling this session: the full amounts (``amount_untaxed`` None)
+        or ``amount_untaxed`` excl. VAT (tax at the contract rate). It lands in the session's
+        period while that one is not locked, else in the next open period (late)."""
+        self.ensure_one()
+        code = self.currency_id.name
+        count = self.with_context(active_test=False).search_count(
+            [("credited_cdr_id", "=", self.id)])
+        vals = {
+            "ocpi_id": "%s-CR%d" % (self.ocpi_id, count + 1),
+            "country_code": self.country_code,
+            "party_id": self.party_id,
+            "session_id": self.session_id,
+            "token_uid": self.token_uid,
+            "token_type": self.token_type,
+            "token_contract_id": self.token_contract_id,
+            "token_country_code": self.token_country_code,
+            "token_party_id": self.token_party_id,
+            "location_id": self.location_id,
+            "location_name": self.location_name,
+            "evse_uid": self.evse_uid,
+            "evse_id": self.evse_id,
+            "start_datetime": self.start_datetime,
+            "end_datetime": self.end_datetime,
+            "currency_id": self.currency_id.id,
+            "company_id": self.company_id.id,
+            "credit": True,
+            "credit_reference_id": self.ocpi_id,
+            "credited_cdr_id": self.id,
+            "dispute_credit": True,
+            "applied_tariff": self.applied_tariff,
+            "raw_json": {},
+        }
+        if amount_untaxed is None:
+            for fname in ("amount_fixed", "amount_energy", "amount_time", "amount_parking",
+                          "amount_reservation", "amount_adjustment", "amount_untaxed",
+                          "amount_tax", "amount_total", "energy_kwh", "duration_hours",
+                          "parking_hours"):
+                vals[fname] = -self[fname]
+        else:
+            rate = self.contract_id.vat_rate or 0.0
+            untaxed = currencies.round_money(-self._json_number(amount_untaxed), code)
+            tax = currencies.round_money(untaxed * self._json_number(rate) / 100, code)
+            vals.update(amount_adjustment=float(untaxed), amount_untaxed=float(untaxed),
+                        amount_tax=float(tax), amount_total=float(untaxed + tax))
+        credit = self.sudo().create(vals)
+        # matched and priced as the original; written as a fresh record, so not locked
+        super(ClearingCdr, credit).write({
+            "contract_id": self.contract_id.id,
+            "partner_id": self.partner_id.id,
+            "match_state": "matched",
+            "state": "priced",
+            "priced_date": fields.Datetime.now(),
+        })
+        credit.assign_period()
+        return credit.sudo(False)
+
+    def _exclude_from_billing(self):
+        """Invalidate sessions that are not locked yet (accepted dispute)."""
+        self._check_not_locked()
+        super(ClearingCdr, self).write({"state": "excluded"})
+        self._invalidate_period_figures()
+
+    # ------------------------------------------------------------------ display
+    # How the applied tariff and the price breakdown read (backend form, portal); the
+    # number, duration and time formats are tools/display.py.
+    def _dimension_labels(self):
+        return {
+            "ENERGY": _("Energy"),
+            "FLAT": _("Session fee"),
+            "TIME": _("Charging time"),
+            "PARKING_TIME": _("Parking time"),
+            "RESERVATION": _("Reservation"),
+        }
+
+    def _volume_text(self, dimension, value):
+        if dimension == "ENERGY":
+            return "%s kWh" % display.format_number(value, 3)
+        if dimension == "FLAT":
+            return display.format_number(value, 0)
+        return display.format_hours(value)
+
+    def _unit_price_text(self, dimension, price):
+        symbol = self.currency_id.symbol or self.currency_id.name or ""
+        unit = {"ENERGY": _("/kWh"), "FLAT": _("/session")}.get(dimension, _("/h"))
+        return "%s %s%s" % (display.format_number(price), symbol, unit)
+
+    def _breakdown_rows(self):
+        """The priced lines, formatted for display."""
+        self.ensure_one()
+        labels = self._dimension_labels()
+        # the contract's time zone (portal users may read their sessions, not the contract)
+        tz = pytz.timezone(self.sudo().contract_id.tz or "UTC")
+        rows = []
+        for line in self.price_breakdown or []:
+            dimension = line.get("dimension", "")
+            vat = line.get("vat")
+            rows.append({
+                "start": display.local_text(line.get("period_start"), tz),
+                "end": display.local_text(line.get("period_end"), tz),
+                "dimension": labels.get(dimension, dimension),
+                "volume": self._volume_text(dimension, line.get("volume")),
+                "billed": self._volume_text(dimension, line.get("billed_volume")),
+                "unit_price": self._unit_price_text(dimension, line.get("unit_price")),
+                "vat": ("%s %%" % display.format_number(vat, 2)) if vat is not None else "",
+                "excl_vat": display.format_number(line.get("excl_vat")),
+                "incl_vat": display.format_number(line.get("incl_vat")),
+                "element": ("#%s" % (line["element_index"] + 1))
+                if line.get("element_index") is not None else "",
+            })
+        return rows
+
+    def _restriction_text(self, restrictions):
+        """OCPI TariffRestrictions in words (the snapshot of the applied tariff)."""
+        r = restrictions or {}
+        parts = []
+        if r.get("start_time") or r.get("end_time"):
+            parts.append("%s–%s" % (r.get("start_time") or "00:00", r.get("end_time") or "24:00"))
+        if r.get("day_of_week"):
+            names = {
+                "MONDAY": _("Mon"), "TUESDAY": _("Tue"), "WEDNESDAY": _("Wed"),
+                "THURSDAY": _("Thu"), "FRIDAY": _("Fri"), "SATURDAY": _("Sat"),
+                "SUNDAY": _("Sun"),
+            }
+            days = sorted(r["day_of_week"],
+                          key=lambda d: WEEKDAYS.index(d) if d in WEEKDAYS else 9)
+            parts.append("/".join(names.get(d, d) for d in days))
+        if r.get("start_date"):
+            parts.append(_("from %s", r["start_date"]))
+        if r.get("end_date"):
+            parts.append(_("before %s", r["end_date"]))
+        if r.get("min_kwh") is not None:
+            parts.append(_("from %s kWh", display.format_number(r["min_kwh"], 3)))
+        if r.get("max_kwh") is not None:
+            parts.append(_("below %s kWh", display.format_number(r["max_kwh"], 3)))
+        if r.get("min_duration") is not None:
+            parts.append(_("after %s", display.format_hours(Decimal(r["min_duration"]) / 3600)))
+        if r.get("max_duration") is not None:
+            parts.append(_("before %s", display.format_hours(Decimal(r["max_duration"]) / 3600)))
+        if r.get("min_power") is not None:
+            parts.append(_("from %s kW", display.format_number(r["min_power"], 2)))
+        if r.get("max_power") is not None:
+            parts.append(_("below %s kW", display.format_number(r["max_power"], 2)))
+        if r.get("min_current") is not None:
+            parts.append(_("from %s A", display.format_number(r["min_current"], 2)))
+        if r.get("max_current") is not None:
+            parts.append(_("below %s A", display.format_number(r["max_current"], 2)))
+        if r.get("reservation"):
+            parts.append(_("reservation"))
+        return ", ".join(parts) or _("always")
+
+    def _tariff_rows(self):
+        """The applied tariff's components, formatted for display."""
+        self.ensure_one()
+        labels = self._dimension_labels()
+        rows = []
+        for element in (self.applied_tariff or {}).get("elements") or []:
+            when = self._restriction_text(element.get("restrictions"))
+            for component in element.get("price_components") or []:
+                dimension = component.get("type", "")
+                step = component.get("step_size")
+                if not step or dimension == "FLAT":
+                    step_text = ""
+                elif dimension == "ENERGY":
+                    step_text = "%s Wh" % step
+                else:
+                    step_text = "%s s" % step
+                rows.append({
+                    "dimension": labels.get(dimension, dimension),
+                    "price": self._unit_price_text(dimension, component.get("price")),
+                    "step": step_text,
+                    "when": when,
+                })
+        return rows
+
+    # ------------------------------------------------------------------ portal
+    TOTAL_FIELDS = ("energy_kwh", "amount_untaxed", "amount_tax", "amount_total")
+
+    @api.model
+    def _portal_page(self, domain, order, limit, offset, narrow=False):
+        """One page of sessions with the count and billable totals of all the matching ones.
+
+        Record rules apply. A page costs at most two statements whatever the number of
+        sessions: an aggregate (count + sums, excluded sessions left out of the sums) and the
+        page itself (served by the (period_id, end_datetime) index in the default order).
+        With ``narrow`` (a search or filter that keeps few rows) both come from a single scan
+        with window aggregates. Returns ``(records, count, totals)``.
+        """
+        self.flush_model()
+        table = self._table
+
+        def sums(window):
+            over = SQL(" OVER ()") if window else SQL()
+            return [
+                SQL("coalesce(sum(CASE WHEN %s != 'excluded' THEN %s END)%s, 0)",
+                    SQL.identifier(table, "state"), SQL.identifier(table, fname), over)
+                for fname in self.TOTAL_FIELDS
+            ]
+
+        if narrow:
+            query = self._search(domain, offset=offset, limit=limit, order=order)
+            rows = self.env.execute_query(query.select(
+                SQL.identifier(table, "id"), SQL("count(*) OVER ()"), *sums(True)))
+            if rows:
+                totals = dict(zip(self.TOTAL_FIELDS, (float(v) for v in rows[0][2:])))
+                return self.browse([row[0] for row in rows]), rows[0][1], totals
+        query = self._search(domain)
+        [row] = self.env.execute_query(query.select(SQL("count(*)"), *sums(False)))
+        totals = dict(zip(self.TOTAL_FIELDS, (float(v) for v in row[1:])))
+        records = self.search(domain, order=order, limit=limit, offset=offset) if row[0] else self
+        return records, row[0], totals
+
+    def _portal_row(self):
+        """Plain dict of one session for the XLSX breakdown."""
+        self.ensure_one()
+        tariff = self.applied_tariff or {}
+        tz = pytz.timezone(self.contract_id.sudo().tz or "UTC")
+        end = pytz.utc.localize(self.end_datetime).astimezone(tz).replace(tzinfo=None)
+        dims = self.amount_energy + self.amount_time + self.amount_parking + self.amount_fixed
+        return {
+            "date": end,
+            "evse": self.evse_id or self.evse_uid or "",
+            "session": self.session_id or "",
+            "cdr": self.ocpi_id,
+            "kwh": self.energy_kwh,
+            "duration_hours": self.duration_hours,
+            "tariff": tariff.get("id") or "",
+            "amount_energy": self.amount_energy,
+            "amount_time": self.amount_time,
+            "amount_parking": self.amount_parking,
+            "amount_fixed": self.amount_fixed,
+            "amount_other": round(self.amount_untaxed - dims, 6),
+            "amount_untaxed": self.amount_untaxed,
+            "amount_tax": self.amount_tax,
+            "amount_total": self.amount_total,
+        }
+
+    # ------------------------------------------------------------------ demo data
+    @api.model
+    def _demo_generate_cdrs(self):
+        """Demo data hook (demo/clearing_demo.xml): the generator is tools/demo.py."""
+        demo.generate_cdrs(self.env)
         return True

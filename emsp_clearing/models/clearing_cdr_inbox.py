@@ -34,7 +34,7 @@ from odoo.tools import SQL
 from ..clearing_core import ocpi
 from ..clearing_core.errors import OcpiValidationError
 from .clearing_cdr import pretty_json
-from .clearing_cdr_ingest import analyze_if_stale
+from ..tools.bulk_insert import analyze_if_stale
 from .clearing_ingestion_log import _key, _normalized
 
 _logger = logging.getLogger(__name__)

@@ -11,6 +11,7 @@ from odoo.tools import SQL, float_is_zero
 
 from odoo.addons.base.models.res_partner import _tz_get
 
+from ..tools.selections import WEEKDAY_FIELDS
 from .clearing_price_line import decimal_to_json, float_to_decimal
 
 # The matching rule of ``_find_for_cdr`` (the state aside, which only concerns new CDRs): a
@@ -161,6 +162,23 @@ class ClearingContract(models.Model):
         "OCPI Tariff (JSON)", compute="_compute_ocpi_tariff_json",
         help="The OCPI 2.2.1 Tariff object built from the grid.",
     )
+    # ---------------------------------------------------------------- clearing periods
+    open_dispute_policy = fields.Selection(
+        [
+            ("carry", "Exclude and carry to the next period"),
+            ("bill", "Bill, settle later by credit note"),
+        ],
+        string="Disputes Open at Lock",
+        default="carry",
+        required=True,
+        tracking=True,
+        help="What happens to sessions whose dispute is still open when the period locks: "
+        "either they leave the period and are billed with the next one once the dispute is "
+        "settled (default: nothing disputed is invoiced), or they are billed now and an "
+        "accepted dispute is settled later by a credit CDR.",
+    )
+    period_ids = fields.One2many("clearing.period", "contract_id", string="Clearing Periods")
+    period_count = fields.Integer("Periods", compute="_compute_period_count")
 
     _sql_constraints = [
         (
@@ -178,13 +196,18 @@ class ClearingContract(models.Model):
         for contract in self:
             contract.vat_rate = sum(contract.tax_ids.mapped("amount"))
 
+    def _compute_period_count(self):
+        groups = dict(self.env["clearing.period"]._read_group(
+            [("contract_id", "in", self.ids)], ["contract_id"], ["__count"]))
+        for contract in self:
+            contract.period_count = groups.get(contract, 0)
+
     @api.depends(
         "name", "currency_id", "role", "partner_id", "min_price", "max_price", "tax_ids",
         "price_line_ids", *("price_line_ids.%s" % fname for fname in (
             "sequence", "dimension", "price", "time_unit", "step_size", "start_time",
-            "end_time", "day_mon", "day_tue", "day_wed", "day_thu", "day_fri", "day_sat",
-            "day_sun", "date_start", "date_end", "min_kwh", "max_kwh", "min_duration",
-            "max_duration", "min_power", "max_power",
+            "end_time", *(fname for _day, fname in WEEKDAY_FIELDS), "date_start", "date_end",
+            "min_kwh", "max_kwh", "min_duration", "max_duration", "min_power", "max_power",
         )),
     )
     def _compute_ocpi_tariff_json(self):
@@ -351,7 +374,7 @@ class ClearingContract(models.Model):
             self.filtered(lambda c: c.state == "active")._rematch_unmatched_cdrs()
         if leaving:
             # to another contract that fits, or unmatched with the reason
-            leaving._match_and_price()
+            leaving.reprice()
         return res
 
     @api.ondelete(at_uninstall=False)
@@ -391,6 +414,15 @@ class ClearingContract(models.Model):
         )
         action["domain"] = [("contract_id", "=", self.id)]
         action["context"] = {"default_contract_id": self.id}
+        return action
+
+    def action_view_periods(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "emsp_clearing.action_clearing_period")
+        action["domain"] = [("contract_id", "=", self.id)]
+        action["context"] = {"search_default_contract_id": self.id}
+        action["name"] = _("Clearing Periods of %s", self.name)
         return action
 
     def action_view_mismatches(self):
@@ -608,7 +640,7 @@ class ClearingContract(models.Model):
                 [("company_id", "=", company.id), ("match_state", "=", "unmatched")],
                 cdr_model._identities_domain(identities)])
             cdrs = cdr_model.search(domain)
-            cdrs._match_and_price()
+            cdrs.reprice()
 
     # ------------------------------------------------------------------
     # Rule changes: the CDRs attached to a contract follow its rule
@@ -882,7 +914,7 @@ class ClearingContract(models.Model):
         again -- those that now fit a contract are matched and priced, the others name the
         partner that carries their identity now (contracts or not)."""
         if leaving:
-            leaving._match_and_price()
+            leaving.reprice()
         cdr_model = self.env["clearing.cdr"].sudo()
         stale = cdr_model.search(expression.AND([
             [("match_state", "=", "unmatched")],
@@ -890,4 +922,4 @@ class ClearingContract(models.Model):
             expression.OR([[("partner_id", "in", list(identities))],
                            cdr_model._identities_domain(set(identities.values()))]),
         ]))
-        (stale - leaving)._match_and_price()
+        (stale - leaving).reprice()

@@ -3,6 +3,8 @@
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
+from ..tools.selections import DISPUTE_STATES
+
 DISPUTE_REASONS = [
     ("wrong_energy", "Wrong energy"),
     ("wrong_duration", "Wrong duration"),
@@ -10,12 +12,6 @@ DISPUTE_REASONS = [
     ("duplicate", "Duplicate session"),
     ("wrong_tariff", "Wrong tariff"),
     ("other", "Other"),
-]
-DISPUTE_STATES = [
-    ("open", "Open"),
-    ("info", "Information Requested"),
-    ("accepted", "Accepted"),
-    ("rejected", "Rejected"),
 ]
 
 

@@ -2,7 +2,7 @@
 
 ``clearing.ingestion.log._ingest_cdrs`` is the one place where CDRs coming from outside (OCPI
 push, OCPI pull, file import) are checked for idempotency and handed to
-``clearing.cdr._ingest_ocpi_batch``; every CDR it does not store gets a log line with the reason
+``clearing.cdr.ingest_ocpi_batch``; every CDR it does not store gets a log line with the reason
 and the JSON path (and the CSV column for files). Nothing is dropped silently.
 """
 
@@ -276,7 +276,7 @@ class ClearingIngestionLog(models.Model):
             new_indexes.append(i)
         if new_indexes:
             # the CDRs are parsed already: the batch path reuses them (one parse per CDR)
-            outs = cdr_model._ingest_ocpi_batch([items[i] for i in new_indexes], company=company,
+            outs = cdr_model.ingest_ocpi_batch([items[i] for i in new_indexes], company=company,
                                                 parsed=[parsed_cdrs[i] for i in new_indexes],
                                                 ids=[ids[i] for i in new_indexes] if ids else None)
             for i, out in zip(new_indexes, outs):

@@ -4,6 +4,8 @@ from decimal import Decimal
 from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 
+from ..tools.selections import WEEKDAY_FIELDS
+
 DIMENSIONS = [
     ("ENERGY", "Energy (per kWh)"),
     ("FLAT", "Flat (per session)"),
@@ -11,15 +13,6 @@ DIMENSIONS = [
     ("PARKING_TIME", "Parking time"),
 ]
 TIME_DIMENSIONS = ("TIME", "PARKING_TIME")
-WEEKDAYS = [
-    ("MONDAY", "day_mon"),
-    ("TUESDAY", "day_tue"),
-    ("WEDNESDAY", "day_wed"),
-    ("THURSDAY", "day_thu"),
-    ("FRIDAY", "day_fri"),
-    ("SATURDAY", "day_sat"),
-    ("SUNDAY", "day_sun"),
-]
 PRICE_QUANT = Decimal("0.000001")
 
 
@@ -117,7 +110,7 @@ class ClearingPriceLine(models.Model):
                 "%s-%s"
                 % (float_time_to_hhmm(self.start_time), float_time_to_hhmm(self.end_time))
             )
-        days = [label[:3].title() for label, fname in WEEKDAYS if self[fname]]
+        days = [label[:3].title() for label, fname in WEEKDAY_FIELDS if self[fname]]
         if days:
             parts.append("/".join(days))
         if self.date_start or self.date_end:
@@ -227,7 +220,7 @@ class ClearingPriceLine(models.Model):
                 if factor != 1:
                     value = value.quantize(Decimal(1))
                 restrictions[key] = decimal_to_json(value)
-        days = [day for day, fname in WEEKDAYS if self[fname]]
+        days = [day for day, fname in WEEKDAY_FIELDS if self[fname]]
         if days:
             restrictions["day_of_week"] = days
         element = {"price_components": [component]}
@@ -274,7 +267,7 @@ class ClearingPriceLine(models.Model):
         for key in ("min_duration", "max_duration"):
             if restrictions.get(key) is not None:
                 common[key] = float(Decimal(str(restrictions[key])) / 60)
-        weekday_fields = dict(WEEKDAYS)
+        weekday_fields = dict(WEEKDAY_FIELDS)
         for day in restrictions.get("day_of_week") or []:
             if day not in weekday_fields:
                 raise ValidationError(

@@ -52,7 +52,7 @@ class PeriodCase(ClearingCase):
             "P4-%05d" % cls._seq, start, [(0, {"ENERGY": kwh, "TIME": minutes / 60})],
             end=end, issuer=issuer, **extra,
         )
-        return cls.env["clearing.cdr"]._ingest_ocpi(data)
+        return cls.env["clearing.cdr"].ingest_ocpi(data)
 
 
 class RematchCase(PeriodCase):

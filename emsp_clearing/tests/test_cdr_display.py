@@ -21,7 +21,7 @@ class TestCdrDisplay(ClearingCase):
         data = make_ocpi_cdr("DISPLAY-1", start, [
             (0, {"ENERGY": 16.856, "TIME": 11 / 60}),
         ], end=datetime(2026, 11, 16, 16, 17))
-        cdr = self.env["clearing.cdr"]._ingest_ocpi(data)
+        cdr = self.env["clearing.cdr"].ingest_ocpi(data)
         rows = cdr._breakdown_rows()
         self.assertEqual([r["dimension"] for r in rows], ["Energy", "Charging time"])
         energy, time = rows

@@ -196,7 +196,7 @@ class TestContractRematch(RematchCase):
         def ingest(cdr_id):
             data = make_ocpi_cdr(cdr_id, datetime(2026, 4, 20, 8, 0), [(0, {"ENERGY": 5.0})],
                                  end=datetime(2026, 4, 20, 9, 0))
-            [result] = self.Cdr._ingest_ocpi_batch([data])
+            [result] = self.Cdr.ingest_ocpi_batch([data])
             self.assertFalse(result["error"])
             return result["record"]
 

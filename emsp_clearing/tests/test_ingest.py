@@ -66,7 +66,7 @@ class TestIngest(ClearingCase):
             end=datetime(2026, 4, 15, 20, 45),
             total_cost={"excl_vat": 4.13, "incl_vat": 4.96},
         )
-        cdr = self.Cdr._ingest_ocpi(data)
+        cdr = self.Cdr.ingest_ocpi(data)
         self.assertEqual(cdr.contract_id, self.peak)
         self.assertEqual(cdr.state, "priced")
         # 1.00 flat + 5 x 0.40 + 4.5 x 0.25 = 4.125 -> energy 3.125 rounds to 3.13
@@ -89,7 +89,7 @@ class TestIngest(ClearingCase):
             [(0, {"ENERGY": 3.0}), (420, {"ENERGY": 2.0}), (450, {"ENERGY": 4.0})],
             end=datetime(2026, 4, 17, 6, 0),
         )
-        cdr = self.Cdr._ingest_ocpi(data)
+        cdr = self.Cdr.ingest_ocpi(data)
         # 1.00 + 3 x 0.25 + 2 x 0.25 + 4 x 0.40 = 3.85, VAT 0.77
         self.assertAmounts(cdr, amount_fixed=1.0, amount_energy=2.85, amount_untaxed=3.85,
                            amount_tax=0.77, amount_total=4.62)
@@ -97,7 +97,7 @@ class TestIngest(ClearingCase):
     def test_weekend_price(self):
         # Saturday 2026-04-18 10:00 local
         data = make_ocpi_cdr("P-3", datetime(2026, 4, 18, 8, 0), [(0, {"ENERGY": 10.0})])
-        cdr = self.Cdr._ingest_ocpi(data)
+        cdr = self.Cdr.ingest_ocpi(data)
         self.assertAmounts(cdr, amount_energy=3.0, amount_untaxed=4.0, amount_tax=0.8,
                            amount_total=4.8)
 
@@ -110,7 +110,7 @@ class TestIngest(ClearingCase):
             issuer=("DE", "PRK"),
             total_cost={"excl_vat": 10.5, "incl_vat": 12.6},
         )
-        cdr = self.Cdr._ingest_ocpi(data)
+        cdr = self.Cdr.ingest_ocpi(data)
         self.assertEqual(cdr.contract_id, self.parking)
         # parking before 2h is free; 0.6 h = 2160 s rounds up to 2400 s (step 300) -> 4.00
         self.assertAmounts(cdr, amount_fixed=0.5, amount_energy=6.0, amount_parking=4.0,
@@ -126,7 +126,7 @@ class TestIngest(ClearingCase):
             issuer=("BE", "MIN"),
             total_cost={"excl_vat": 5.01, "incl_vat": 6.0},
         )
-        cdr = self.Cdr._ingest_ocpi(data)
+        cdr = self.Cdr.ingest_ocpi(data)
         self.assertEqual(cdr.applied_tariff["elements"][0]["price_components"][0]["price"], 3)
         # time 33 min -> 45 min (step 900 s) x 3.00/h = 2.25; energy 3.2 -> 4 kWh x 0.10 = 0.40
         # 2.65 < min price 5.00 -> +2.35; incl. VAT 6.00
@@ -142,7 +142,7 @@ class TestIngest(ClearingCase):
             end=datetime(2026, 4, 14, 8, 33), issuer=("BE", "MIN"),
             total_cost={"excl_vat": 5.02, "incl_vat": 6.02},
         )
-        cdr = self.Cdr._ingest_ocpi(data)
+        cdr = self.Cdr.ingest_ocpi(data)
         self.assertTrue(cdr.price_mismatch)
         self.assertAlmostEqual(cdr.price_difference, 0.02)
         self.assertAlmostEqual(cdr.price_difference_incl, 0.02)
@@ -159,27 +159,27 @@ class TestIngest(ClearingCase):
         with self.assertRaisesRegex(
             ValidationError, r"\$\.charging_periods\[1\]\.dimensions\[0\]\.volume"
         ):
-            self.Cdr._ingest_ocpi(data)
+            self.Cdr.ingest_ocpi(data)
         self.assertEqual(self.Cdr.search_count([]), before)
         del data["cdr_token"]
         with self.assertRaisesRegex(ValidationError, r"\$\.cdr_token"):
-            self.Cdr._ingest_ocpi(data)
+            self.Cdr.ingest_ocpi(data)
 
     def test_duplicate_refused(self):
         data = make_ocpi_cdr("D-1", datetime(2026, 4, 14, 8, 0), [(0, {"ENERGY": 1.0})])
-        self.Cdr._ingest_ocpi(data)
+        self.Cdr.ingest_ocpi(data)
         with self.assertRaisesRegex(ValidationError, "D-1 from FR\\*TST was already received"):
-            self.Cdr._ingest_ocpi(data)
+            self.Cdr.ingest_ocpi(data)
         # the same id from another party is another CDR
         other = dict(data, party_id="OTH")
-        self.assertTrue(self.Cdr._ingest_ocpi(other))
+        self.assertTrue(self.Cdr.ingest_ocpi(other))
 
     def test_batch_keeps_good_items(self):
         good1 = make_ocpi_cdr("B-1", datetime(2026, 4, 14, 8, 0), [(0, {"ENERGY": 1.0})])
         bad = make_ocpi_cdr("B-2", datetime(2026, 4, 14, 8, 0), [(0, {"ENERGY": 1.0})],
                             currency="EURO")
         good2 = make_ocpi_cdr("B-3", datetime(2026, 4, 14, 9, 0), [(0, {"ENERGY": 2.0})])
-        results = self.Cdr._ingest_ocpi_batch([good1, bad, good2, good1])
+        results = self.Cdr.ingest_ocpi_batch([good1, bad, good2, good1])
         self.assertEqual([bool(r["record"]) for r in results], [True, False, True, False])
         self.assertIn("$.currency", results[1]["error"])
         self.assertIn("already received", results[3]["error"])
@@ -190,11 +190,11 @@ class TestIngest(ClearingCase):
         self.assertEqual(results[2]["record"].amount_untaxed, 1.8)
 
     def test_credit_cdr(self):
-        original = self.Cdr._ingest_ocpi(
+        original = self.Cdr.ingest_ocpi(
             make_ocpi_cdr("CR-1", datetime(2026, 4, 18, 8, 0), [(0, {"ENERGY": 10.0})],
                           total_cost={"excl_vat": 4.0, "incl_vat": 4.8})
         )
-        credit = self.Cdr._ingest_ocpi(
+        credit = self.Cdr.ingest_ocpi(
             make_ocpi_cdr("CR-1-C", datetime(2026, 4, 18, 8, 0), [(0, {"ENERGY": 10.0})],
                           total_cost={"excl_vat": -4.0, "incl_vat": -4.8},
                           credit=True, credit_reference_id="CR-1")
@@ -213,7 +213,7 @@ class TestIngest(ClearingCase):
             {"name": "Newcomer", "is_company": True, "ocpi_country_code": "NL",
              "ocpi_party_id": "NEW"}
         )
-        cdr = self.Cdr._ingest_ocpi(
+        cdr = self.Cdr.ingest_ocpi(
             make_ocpi_cdr("N-1", datetime(2026, 3, 10, 8, 0), [(0, {"ENERGY": 10.0})],
                           issuer=("NL", "NEW"))
         )
@@ -239,7 +239,7 @@ class TestIngest(ClearingCase):
             {"name": "Newcomer", "is_company": True, "ocpi_country_code": "NL",
              "ocpi_party_id": "NEW"}
         )
-        cdr = self.Cdr._ingest_ocpi(
+        cdr = self.Cdr.ingest_ocpi(
             make_ocpi_cdr("N-2", datetime(2026, 4, 10, 8, 0), [(0, {"ENERGY": 10.0})],
                           issuer=("nl", "new"))
         )
@@ -251,7 +251,7 @@ class TestIngest(ClearingCase):
         self.assertAlmostEqual(cdr.amount_untaxed, 2.0)
 
     def test_applied_tariff_snapshot_and_reprice(self):
-        cdr = self.Cdr._ingest_ocpi(
+        cdr = self.Cdr.ingest_ocpi(
             make_ocpi_cdr("S-1", datetime(2026, 4, 18, 8, 0), [(0, {"ENERGY": 10.0})])
         )
         self.assertAlmostEqual(cdr.amount_untaxed, 4.0)
@@ -269,7 +269,7 @@ class TestIngest(ClearingCase):
     def test_emsp_role_priced_with_purchase_vat(self):
         contract = self._contract(partner=self.cpo, role="emsp",
                                   lines=[{"dimension": "ENERGY", "price": 0.5}])
-        cdr = self.Cdr._ingest_ocpi(
+        cdr = self.Cdr.ingest_ocpi(
             make_ocpi_cdr("E-1", datetime(2026, 4, 14, 8, 0), [(0, {"ENERGY": 7.0})],
                           sender=("DE", "CPX"), issuer=("FR", "TST"))
         )
@@ -287,7 +287,7 @@ class TestIngest(ClearingCase):
             for i in range(5)
         ]
         records = self.Cdr.browse(
-            [r["record"].id for r in self.Cdr._ingest_ocpi_batch(items)]
+            [r["record"].id for r in self.Cdr.ingest_ocpi_batch(items)]
         )
         self.assertEqual(records.contract_id, self.peak)
         self.peak.invalidate_recordset()

@@ -1,16 +1,18 @@
-"""The batch ingestion (models/clearing_cdr_ingest.py) stores exactly what the item-by-item
-``_ingest_ocpi`` path stores, and reports the same errors."""
+"""The batch ingestion (``clearing.cdr.ingest_ocpi_batch``: clearing_cdr_ingest_mixin.py and
+tools/bulk_insert.py) stores exactly what the item-by-item ORM path (``ingest_ocpi``) stores,
+and reports the same errors."""
 
 import copy
 from unittest.mock import patch
 
 import psycopg2
 
+from odoo import fields
 from odoo.exceptions import ValidationError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
-from ..models.clearing_cdr_ingest import ClearingCdr as BatchIngest
+from ..tools.bulk_insert import stored_columns
 from .ocpi_common import OcpiHttpCase, launcher
 
 VOLATILE = {"id", "create_date", "write_date", "create_uid", "write_uid", "priced_date",
@@ -94,7 +96,7 @@ class TestOcpiBatchIngest(OcpiHttpCase):
         items = self._items()
         model = self.env["clearing.cdr"]
         sp = self.env.cr.savepoint()
-        slow = super(BatchIngest, model)._ingest_ocpi_batch(copy.deepcopy(items), company=self.company)
+        slow = model._ingest_ocpi_each(copy.deepcopy(items), company=self.company)
         self.env.flush_all()
         for r in slow:  # links made later in the batch are read back from the database
             if r["record"]:
@@ -104,7 +106,7 @@ class TestOcpiBatchIngest(OcpiHttpCase):
         sp.close(rollback=True)
         self.env.invalidate_all()
         self.assertFalse(model.search([("ocpi_id", "=like", "EQ%")]))
-        fast = model._ingest_ocpi_batch(copy.deepcopy(items), company=self.company)
+        fast = model.ingest_ocpi_batch(copy.deepcopy(items), company=self.company)
         self.env.flush_all()
         got = self._snapshot(fast)
         self.assertEqual(len(got), len(expected))
@@ -128,12 +130,51 @@ class TestOcpiBatchIngest(OcpiHttpCase):
         self.assertEqual(model.search([("ocpi_id", "=", "EQ000001")]).state, "priced")
         self.assertIn("USD", model.search([("ocpi_id", "=", "EQ-USD")]).unmatched_reason)
 
+    def test_field_added_later_flows_through_the_batch_path(self):
+        """A stored field added to clearing.cdr later -- as invoicing or another module would
+        add it, here a manual field with a default -- is stored by the batch path as by
+        ``create``, the bulk writer (tools/bulk_insert.py) unchanged: its default, or the
+        ``default_*`` of the context, or the value given."""
+        model = self.env["clearing.cdr"]
+        self.env.cr.execute("ALTER TABLE clearing_cdr ADD COLUMN x_batch_probe varchar")
+        field = fields.Char(string="Batch probe", default="from the field default")
+        model._add_field("x_batch_probe", field)
+        self.addCleanup(model._pop_field, "x_batch_probe")
+        field.setup(model)
+        self.assertIn(field, stored_columns(model))
+        items = launcher.make_cdrs(4, prefix="NF", step_seconds=5400)
+        batch = model.ingest_ocpi_batch(copy.deepcopy(items[:2]), company=self.company)
+        item = model.ingest_ocpi(copy.deepcopy(items[2]), company=self.company)
+        in_context = model.with_context(default_x_batch_probe="from the context")
+        [from_context] = in_context.ingest_ocpi_batch([copy.deepcopy(items[3])],
+                                                      company=self.company)
+        records = [r["record"] for r in batch] + [item, from_context["record"]]
+        self.assertTrue(all(records), [r["error"] for r in batch])
+        self.env.flush_all()
+        self.env.cr.execute("SELECT ocpi_id, x_batch_probe FROM clearing_cdr WHERE id = ANY(%s)",
+                            [[r.id for r in records]])
+        self.assertEqual(dict(self.env.cr.fetchall()), {
+            "NF000001": "from the field default", "NF000002": "from the field default",
+            "NF000003": "from the field default", "NF000004": "from the context"})
+        # a value given by a _prepare_cdr_vals override is stored as given
+        prepare = type(model)._prepare_cdr_vals
+
+        def prepare_with_probe(self, *args, **kwargs):
+            return dict(prepare(self, *args, **kwargs), x_batch_probe="given\tby a hook")
+
+        more = launcher.make_cdrs(1, prefix="NG")
+        with patch.object(type(model), "_prepare_cdr_vals", prepare_with_probe):
+            [given] = model.ingest_ocpi_batch(copy.deepcopy(more), company=self.company)
+        self.assertTrue(given["record"], given["error"])
+        given["record"].invalidate_recordset()
+        self.assertEqual(given["record"].x_batch_probe, "given\tby a hook")
+
     def test_one_cdr_per_id_and_sender_whatever_its_case(self):
         """The database keeps one CDR per (id, sender, company), the sender compared
         case-insensitively as every ingestion look-up compares it (OCPI CiString)."""
         model = self.env["clearing.cdr"]
         cdr = launcher.make_cdrs(1, prefix="CI")[0]
-        first = model._ingest_ocpi_batch([copy.deepcopy(cdr)], company=self.company)[0]
+        first = model.ingest_ocpi_batch([copy.deepcopy(cdr)], company=self.company)[0]
         self.assertTrue(first["record"], first["error"])
         self.env.flush_all()
         cr = self.env.cr
@@ -160,15 +201,15 @@ class TestOcpiBatchIngest(OcpiHttpCase):
         as the unique index says (no database error)."""
         model = self.env["clearing.cdr"]
         cdr = launcher.make_cdrs(1, prefix="LC")[0]
-        self.assertTrue(model._ingest_ocpi_batch([copy.deepcopy(cdr)],
+        self.assertTrue(model.ingest_ocpi_batch([copy.deepcopy(cdr)],
                                                  company=self.company)[0]["record"])
         lower = dict(copy.deepcopy(cdr), country_code=cdr["country_code"].lower(),
                      party_id=cdr["party_id"].lower())
-        out = model._ingest_ocpi_batch([lower], company=self.company)[0]
+        out = model.ingest_ocpi_batch([lower], company=self.company)[0]
         self.assertFalse(out["record"])
         self.assertIn("was already received", out["error"])
         with self.assertRaises(ValidationError):
-            model._ingest_ocpi(copy.deepcopy(lower), company=self.company)
+            model.ingest_ocpi(copy.deepcopy(lower), company=self.company)
         self.assertEqual(model.search_count([("ocpi_id", "=", cdr["id"])]), 1)
 
     def test_concurrent_duplicate_keeps_the_reserved_ids(self):
@@ -177,12 +218,12 @@ class TestOcpiBatchIngest(OcpiHttpCase):
         Locations the push queue answered with)."""
         model = self.env["clearing.cdr"]
         cdrs = launcher.make_cdrs(3, prefix="RC")
-        self.assertTrue(model._ingest_ocpi_batch([copy.deepcopy(cdrs[1])],
+        self.assertTrue(model.ingest_ocpi_batch([copy.deepcopy(cdrs[1])],
                                                  company=self.company)[0]["record"])
         self.env.cr.execute("SELECT nextval('clearing_cdr_id_seq') FROM generate_series(1, 3)")
         reserved = [row[0] for row in self.env.cr.fetchall()]
         with patch.object(type(model), "_existing_keys", lambda self, company, keys: set()):
-            out = model._ingest_ocpi_batch(copy.deepcopy(cdrs), company=self.company,
+            out = model.ingest_ocpi_batch(copy.deepcopy(cdrs), company=self.company,
                                            ids=reserved)
         self.assertEqual([r["record"].id if r["record"] else None for r in out],
                          [reserved[0], None, reserved[2]])

@@ -122,7 +122,7 @@ class TestOcpiPushQueue(OcpiPushCase):
     def test_statistics_refreshed_after_bulk_changes(self):
         """analyze_if_stale: ANALYZE only past the threshold (decision checked on a recording
         cursor), and the real statement works on the real table."""
-        from ..models.clearing_cdr_ingest import _ANALYZED_AT, analyze_if_stale
+        from ..tools.bulk_insert import _ANALYZED_AT, analyze_if_stale
 
         class Recorder:
             dbname = "recorder"

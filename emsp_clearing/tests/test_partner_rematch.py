@@ -58,7 +58,7 @@ class TestPartnerRematch(RematchCase):
         data = make_ocpi_cdr("B-%05d" % cls._seq, end - timedelta(hours=1),
                              [(0, {"ENERGY": 10.0, "TIME": 1.0})], end=end, sender=sender,
                              issuer=issuer)
-        return cls.env["clearing.cdr"]._ingest_ocpi(data, company=cls.company_b)
+        return cls.env["clearing.cdr"].ingest_ocpi(data, company=cls.company_b)
 
     def assertPriced(self, cdr, contract, amount_untaxed, vat=0.2):
         self.assertEqual(cdr.contract_id, contract)
@@ -88,7 +88,7 @@ class TestPartnerRematch(RematchCase):
                              [(0, {"ENERGY": 10.0, "TIME": 1.0})],
                              end=datetime(2026, 3, 14, 10, 0), issuer=issuer)
         with freeze_time("2026-03-20 10:00:00"):
-            [result] = self.Cdr._ingest_ocpi_batch([data])
+            [result] = self.Cdr.ingest_ocpi_batch([data])
         self.assertFalse(result["error"])
         return result["record"]
 

@@ -5,7 +5,7 @@ from freezegun import freeze_time
 
 from odoo.tests import tagged
 
-from ..models.clearing_period import lock_date_for, period_bounds
+from ..tools.period import lock_date_for, period_bounds
 from .period_common import PeriodCase
 
 
@@ -81,7 +81,7 @@ class TestPeriodAssignment(PeriodCase):
                 return search(period_model, domain, *args, **kwargs)
 
             with patch.object(type(self.Period), "_search", counting_search):
-                cdrs._assign_period()
+                cdrs.assign_period()
         self.assertEqual(set(cdrs.mapped("period_id.date_start")), {date(2026, 5, 1)})
         self.assertTrue(all(cdrs.mapped("is_late")))
         # January, February, March (the days of the 90 sessions), then the steps from each to

@@ -37,7 +37,7 @@ def match_and_price_itemwise(cdrs, tariff_cache=None, parsed=None):
                    "unmatched_reason": reason})
     matched = cdrs.filtered(lambda c: c.match_state == "matched")
     for cdr in cdrs - matched:
-        cdr.write(cdr._empty_pricing_vals())
+        cdr.write(cdr._prepare_empty_pricing_vals())
     tariff_cache = {} if tariff_cache is None else tariff_cache
     for cdr in matched:
         cdr.write(cdr._priced_vals(tariff_cache, parsed or {}))
@@ -105,7 +105,7 @@ class TestRematchBatch(PeriodCase):
                                          (30, {"PARKING_TIME": 0.1})],
             end=end, sender=sender, issuer=issuer, currency=currency,
             total_cost={"excl_vat": stated, "incl_vat": round(stated * 1.2, 2)}, **extra)
-        return cls.env["clearing.cdr"]._ingest_ocpi(data)
+        return cls.env["clearing.cdr"].ingest_ocpi(data)
 
     # ------------------------------------------------------------------ snapshots
     def _rows(self):

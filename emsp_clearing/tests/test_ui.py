@@ -30,7 +30,7 @@ class TestUi(HttpCase, ClearingCase):
             lines=[{"dimension": "FLAT", "price": 1.0},
                    {"dimension": "ENERGY", "price": 0.3, "start_time": 22, "end_time": 7}]
         )
-        cls.cdr = cls.env["clearing.cdr"]._ingest_ocpi(
+        cls.cdr = cls.env["clearing.cdr"].ingest_ocpi(
             make_ocpi_cdr("UI-1", datetime(2026, 4, 14, 8, 0),
                           [(0, {"ENERGY": 4.0, "TIME": 0.5}), (30, {"PARKING_TIME": 0.5})],
                           total_cost={"excl_vat": 9.0, "incl_vat": 10.8})
