@@ -37,6 +37,7 @@ from odoo.tools import SQL
 from ..clearing_core import currencies, ocpi, pricing
 from ..clearing_core.errors import OcpiValidationError
 from ..tools import demo, display
+from ..tools.numbers import to_decimal
 from ..tools.selections import CDR_DISPUTE_STATES, WEEKDAYS
 from .clearing_period import FIGURES
 
@@ -688,9 +689,9 @@ class ClearingCdr(models.Model):
         for period in self.charging_periods or []:
             for dimension in period.get("dimensions") or []:
                 if dimension.get("type") == "ENERGY":
-                    energy += self._json_number(dimension.get("volume"))
+                    energy += to_decimal(dimension.get("volume"))
                 elif dimension.get("type") == "PARKING_TIME":
-                    parking += self._json_number(dimension.get("volume"))
+                    parking += to_decimal(dimension.get("volume"))
         seconds = (self.end_datetime - self.start_datetime).total_seconds()
         sign = -1 if self.credit else 1
         return sign * float(energy), sign * seconds / 3600.0, sign * float(parking)
@@ -797,11 +798,11 @@ class ClearingCdr(models.Model):
         total = untaxed + tax
         # Compare with the exact stated values (the Monetary fields are rounded).
         stated = (self.raw_json or {}).get("total_cost") or {}
-        stated_excl = self._json_number(stated.get("excl_vat"))
-        stated_incl = self._json_number(stated.get("incl_vat"))
+        stated_excl = to_decimal(stated.get("excl_vat"))
+        stated_incl = to_decimal(stated.get("incl_vat"))
         difference = stated_excl - untaxed
         difference_incl = stated_incl - total if "incl_vat" in stated else Decimal(0)
-        tolerance = Decimal(repr(self.contract_id.price_tolerance))
+        tolerance = to_decimal(self.contract_id.price_tolerance)
         vals.update(
             amount_untaxed=float(untaxed),
             amount_tax=float(tax),
@@ -818,14 +819,6 @@ class ClearingCdr(models.Model):
             state="priced",
         )
         return vals
-
-    @staticmethod
-    def _json_number(value):
-        if value is None:
-            return Decimal(0)
-        if isinstance(value, float):
-            return Decimal(repr(value))
-        return Decimal(value)
 
     @api.model
     def _priced_line_json(self, line):
@@ -1016,8 +1009,8 @@ class ClearingCdr(models.Model):
                 vals[fname] = -self[fname]
         else:
             rate = self.contract_id.vat_rate or 0.0
-            untaxed = currencies.round_money(-self._json_number(amount_untaxed), code)
-            tax = currencies.round_money(untaxed * self._json_number(rate) / 100, code)
+            untaxed = currencies.round_money(-to_decimal(amount_untaxed), code)
+            tax = currencies.round_money(untaxed * to_decimal(rate) / 100, code)
             vals.update(amount_adjustment=float(untaxed), amount_untaxed=float(untaxed),
                         amount_tax=float(tax), amount_total=float(untaxed + tax))
         credit = self.sudo().create(vals)

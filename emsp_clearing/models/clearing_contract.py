@@ -11,8 +11,8 @@ from odoo.tools import SQL, float_is_zero
 
 from odoo.addons.base.models.res_partner import _tz_get
 
+from ..tools.numbers import decimal_to_json, float_to_decimal, to_decimal
 from ..tools.selections import WEEKDAY_FIELDS
-from .clearing_price_line import decimal_to_json, float_to_decimal
 
 # The matching rule of ``_find_for_cdr`` (the state aside, which only concerns new CDRs): a
 # change re-matches the attached CDRs that no longer fit it (``_cdrs_leaving``).
@@ -504,7 +504,7 @@ class ClearingContract(models.Model):
         vals = {"price_line_ids": commands}
         for fname in ("min_price", "max_price"):
             price = tariff.get(fname) or {}
-            vals[fname] = float(Decimal(str(price.get("excl_vat", 0))))
+            vals[fname] = float(to_decimal(price.get("excl_vat", 0)))
         self.write(vals)
         return self.price_line_ids
 

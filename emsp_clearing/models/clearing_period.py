@@ -1,7 +1,7 @@
 """Clearing periods: the control window before a statement and the lock at its date."""
 
 import logging
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 
 import pytz
 

@@ -4,6 +4,7 @@ from decimal import Decimal
 from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 
+from ..tools.numbers import decimal_to_json, float_to_decimal, to_decimal
 from ..tools.selections import WEEKDAY_FIELDS
 
 DIMENSIONS = [
@@ -14,20 +15,6 @@ DIMENSIONS = [
 ]
 TIME_DIMENSIONS = ("TIME", "PARKING_TIME")
 PRICE_QUANT = Decimal("0.000001")
-
-
-def float_to_decimal(value, quant=None):
-    """Exact decimal of what the user typed (shortest repr of the float)."""
-    result = Decimal(repr(float(value or 0.0)))
-    return result.quantize(quant) if quant else result
-
-
-def decimal_to_json(value):
-    """JSON number for an OCPI payload: int when integral, else float (exact repr)."""
-    value = value.normalize()
-    if value == value.to_integral_value():
-        return int(value)
-    return float(value)
 
 
 def float_time_to_hhmm(value):
@@ -266,7 +253,7 @@ class ClearingPriceLine(models.Model):
                 common[key] = float(restrictions[key])
         for key in ("min_duration", "max_duration"):
             if restrictions.get(key) is not None:
-                common[key] = float(Decimal(str(restrictions[key])) / 60)
+                common[key] = float(to_decimal(restrictions[key]) / 60)
         weekday_fields = dict(WEEKDAY_FIELDS)
         for day in restrictions.get("day_of_week") or []:
             if day not in weekday_fields:
@@ -291,7 +278,7 @@ class ClearingPriceLine(models.Model):
             vals = dict(common)
             vals.update(
                 dimension=dimension,
-                price=float(Decimal(str(component.get("price", 0)))),
+                price=float(to_decimal(component.get("price", 0))),
                 step_size=int(component.get("step_size") or 1),
                 time_unit="hour",
             )

@@ -8,20 +8,22 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import pytz
 
+from .numbers import to_decimal
 
-def to_decimal(value):
+
+def _decimal(value):
     """``value`` (JSON number or text) as a Decimal, or None when empty or not a number."""
     if value is None or value == "":
         return None
     try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError):
+        return to_decimal(value)
+    except (InvalidOperation, ValueError, TypeError):
         return None
 
 
 def format_number(value, places=4):
     """A number rounded half-up to ``places`` decimals, without trailing zeros past 2."""
-    d = to_decimal(value)
+    d = _decimal(value)
     if d is None:
         return ""
     q = d.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
@@ -35,7 +37,7 @@ def format_number(value, places=4):
 
 def format_hours(hours):
     """Hours (a number) as h:mm:ss."""
-    d = to_decimal(hours)
+    d = _decimal(hours)
     if d is None:
         return ""
     sign = "-" if d < 0 else ""
