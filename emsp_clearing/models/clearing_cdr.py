@@ -242,7 +242,7 @@ class ClearingCdr(models.Model):
     dispute_ids = fields.One2many("clearing.dispute", "cdr_id", string="Disputes", readonly=True)
     dispute_state = fields.Selection(
         CDR_DISPUTE_STATES, compute="_compute_dispute_state", store=True, index=True,
-        string="Dispute",
+        precompute=True, string="Dispute",
     )
     dispute_credit = fields.Boolean(
         "Dispute Credit", readonly=True, copy=False,

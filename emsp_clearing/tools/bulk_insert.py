@@ -5,13 +5,14 @@ ORM ``create`` stores them, everything derived from the model's fields.
 in ``vals_list``, else the field's default (``default_get``, which also reads ``default_*``
 context keys), converted as the ORM converts it (``convert_to_column_insert``: Monetary rounded
 to the record's currency, Float to its digits, Json as JSON, ...). Stored computed fields that
-are not given are computed by the ORM after the ``COPY`` (``add_to_compute``), field
+are not given are computed as ``create`` computes them: ``precompute`` ones before the
+``COPY``, the others by the ORM after it (``add_to_compute``), field
 constraints are checked (``_validate_fields``), and, as ``create`` does for models with
 ``_check_company_auto``, the companies of every ``check_company`` field. So a field added to
 the model later -- by this module or another -- is stored by the batch path as by ``create``
 without touching this code. What it does not do: mail.thread tracking, logging and
 subscriptions (callers run with them disabled), and ``create`` overrides (the caller prepares
-what they would add, e.g. ``clearing.cdr._prepare_create_vals``).
+what they would add, e.g. ``clearing.cdr._assign_period_in_vals``).
 """
 
 import datetime as dt
@@ -102,6 +103,66 @@ def _converter(model, field, currencies):
     return generic
 
 
+def _memo_key(names, vals, defaults):
+    """Hashable key of the values of ``names`` in a row (given, else default), or None when a
+    value is missing or cannot be hashed (the row is then handled alone)."""
+    key = []
+    for name in names:
+        if name in vals:
+            key.append(vals[name])
+        elif name in defaults:
+            key.append(defaults[name])
+        else:
+            return None
+    key = tuple(key)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _precompute(model, fields_, vals_list, defaults):
+    """Add the values of the ``precompute`` fields ``fields_`` to the rows of ``vals_list``
+    that lack them, as ``create`` does (``_add_precomputed_values``), each computed on a new
+    record given only what the field depends on (the row's value, else its default); rows
+    alike in those values are computed once."""
+    if not fields_:
+        return
+    roots = {dep.split(".")[0] for field in fields_ for dep in model.pool.field_depends[field]}
+    roots = sorted(roots & set(model._fields))
+    memo = {}
+    for vals in vals_list:
+        lacking = [field for field in fields_ if field.name not in vals]
+        if not lacking:
+            continue
+        key = _memo_key(roots, vals, defaults)
+        record = memo.get(key) if key is not None else None
+        if record is None:
+            record = model.new({name: vals[name] if name in vals else defaults[name]
+                                for name in roots if name in vals or name in defaults})
+            if key is not None:
+                memo[key] = record
+        for field in lacking:
+            vals[field.name] = field.convert_to_write(record[field.name], model)
+
+
+def _check_company(model, records, vals_list, defaults):
+    """``_check_company`` of ``create`` on the new ``records`` (rows ``vals_list``): the ORM's
+    check of every ``check_company`` field, run on one record per distinct (company, values of
+    those fields) -- it depends on nothing else -- reading only those fields."""
+    names = [name for name, field in model._fields.items()
+             if field.relational and field.check_company]
+    if not names:
+        return
+    names = [name for name in ("company_id", "company_ids") if name in model._fields] + names
+    chosen = {}
+    for record_id, vals in zip(records.ids, vals_list):
+        key = _memo_key(names, vals, defaults)
+        chosen.setdefault(key if key is not None else ("row", record_id), record_id)
+    model.browse(list(chosen.values())).with_context(prefetch_fields=False)._check_company()
+
+
 def stored_columns(model):
     """The fields of ``model`` stored in a column of its table, but ``id`` and log access."""
     return [field for name, field in model._fields.items()
@@ -120,10 +181,12 @@ def insert_rows(model, vals_list):
     columns = stored_columns(model)
     missing = [f.name for f in columns if any(f.name not in vals for vals in vals_list)]
     defaults = model.default_get(missing) if missing else {}
-    # stored computed fields neither given nor defaulted: computed by the ORM after the COPY,
-    # for the rows that lack them (as create computes them)
-    to_compute = [f for f in columns if f.compute and f.name in missing
-                  and f.name not in defaults]
+    # stored computed fields neither given nor defaulted, as create does: the ``precompute``
+    # ones computed before the COPY, on new records holding the fields they depend on; the
+    # others computed by the ORM after the COPY, for the rows that lack them
+    computed = [f for f in columns if f.compute and f.name in missing and f.name not in defaults]
+    _precompute(model, [f for f in computed if f.precompute], vals_list, defaults)
+    to_compute = [f for f in computed if not f.precompute]
     currency_ids = set()
     for field in columns:
         if field.type == "monetary":
@@ -173,7 +236,7 @@ def insert_rows(model, vals_list):
     records.modified([f.name for f in columns], create=True)
     records._validate_fields([f.name for f in columns])
     if model._check_company_auto:
-        records._check_company()
+        _check_company(model, records, vals_list, defaults)
     records.check_access("create")
     return records
 
