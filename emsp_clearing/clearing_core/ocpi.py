@@ -614,15 +614,20 @@ def _decimal_json(node):
     return json.dumps(node)
 
 
+_CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def _canonical_json(node):
     """Canonical JSON text of a decoded JSON value, or None when it is not JSON data."""
     try:
-        return json.dumps(node, sort_keys=True, separators=(",", ":"))
+        return _CANONICAL_ENCODER.encode(node)
     except TypeError:  # Decimals (or no JSON at all)
         try:
             return _decimal_json(node)
-        except TypeError:
+        except (TypeError, RecursionError):
             return None
+    except ValueError:  # a circular structure
+        return None
 
 
 def _embedded_tariff(t, strict, i):
