@@ -10,7 +10,6 @@ their shortest ``repr`` so ``0.1`` stays ``Decimal('0.1')``) and return ``Cdr`` 
 charging periods; Tariff: elements) but still type-checks every field that is present.
 """
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -594,52 +593,25 @@ def parse_tariff(data, strict=True):
 
 # CPOs embed the same Tariff in every CDR (CDR.tariffs): validating it again for each CDR would
 # cost more than the rest of the CDR.  Validated embedded tariffs are remembered, keyed by the
-# mode and their canonical JSON text (keys sorted): the same text is the same content with the
-# same types (1, 1.0 and true, 0.0 and -0.0 are written differently; a Decimal is written
-# with its exponent, by _decimal_json), so it validates to the same Tariff.  Bounded.
+# mode and the canonical text of the decoded JSON, its ``repr``: for JSON data (dict, list, str,
+# int, float, bool, None, Decimal) the same text is the same content with the same types, in the
+# same order (1, 1.0 and True, 0.0 and -0.0, Decimal('1.0') and Decimal('1.00') are written
+# differently), so it validates to the same Tariff.  Bounded: emptied when full.
 _EMBEDDED_TARIFFS = {}
 _EMBEDDED_TARIFFS_SIZE = 256
 
 
-def _decimal_json(node):
-    """Canonical text of a JSON value holding Decimals (``json.dumps`` refuses them): a Decimal
-    as ``D`` + its string (no JSON text starts so), everything else as ``json.dumps`` writes it."""
-    t = type(node)
-    if t is dict:
-        return "{" + ",".join(json.dumps(k) + ":" + _decimal_json(v) for k, v in sorted(node.items())) + "}"
-    if t is list:
-        return "[" + ",".join(map(_decimal_json, node)) + "]"
-    if t is Decimal:
-        return "D" + str(node)
-    return json.dumps(node)
-
-
-_CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
-
-
-def _canonical_json(node):
-    """Canonical JSON text of a decoded JSON value, or None when it is not JSON data."""
-    try:
-        return _CANONICAL_ENCODER.encode(node)
-    except TypeError:  # Decimals (or no JSON at all)
-        try:
-            return _decimal_json(node)
-        except (TypeError, RecursionError):
-            return None
-    except ValueError:  # a circular structure
-        return None
-
-
 def _embedded_tariff(t, strict, i):
     """The validated ``$.tariffs[i]`` (``t``), remembered (see above)."""
-    key = (strict, _canonical_json(t)) if type(t) is dict else None
-    tariff = _EMBEDDED_TARIFFS.get(key) if key is not None and key[1] is not None else None
+    if type(t) is not dict:
+        return _parse_tariff(t, strict, f"$.tariffs[{i}]")
+    key = (strict, repr(t))
+    tariff = _EMBEDDED_TARIFFS.get(key)
     if tariff is None:
         tariff = _parse_tariff(t, strict, f"$.tariffs[{i}]")
-        if key is not None and key[1] is not None:
-            if len(_EMBEDDED_TARIFFS) >= _EMBEDDED_TARIFFS_SIZE:
-                _EMBEDDED_TARIFFS.clear()
-            _EMBEDDED_TARIFFS[key] = tariff
+        if len(_EMBEDDED_TARIFFS) >= _EMBEDDED_TARIFFS_SIZE:
+            _EMBEDDED_TARIFFS.clear()
+        _EMBEDDED_TARIFFS[key] = tariff
     return tariff
 
 
