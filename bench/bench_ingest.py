@@ -50,7 +50,7 @@ def setup_data(db):
     odoo, registry = odoo_env(db)
     from odoo import api
     sys.path.insert(0, os.path.join(REPO, "emsp_clearing"))
-    from clearing_core import ocpi_transport as ot
+    from clearing_core.transport import envelope as ot
     with registry.cursor() as cr:
         env = api.Environment(cr, odoo.SUPERUSER_ID, {"tracking_disable": True})
         _company, cpo, tax = bench_parties(env)
@@ -124,7 +124,7 @@ def bench_post(db, token, cdrs, workers, concurrency):
                     raise RuntimeError("Odoo did not start, see %s" % log.name)
                 time.sleep(0.5)
         sys.path.insert(0, os.path.join(REPO, "emsp_clearing"))
-        from clearing_core import ocpi_transport as ot
+        from clearing_core.transport import envelope as ot
         auth = ot.authorization_header(token)
         bodies = [json.dumps(c).encode() for c in cdrs]
         statuses = {}

@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from clearing_core import cdr_csv, ocpi
+from clearing_core import ocpi
+from clearing_core.formats import cdr_csv
 from clearing_core.errors import OcpiValidationError
 
 ROW = {

@@ -9,8 +9,8 @@ import pytest
 import requests
 from requests.structures import CaseInsensitiveDict
 
-from clearing_core import ocpi_client as oc
-from clearing_core import ocpi_transport as t
+from clearing_core.transport import client as oc
+from clearing_core.transport import envelope as t
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

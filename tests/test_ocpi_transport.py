@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from clearing_core import ocpi_transport as t
+from clearing_core.transport import envelope as t
 
 UTC = dt.timezone.utc
 

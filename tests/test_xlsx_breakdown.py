@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import openpyxl
 
-from clearing_core.xlsx_breakdown import COLUMNS, build_breakdown_xlsx
+from clearing_core.formats.xlsx_breakdown import COLUMNS, build_breakdown_xlsx
 
 
 def _rows():

@@ -52,13 +52,29 @@ def quantum(code):
     return _QUANTS[minor_units(code)]
 
 
+def to_decimal(value):
+    """Decimal of a JSON number, or None when ``value`` is not a finite number.
+
+    A float goes through its shortest ``repr`` (``0.1`` -> ``Decimal('0.1')``, ``-0.0`` ->
+    ``Decimal('-0.0')``), an int is exact, a finite Decimal is returned as is; ``bool``, NaN,
+    infinities and anything else give None.  The one float -> Decimal conversion of the core.
+    """
+    t = type(value)
+    if t is float:
+        return Decimal(repr(value)) if value - value == 0 else None
+    if t is int:
+        return Decimal(value)
+    if t is Decimal:
+        return value if value.is_finite() else None
+    return None
+
+
 def round_money(amount, currency):
     """Round ``amount`` to the minor unit of ``currency``, half away from zero (ROUND_HALF_UP).
 
-    ``amount`` may be a Decimal, an int or a float (floats are converted through ``str``).
+    ``amount`` may be a Decimal, an int or a float (converted by ``to_decimal``).
     """
-    if isinstance(amount, float):
-        amount = Decimal(str(amount))
-    elif not isinstance(amount, Decimal):
-        amount = Decimal(amount)
-    return amount.quantize(quantum(currency), rounding=ROUND_HALF_UP)
+    number = to_decimal(amount)
+    if number is None:
+        number = Decimal(amount)
+    return number.quantize(quantum(currency), rounding=ROUND_HALF_UP)

@@ -20,7 +20,7 @@ from odoo import SUPERUSER_ID, http
 from odoo.http import request
 from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
 
-from ..clearing_core import ocpi_transport as ot
+from ..clearing_core.transport import envelope as ot
 
 _logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from odoo.osv import expression
 
 from odoo.addons.portal.controllers.portal import CustomerPortal, pager as portal_pager
 
-from ..clearing_core.xlsx_breakdown import build_breakdown_xlsx
+from ..clearing_core.formats.xlsx_breakdown import build_breakdown_xlsx
 
 CDRS_PER_PAGE = 50
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024

@@ -354,7 +354,7 @@ class ClearingIngestionLog(models.Model):
         if rejected:
             column_for = None
             if self.channel == "file":
-                from ..clearing_core import cdr_csv
+                from ..clearing_core.formats import cdr_csv
                 column_for = cdr_csv.column_for_path
             self.env["clearing.ingestion.log.line"].sudo().create([{
                 "log_id": self.id,

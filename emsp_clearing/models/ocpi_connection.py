@@ -16,8 +16,8 @@ from typing import NamedTuple
 from odoo import _, api, fields, models, tools
 from odoo.exceptions import UserError
 
-from ..clearing_core import ocpi_client
-from ..clearing_core import ocpi_transport as ot
+from ..clearing_core.transport import client as ocpi_client
+from ..clearing_core.transport import envelope as ot
 
 _logger = logging.getLogger(__name__)
 

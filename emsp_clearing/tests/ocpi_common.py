@@ -9,7 +9,7 @@ import os
 from odoo import Command
 from odoo.tests import HttpCase
 
-from ..clearing_core import ocpi_transport as ot
+from ..clearing_core.transport import envelope as ot
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OCPI_DIR = os.environ.get("OCPI_REFERENCE_DIR") or os.path.join(HERE, os.pardir, os.pardir, os.pardir,

@@ -4,7 +4,7 @@ import copy
 
 from odoo.tests import tagged
 
-from ..clearing_core import ocpi_transport as ot
+from ..clearing_core.transport import envelope as ot
 from .ocpi_common import OcpiPushCase, spec_example
 
 

@@ -8,7 +8,7 @@ import json
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
-from ..clearing_core import cdr_csv
+from ..clearing_core.formats import cdr_csv
 from .ocpi_common import OcpiHttpCase, launcher
 
 

@@ -3,7 +3,7 @@
 Both go through ``clearing.ingestion.log._ingest_cdrs``: the same OCPI validation, the same
 idempotency (re-importing a file stores nothing twice) and a log listing every rejected CDR with
 its reason, JSON path and, for CSV, row and column. The CSV header is documented in
-``clearing_core/cdr_csv.py`` (and the wizard offers a template).
+``clearing_core/formats/cdr_csv.py`` (and the wizard offers a template).
 """
 
 import base64
@@ -12,7 +12,7 @@ import json
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
-from ..clearing_core import cdr_csv
+from ..clearing_core.formats import cdr_csv
 
 
 class ClearingCdrImport(models.TransientModel):

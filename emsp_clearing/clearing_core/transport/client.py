@@ -19,7 +19,7 @@ import time
 
 import requests
 
-from . import ocpi_transport as t
+from . import envelope as t
 
 _logger = logging.getLogger(__name__)
 
