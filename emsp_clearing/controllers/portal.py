@@ -144,9 +144,10 @@ class ClearingPortal(CustomerPortal):
         }
         if search_in in parts:
             return expression.OR(parts[search_in])
-        # "all": the identifiers (session, CDR, EVSE, token) through their trigram index; the
-        # specific searches also look at the secondary fields
-        return request.env["clearing.cdr"]._identifiers_domain(search)
+        # "all": the identifiers (session, CDR, EVSE, token) through their trigram index, a
+        # condition of clearing.cdr._portal_page (identifiers=); the specific searches also
+        # look at the secondary fields
+        return []
 
     @staticmethod
     def _date_domain(period, date_from, date_to):
@@ -187,18 +188,25 @@ class ClearingPortal(CustomerPortal):
                     "search": search or "", "date_from": date_from or "",
                     "date_to": date_to or "", "access_token": access_token or ""}
         url_args = {k: v for k, v in url_args.items() if v}
-        # selective criteria: one scan with window aggregates beats aggregate + page query
-        narrow = bool((search or "").strip()) or filterby in (
+        # selective criteria that no index of their own serves (the EVSE, session and token
+        # searches read the whole period anyway) and the dispute filters: one scan with window
+        # aggregates beats aggregate + page query. The search in all identifiers has its
+        # trigram index: aggregate + page query, so that the aggregate is driven by that index
+        # (in one statement with LIMIT and a window aggregate, PostgreSQL walks the period's
+        # date index through every session of the period instead)
+        searched = (search or "").strip()
+        identifiers = searched if search_in == "all" else None
+        narrow = bool(searched and not identifiers) or filterby in (
             "disputed", "accepted", "rejected", "late")
         page = max(int(page or 1), 1)
         cdrs, count, totals = Cdr._portal_page(
             domain, sortings[sortby]["order"], CDRS_PER_PAGE, (page - 1) * CDRS_PER_PAGE,
-            narrow=narrow)
+            narrow=narrow, identifiers=identifiers)
         pager = portal_pager(url=url, url_args=url_args, total=count, page=page,
                              step=CDRS_PER_PAGE)
         if pager["offset"] != (page - 1) * CDRS_PER_PAGE:  # page out of range: last page
-            cdrs = Cdr.search(domain, order=sortings[sortby]["order"], limit=CDRS_PER_PAGE,
-                              offset=pager["offset"])
+            cdrs = Cdr._portal_page(domain, sortings[sortby]["order"], CDRS_PER_PAGE,
+                                    pager["offset"], narrow=narrow, identifiers=identifiers)[0]
         values = self._prepare_portal_layout_values()
         values.update({
             "period": period,

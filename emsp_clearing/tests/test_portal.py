@@ -120,6 +120,10 @@ class TestPortal(HttpCase, PeriodCase):
         self.assertIn(self.special.session_id, everywhere.text)
         self.assertEqual(self._rows(self.url_open(
             base + "?search_in=all&search=%s" % self.cdrs_a[3].ocpi_id.lower())), 1)
+        # past the last page of a search: its last page, the search kept
+        self.assertEqual(self._rows(self.url_open(
+            base + "/page/9?search_in=all&search=e9special")), 1)
+        self.assertEqual(self._rows(self.url_open(base + "/page/9?search_in=all&search=bench")), 0)
         self.assertEqual(self._rows(self.url_open(base + "?search_in=all&search=%25")), 0)
         self.assertEqual(self._rows(self.url_open(base + "?search_in=all&search=_")), 0)
         # date filter (local days of the contract)
