@@ -2,12 +2,16 @@
 """Clearing period at scale: portal list page and lock of a period holding 100k sessions.
 
     python3 bench/bench_period.py [--n 100000] [--requests 15] [--template DB] [--keep-db]
+                                  [--maintenance analyze|vacuum|none]
 
 On a scratch database (``--template`` cloned when given, emsp_clearing installed without demo
 data, dropped at the end unless --keep-db):
 
 1. one eMSP contract, its current period opened for control, a portal user of the eMSP, and
-   ``--n`` priced sessions inserted in the period with SQL (``INSERT ... SELECT``);
+   ``--n`` priced sessions inserted in the period with SQL (``INSERT ... SELECT``), then the
+   table's statistics computed (``ANALYZE``, what autovacuum's auto-analyze does after such a
+   load; ``--maintenance`` none skips it, vacuum runs ``VACUUM ANALYZE``, which also merges
+   the trigram index's pending list and sets the visibility map);
 2. the portal CDR list page ``/my/clearing/periods/<id>`` requested over HTTP by the portal user
    (Odoo started by this script on a free loopback port, one threaded server): first page,
    a deep page, sorted by energy, filtered by dispute state, searched by EVSE; the figures are
@@ -31,7 +35,7 @@ import tempfile
 import time
 import urllib.request
 
-from odoo_bench import create_db, drop_db, free_port, odoo_args, pg_exec, registry_of
+from odoo_bench import create_db, drop_db, free_port, odoo_args, pg_connect, pg_exec, registry_of
 
 PORTAL_LOGIN = "bench_portal"
 
@@ -101,6 +105,16 @@ def populate(env, n):
                    "WHERE period_id = %s AND id %% 997 = 0", [period.id])
     env.invalidate_all()
     return period
+
+
+def pg_show(setting, db):
+    conn = pg_connect(db)
+    try:
+        cr = conn.cursor()
+        cr.execute("SHOW %s" % setting)
+        return cr.fetchone()[0]
+    finally:
+        conn.close()
 
 
 def timed_get(opener, url, count):
@@ -176,6 +190,9 @@ def main():
     parser.add_argument("--requests", type=int, default=15)
     parser.add_argument("--template", help="database to clone (e.g. one with account/portal)")
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--maintenance", choices=("analyze", "vacuum", "none"),
+                        default="analyze",
+                        help="after the load: ANALYZE (default), VACUUM ANALYZE, or nothing")
     args = parser.parse_args()
 
     import odoo
@@ -191,9 +208,14 @@ def main():
             period = populate(env, args.n)
             period_id = period.id
         print("inserted %d sessions in one period in %.1f s" % (args.n, time.perf_counter() - t0))
-        # what autovacuum does after such a bulk insert (statistics; the trigram index's
-        # pending list merged), so that the pages are timed in steady state
-        pg_exec("VACUUM ANALYZE clearing_cdr", db=db)
+        # statistics, as autovacuum's auto-analyze computes them after such a load (this
+        # script never relies on autovacuum itself: it may be off)
+        if args.maintenance != "none":
+            pg_exec("%s clearing_cdr" % (
+                "VACUUM ANALYZE" if args.maintenance == "vacuum" else "ANALYZE"), db=db)
+        print("after the load: %s (server autovacuum: %s)" % (
+            {"analyze": "ANALYZE", "vacuum": "VACUUM ANALYZE", "none": "no statistics"}[
+                args.maintenance], pg_show("autovacuum", db)))
 
         print("\nportal CDR list page, server response on loopback (%d requests each):"
               % args.requests)

@@ -3,7 +3,10 @@
 * ``GET /ocpi/versions``, ``GET /ocpi/2.2.1`` — versions module (Token A or C);
 * ``/ocpi/2.2.1/credentials`` — GET/POST/PUT/DELETE (Token A or C, see credentials.asciidoc);
 * ``POST /ocpi/2.2.1/cdrs`` — CDRs receiver (Token C) -> 201 + Location once checked and queued
-  (models/clearing_cdr_inbox.py); ``GET /ocpi/2.2.1/cdrs/<id>`` — the CDR at that Location.
+  (models/clearing_cdr_inbox.py); ``GET /ocpi/2.2.1/cdrs/<id>`` — the CDR at that Location;
+* any other path under ``/ocpi/`` -> 404, any other method on a path above -> 405 (with
+  ``Allow``), both as OCPI envelopes with status 2000, after the token check (unknown token:
+  401 first, on every path).
 
 Every answer is the OCPI envelope and echoes ``X-Request-ID``/``X-Correlation-ID``; every call
 is written to ``clearing.ingestion.log``. ``auth='none'`` + our own ``Authorization: Token``
@@ -26,6 +29,7 @@ _logger = logging.getLogger(__name__)
 
 ROLES = {"CPO", "EMSP", "HUB", "NAP", "NSP", "OTHER", "SCSP"}
 BASE = "/ocpi/2.2.1"
+MAX_ID = 2**31 - 1  # PostgreSQL integer: a larger number is no id of ours
 
 
 class _Reply(Exception):
@@ -158,18 +162,41 @@ class OcpiController(http.Controller):
         except ot.OcpiBadJson as e:
             raise _Reply(400, ot.CLIENT_ERROR, "Bad request: %s" % e)
 
+    def _not_allowed(self, channel, allowed, token_kinds=("C",)):
+        """405 envelope for a method this endpoint does not serve (after the token check)."""
+        def handler(conn, kind, call):
+            hreq = request.httprequest
+            raise _Reply(405, ot.CLIENT_ERROR, "Method not allowed: %s %s accepts %s" % (
+                hreq.method, hreq.path, ", ".join(allowed)),
+                headers={"Allow": ", ".join(allowed)})
+        return self._handle(channel, handler, token_kinds=token_kinds)
+
+    @http.route(["/ocpi", "/ocpi/", "/ocpi/<path:subpath>"], type="http", auth="none",
+                csrf=False, save_session=False, readonly=False)
+    def ocpi_unknown(self, subpath=None, **kw):
+        """Any other path under /ocpi/: a 404 envelope, after the token check."""
+        def handler(conn, kind, call):
+            hreq = request.httprequest
+            raise _Reply(404, ot.CLIENT_ERROR, "Unknown OCPI endpoint: %s %s (see %s%s for "
+                         "ours)" % (hreq.method, hreq.path, self._base(), BASE))
+        return self._handle("other", handler, token_kinds=("A", "C"))
+
     # ------------------------------------------------------------------ versions
-    @http.route("/ocpi/versions", type="http", auth="none", methods=["GET"], csrf=False,
+    @http.route("/ocpi/versions", type="http", auth="none", csrf=False,
                 save_session=False, readonly=False)
     def ocpi_versions(self, **kw):
+        if request.httprequest.method != "GET":
+            return self._not_allowed("versions", ["GET"], token_kinds=("A", "C"))
         def handler(conn, kind, call):
             return _Reply(200, ot.SUCCESS, None,
                           data=[{"version": ot.VERSION, "url": self._base() + BASE}])
         return self._handle("versions", handler, token_kinds=("A", "C"))
 
-    @http.route([BASE, BASE + "/"], type="http", auth="none", methods=["GET"], csrf=False,
+    @http.route([BASE, BASE + "/"], type="http", auth="none", csrf=False,
                 save_session=False, readonly=False)
     def ocpi_version_details(self, **kw):
+        if request.httprequest.method != "GET":
+            return self._not_allowed("versions", ["GET"], token_kinds=("A", "C"))
         def handler(conn, kind, call):
             base = self._base() + BASE
             return _Reply(200, ot.SUCCESS, None, data={
@@ -183,9 +210,11 @@ class OcpiController(http.Controller):
 
     # ------------------------------------------------------------------ credentials
     @http.route([BASE + "/credentials", BASE + "/credentials/"], type="http", auth="none",
-                methods=["GET", "POST", "PUT", "DELETE"], csrf=False, save_session=False,
-                readonly=False)
+                csrf=False, save_session=False, readonly=False)
     def ocpi_credentials(self, **kw):
+        if request.httprequest.method not in ("GET", "POST", "PUT", "DELETE"):
+            return self._not_allowed("credentials", ["GET", "POST", "PUT", "DELETE"],
+                                     token_kinds=("A", "C"))
         return self._handle("credentials", self._credentials, token_kinds=("A", "C"))
 
     def _credentials(self, conn, kind, call):
@@ -227,9 +256,12 @@ class OcpiController(http.Controller):
         return _Reply(200, ot.SUCCESS, None, data=creds)
 
     # ------------------------------------------------------------------ CDRs receiver
-    @http.route([BASE + "/cdrs", BASE + "/cdrs/"], type="http", auth="none", methods=["POST"],
+    @http.route([BASE + "/cdrs", BASE + "/cdrs/"], type="http", auth="none",
                 csrf=False, save_session=False, readonly=False)
     def ocpi_cdrs_post(self, **kw):
+        if request.httprequest.method != "POST":
+            # we are the receiver of the CDRs module: no list of CDRs to GET, nothing to DELETE
+            return self._not_allowed("other", ["POST"])
         return self._handle("push", self._cdr_post)
 
     def _cdr_post(self, conn, kind, call):
@@ -249,12 +281,18 @@ class OcpiController(http.Controller):
         call["final"] = True  # the log row was written with the CDR, as 201
         return _Reply(201, ot.SUCCESS, None, headers={"Location": location})
 
-    @http.route(BASE + "/cdrs/<int:cdr_id>", type="http", auth="none", methods=["GET"],
+    @http.route(BASE + "/cdrs/<string:cdr_ref>", type="http", auth="none",
                 csrf=False, save_session=False, readonly=False)
-    def ocpi_cdr_get(self, cdr_id, **kw):
-        return self._handle("cdr_get", self._cdr_get, cdr_id=cdr_id)
+    def ocpi_cdr_get(self, cdr_ref, **kw):
+        if request.httprequest.method != "GET":
+            return self._not_allowed("cdr_get", ["GET"])
+        return self._handle("cdr_get", self._cdr_get, cdr_ref=cdr_ref)
 
-    def _cdr_get(self, conn, kind, call, cdr_id):
+    def _cdr_get(self, conn, kind, call, cdr_ref):
+        # the id of a Location we gave; anything else is no CDR of ours
+        if not (cdr_ref.isascii() and cdr_ref.isdigit()) or not 0 < int(cdr_ref) <= MAX_ID:
+            raise _Reply(404, ot.CLIENT_ERROR, "Unknown CDR")
+        cdr_id = int(cdr_ref)
         record = conn.env["clearing.cdr"].browse(cdr_id).exists()
         if not record:  # acknowledged, not stored yet (or stored under another id)
             queued = conn.env["clearing.cdr.inbox"]._find_queued(conn.company_id, cdr_id)

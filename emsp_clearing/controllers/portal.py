@@ -4,6 +4,7 @@ import base64
 from datetime import datetime, time, timedelta
 
 import pytz
+from werkzeug.urls import url_encode
 
 from odoo import _, fields, http
 from odoo.exceptions import AccessError, MissingError, UserError, ValidationError
@@ -35,17 +36,42 @@ class ClearingPortal(CustomerPortal):
         return [("contract_role", "=", "cpo"),
                 ("partner_id", "=", request.env.user.commercial_partner_id.id)]
 
-    def _clearing_record(self, model, record_id):
-        """The record as the current user may read it (rules apply), or None."""
-        record = request.env[model].browse(record_id)
+    def _clearing_document(self, model_name, document_id, access_token=None):
+        """The record through Odoo's portal check (``_document_check_access``): read access of
+        the current user (record rules), or a valid ``access_token`` of the record. Returns
+        ``(record, by_token)``: the record in the user's environment when the user may read
+        it, else (token only) the sudo record. Raises ``NotFound`` otherwise: another eMSP's
+        ids look like ids that do not exist."""
         try:
-            if not record.exists():
-                return None
-            record.check_access("read")
-            record.read(["id"])
+            record_sudo = self._document_check_access(model_name, document_id,
+                                                      access_token=access_token)
         except (AccessError, MissingError):
-            return None
-        return record
+            raise request.not_found()
+        record = request.env[model_name].browse(record_sudo.id)
+        if record.has_access("read"):
+            return record, False
+        return record_sudo, True
+
+    def _clearing_cdr_document(self, cdr_id, access_token=None):
+        """A session: readable by the user, or reached with the access token of its period
+        (the links of a period page opened from the emailed link). ``(cdr, by_token)``."""
+        cdr = request.env["clearing.cdr"].browse(cdr_id)
+        cdr_sudo = cdr.sudo().exists()
+        if not cdr_sudo:
+            raise request.not_found()
+        if cdr.has_access("read"):
+            return cdr, False
+        if not cdr_sudo.period_id or not access_token:
+            raise request.not_found()
+        self._clearing_document("clearing.period", cdr_sudo.period_id.id,
+                                access_token=access_token)
+        return cdr_sudo, True
+
+    @staticmethod
+    def _login_redirect():
+        """Anonymous visitor without a token: to the login page, then back here."""
+        return request.redirect("/web/login?%s" % url_encode(
+            {"redirect": request.httprequest.full_path}))
 
     # ------------------------------------------------------------------ periods
     @http.route(["/my/clearing/periods", "/my/clearing/periods/page/<int:page>"],
@@ -118,9 +144,10 @@ class ClearingPortal(CustomerPortal):
         }
         if search_in in parts:
             return expression.OR(parts[search_in])
-        # "all": the identifiers (session, CDR, EVSE, token) through their trigram index; the
-        # specific searches also look at the secondary fields
-        return request.env["clearing.cdr"]._identifiers_domain(search)
+        # "all": the identifiers (session, CDR, EVSE, token) through their trigram index, a
+        # condition of clearing.cdr._portal_page (identifiers=); the specific searches also
+        # look at the secondary fields
+        return []
 
     @staticmethod
     def _date_domain(period, date_from, date_to):
@@ -140,8 +167,12 @@ class ClearingPortal(CustomerPortal):
         return domain
 
     def _period_page_values(self, period, page=1, sortby=None, filterby=None, search_in=None,
-                            search=None, date_from=None, date_to=None):
-        Cdr = request.env["clearing.cdr"]
+                            search=None, date_from=None, date_to=None, access_token=None):
+        """Values of a period's page. ``access_token``: the page was opened with the period's
+        token (``period`` is then the sudo record): the links of the page carry it on."""
+        # the sessions as the period was reached: the user's rules, or sudo with the token
+        # (the domain keeps them to this period)
+        Cdr = period.env["clearing.cdr"]
         sortings, filters, inputs = self._cdr_searchbar()
         sortby = sortby if sortby in sortings else "date"
         filterby = filterby if filterby in filters else "all"
@@ -155,20 +186,27 @@ class ClearingPortal(CustomerPortal):
         url = "/my/clearing/periods/%s" % period.id
         url_args = {"sortby": sortby, "filterby": filterby, "search_in": search_in,
                     "search": search or "", "date_from": date_from or "",
-                    "date_to": date_to or ""}
+                    "date_to": date_to or "", "access_token": access_token or ""}
         url_args = {k: v for k, v in url_args.items() if v}
-        # selective criteria: one scan with window aggregates beats aggregate + page query
-        narrow = bool((search or "").strip()) or filterby in (
+        # selective criteria that no index of their own serves (the EVSE, session and token
+        # searches read the whole period anyway) and the dispute filters: one scan with window
+        # aggregates beats aggregate + page query. The search in all identifiers has its
+        # trigram index: aggregate + page query, so that the aggregate is driven by that index
+        # (in one statement with LIMIT and a window aggregate, PostgreSQL walks the period's
+        # date index through every session of the period instead)
+        searched = (search or "").strip()
+        identifiers = searched if search_in == "all" else None
+        narrow = bool(searched and not identifiers) or filterby in (
             "disputed", "accepted", "rejected", "late")
         page = max(int(page or 1), 1)
         cdrs, count, totals = Cdr._portal_page(
             domain, sortings[sortby]["order"], CDRS_PER_PAGE, (page - 1) * CDRS_PER_PAGE,
-            narrow=narrow)
+            narrow=narrow, identifiers=identifiers)
         pager = portal_pager(url=url, url_args=url_args, total=count, page=page,
                              step=CDRS_PER_PAGE)
         if pager["offset"] != (page - 1) * CDRS_PER_PAGE:  # page out of range: last page
-            cdrs = Cdr.search(domain, order=sortings[sortby]["order"], limit=CDRS_PER_PAGE,
-                              offset=pager["offset"])
+            cdrs = Cdr._portal_page(domain, sortings[sortby]["order"], CDRS_PER_PAGE,
+                                    pager["offset"], narrow=narrow, identifiers=identifiers)[0]
         values = self._prepare_portal_layout_values()
         values.update({
             "period": period,
@@ -188,29 +226,35 @@ class ClearingPortal(CustomerPortal):
             "search": search or "",
             "date_from": date_from or "",
             "date_to": date_to or "",
-            "can_dispute": period.state == "control",
+            "access_token": access_token,
+            "token_query": "?%s" % url_encode({"access_token": access_token})
+            if access_token else "",
         })
         return values
 
     @http.route(["/my/clearing/periods/<int:period_id>",
                  "/my/clearing/periods/<int:period_id>/page/<int:page>"],
-                type="http", auth="user", website=True)
+                type="http", auth="public", website=True)
     def portal_clearing_period(self, period_id, page=1, sortby=None, filterby=None,
-                               search_in=None, search=None, date_from=None, date_to=None, **kw):
-        period = self._clearing_record("clearing.period", period_id)
-        if period is None:
-            raise request.not_found()
+                               search_in=None, search=None, date_from=None, date_to=None,
+                               access_token=None, **kw):
+        if not access_token and request.env.user._is_public():
+            return self._login_redirect()
+        period, by_token = self._clearing_document("clearing.period", period_id,
+                                                   access_token=access_token)
         values = self._period_page_values(period, page=page, sortby=sortby, filterby=filterby,
                                           search_in=search_in, search=search,
-                                          date_from=date_from, date_to=date_to)
+                                          date_from=date_from, date_to=date_to,
+                                          access_token=access_token if by_token else None)
         return request.render("emsp_clearing.portal_my_clearing_period", values)
 
-    @http.route(["/my/clearing/periods/<int:period_id>/xlsx"], type="http", auth="user")
-    def portal_clearing_period_xlsx(self, period_id, **kw):
-        period = self._clearing_record("clearing.period", period_id)
-        if period is None:
-            raise request.not_found()
-        cdrs = request.env["clearing.cdr"].search(
+    @http.route(["/my/clearing/periods/<int:period_id>/xlsx"], type="http", auth="public")
+    def portal_clearing_period_xlsx(self, period_id, access_token=None, **kw):
+        if not access_token and request.env.user._is_public():
+            return self._login_redirect()
+        period, _by_token = self._clearing_document("clearing.period", period_id,
+                                                    access_token=access_token)
+        cdrs = period.env["clearing.cdr"].search(
             [("period_id", "=", period.id), ("state", "!=", "excluded")],
             order="end_datetime asc, id asc")
         rows = [cdr._portal_row() for cdr in cdrs]
@@ -242,7 +286,11 @@ class ClearingPortal(CustomerPortal):
         ])
 
     # ------------------------------------------------------------------ sessions
-    def _cdr_page_values(self, cdr, error=None, success=None):
+    def _cdr_page_values(self, cdr, error=None, success=None, by_token=False,
+                         period_token=None):
+        """Values of a session's page. ``by_token``: reached with an access token only (``cdr``
+        is then the sudo record): read-only, signing in is needed to dispute or answer;
+        ``period_token``: that token is the period's, which the period link carries on."""
         period = cdr.period_id
         disputes = cdr.dispute_ids.sorted("id", reverse=True)
         tariff = cdr.applied_tariff or {}
@@ -259,8 +307,13 @@ class ClearingPortal(CustomerPortal):
             "tariff_rows": cdr._tariff_rows(),
             "breakdown": cdr._breakdown_rows(),
             "page_name": "clearing_cdr",
-            "can_dispute": bool(period) and period.state == "control" and not cdr.locked
-            and not in_progress and not cdr.dispute_credit,
+            "can_dispute": not by_token and bool(period) and period.state == "control"
+            and not cdr.locked and not in_progress and not cdr.dispute_credit,
+            "by_token": by_token,
+            "period_query": "?%s" % url_encode({"access_token": period_token})
+            if period_token else "",
+            "login_url": "/web/login?%s" % url_encode(
+                {"redirect": "/my/clearing/cdr/%s" % cdr.id}),
             "reasons": request.env["clearing.dispute"]._fields["reason"]._description_selection(
                 request.env),
             "error": error,
@@ -268,25 +321,39 @@ class ClearingPortal(CustomerPortal):
         })
         return values
 
-    @http.route(["/my/clearing/cdr/<int:cdr_id>"], type="http", auth="user", website=True)
-    def portal_clearing_cdr(self, cdr_id, success=None, **kw):
-        cdr = self._clearing_record("clearing.cdr", cdr_id)
-        if cdr is None:
-            raise request.not_found()
+    @http.route(["/my/clearing/cdr/<int:cdr_id>"], type="http", auth="public", website=True)
+    def portal_clearing_cdr(self, cdr_id, success=None, access_token=None, **kw):
+        if not access_token and request.env.user._is_public():
+            return self._login_redirect()
+        cdr, by_token = self._clearing_cdr_document(cdr_id, access_token=access_token)
         message = {
             "raised": _("Your dispute was recorded. We will answer it before the period locks."),
             "replied": _("Your answer was sent."),
         }.get(success)
-        return request.render("emsp_clearing.portal_my_clearing_cdr",
-                              self._cdr_page_values(cdr, success=message))
+        return request.render("emsp_clearing.portal_my_clearing_cdr", self._cdr_page_values(
+            cdr, success=message, by_token=by_token,
+            period_token=access_token if by_token else None))
+
+    @http.route(["/my/clearing/dispute/<int:dispute_id>"], type="http", auth="public",
+                website=True)
+    def portal_clearing_dispute(self, dispute_id, access_token=None, **kw):
+        """A dispute (the link of its emails): the page of its session, read-only when reached
+        with the dispute's token only."""
+        if not access_token and request.env.user._is_public():
+            return self._login_redirect()
+        dispute, by_token = self._clearing_document("clearing.dispute", dispute_id,
+                                                    access_token=access_token)
+        if not by_token:
+            return request.redirect("/my/clearing/cdr/%s#dispute-%s" % (
+                dispute.cdr_id.id, dispute.id))
+        return request.render("emsp_clearing.portal_my_clearing_cdr", self._cdr_page_values(
+            dispute.cdr_id, by_token=True))
 
     @http.route(["/my/clearing/cdr/<int:cdr_id>/dispute"], type="http", auth="user",
                 methods=["POST"], website=True)
     def portal_clearing_cdr_dispute(self, cdr_id, reason=None, comment=None, attachment=None,
                                     **kw):
-        cdr = self._clearing_record("clearing.cdr", cdr_id)
-        if cdr is None:
-            raise request.not_found()
+        cdr, _by_token = self._clearing_cdr_document(cdr_id)
         try:
             attachments = request.env["ir.attachment"]
             if attachment and getattr(attachment, "filename", None):
@@ -312,9 +379,7 @@ class ClearingPortal(CustomerPortal):
     @http.route(["/my/clearing/dispute/<int:dispute_id>/reply"], type="http", auth="user",
                 methods=["POST"], website=True)
     def portal_clearing_dispute_reply(self, dispute_id, message=None, **kw):
-        dispute = self._clearing_record("clearing.dispute", dispute_id)
-        if dispute is None:
-            raise request.not_found()
+        dispute, _by_token = self._clearing_document("clearing.dispute", dispute_id)
         cdr = dispute.cdr_id
         try:
             with request.env.cr.savepoint():

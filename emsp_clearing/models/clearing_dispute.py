@@ -18,7 +18,7 @@ DISPUTE_REASONS = [
 class ClearingDispute(models.Model):
     _name = "clearing.dispute"
     _description = "Clearing Dispute"
-    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _inherit = ["portal.mixin", "mail.thread", "mail.activity.mixin"]
     _order = "id desc"
     _check_company_auto = True
 
@@ -200,13 +200,13 @@ class ClearingDispute(models.Model):
                 recipients |= dispute.raised_by_id.partner_id
             if not recipients:
                 continue
-            if period:
-                period.sudo()._portal_ensure_token()
+            dispute._portal_ensure_token()  # the link of the email (get_portal_url)
             dispute.message_post_with_source(
                 template, subtype_xmlid="mail.mt_comment", message_type="comment",
                 partner_ids=recipients.ids,
             )
 
-    def _portal_url(self):
-        self.ensure_one()
-        return "/my/clearing/cdr/%s" % self.cdr_id.id
+    def _compute_access_url(self):
+        super()._compute_access_url()
+        for dispute in self:
+            dispute.access_url = "/my/clearing/dispute/%s" % dispute.id

@@ -29,6 +29,7 @@ CHANNELS = [
     ("credentials", "OCPI credentials"),
     ("versions", "OCPI versions"),
     ("cdr_get", "OCPI CDR read"),
+    ("other", "OCPI unknown endpoint or method"),
 ]
 OUTCOMES = [
     ("success", "Success"),

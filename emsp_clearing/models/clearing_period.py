@@ -95,8 +95,8 @@ class ClearingPeriod(models.Model):
                 period.date_end.isoformat() if period.date_end else "",
             )
 
-    def _compute_portal_url(self):
-        super()._compute_portal_url()
+    def _compute_access_url(self):
+        super()._compute_access_url()
         for period in self:
             period.access_url = "/my/clearing/periods/%s" % period.id
 

@@ -70,7 +70,9 @@ class TestDispute(PeriodCase):
         self.assertEqual(len(mails), 1)
         self.assertIn("accepted", mails.body)
         self.assertIn("Token mistakenly attributed", mails.body)
-        self.assertIn("/my/clearing/cdr/%s" % self.cdr.id, mails.body)
+        # the link is the dispute's portal URL (its page shows the session), with its token
+        self.assertIn("/my/clearing/dispute/%s?access_token=%s" % (
+            dispute.id, dispute.sudo().access_token), mails.body)
         with self.assertRaises(UserError):
             dispute.action_reject()
 

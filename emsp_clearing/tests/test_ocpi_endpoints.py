@@ -236,11 +236,70 @@ class TestOcpiEndpoints(OcpiPushCase):
         r, p = self.ocpi("GET", r.headers["Location"][len(self.base_url()):], token)
         self.assertEqual(p["data"], example)
 
+    def assertOcpiReply(self, response, payload, http_status, status_code):
+        self.assertEqual(response.status_code, http_status, response.text[:300])
+        self.assertEqual(response.headers["Content-Type"], "application/json")
+        self.assertEnvelope(payload, status_code)
+        self.assertNotIn("<html", response.text.lower())
+
     def test_unsupported_methods(self):
-        r, _p = self.ocpi("PUT", "/ocpi/2.2.1/cdrs", self.token_c, body=self.cdrs[0])
-        self.assertEqual(r.status_code, 405)
-        r, _p = self.ocpi("DELETE", "/ocpi/2.2.1/cdrs", self.token_c)
-        self.assertEqual(r.status_code, 405)
+        """GET/PUT/DELETE on the CDRs receiver: a 405 envelope (Allow: POST), 401 first."""
+        for method in ("GET", "PUT", "DELETE", "PATCH"):
+            for path in ("/ocpi/2.2.1/cdrs", "/ocpi/2.2.1/cdrs/"):
+                r, p = self.ocpi(method, path, self.token_c, body=self.cdrs[0])
+                self.assertOcpiReply(r, p, 405, 2000)
+                self.assertEqual(r.headers["Allow"], "POST")
+                self.assertIn("Method not allowed", p["status_message"])
+                r, p = self.ocpi(method, path, "not-a-known-token")
+                self.assertOcpiReply(r, p, 401, 2000)
+        log = self.last_log(channel="other")
+        self.assertEqual((log.http_status, log.outcome), (401, "unauthorized"))
+        # the other endpoints too
+        for method, path, allowed in (("POST", "/ocpi/versions", "GET"),
+                                      ("DELETE", "/ocpi/2.2.1", "GET"),
+                                      ("PATCH", "/ocpi/2.2.1/credentials",
+                                       "GET, POST, PUT, DELETE"),
+                                      ("DELETE", "/ocpi/2.2.1/cdrs/1", "GET")):
+            r, p = self.ocpi(method, path, self.token_c)
+            self.assertOcpiReply(r, p, 405, 2000)
+            self.assertEqual(r.headers["Allow"], allowed)
+            r, p = self.ocpi(method, path, None)
+            self.assertOcpiReply(r, p, 401, 2000)
+        self.assertEqual(self.cdr_count(), 0)
+
+    def test_cdr_id_not_a_number(self):
+        """GET /cdrs/<anything that is not one of our ids>: an OCPI 404, 401 first."""
+        for ref in ("abc", "12x", "-1", "0", "1.5", "99999999999999999999", "%C3%A9"):
+            path = "/ocpi/2.2.1/cdrs/%s" % ref
+            r, p = self.ocpi("GET", path, self.token_c)
+            self.assertOcpiReply(r, p, 404, 2000)
+            self.assertEqual(p["status_message"], "Unknown CDR")
+            r, p = self.ocpi("GET", path, "not-a-known-token")
+            self.assertOcpiReply(r, p, 401, 2000)
+            r, p = self.ocpi("GET", path, None)
+            self.assertOcpiReply(r, p, 401, 2000)
+        log = self.last_log(channel="cdr_get")
+        self.assertEqual((log.http_status, log.outcome), (401, "unauthorized"))
+
+    def test_unknown_paths_answer_an_envelope(self):
+        """Any other path under /ocpi/: 401 for an unknown token, else an OCPI 404."""
+        conn_a, _ = self._connection(registered=False)
+        token_a = conn_a._new_token_a()
+        for method, path in (("GET", "/ocpi"), ("GET", "/ocpi/"), ("GET", "/ocpi/2.1.1"),
+                             ("GET", "/ocpi/2.2.1/locations"), ("PUT", "/ocpi/2.2.1/tariffs/x"),
+                             ("GET", "/ocpi/2.2.1/cdrs/1/extra"), ("DELETE", "/ocpi/x/y/z")):
+            r, p = self.ocpi(method, path, "not-a-known-token")
+            self.assertOcpiReply(r, p, 401, 2000)
+            r, p = self.ocpi(method, path, None)
+            self.assertOcpiReply(r, p, 401, 2000)
+            for token in (self.token_c, token_a):
+                r, p = self.ocpi(method, path, token)
+                self.assertOcpiReply(r, p, 404, 2000)
+                self.assertIn("Unknown OCPI endpoint", p["status_message"])
+        log = self.last_log(channel="other")
+        self.assertEqual((log.http_status, log.outcome, log.endpoint),
+                         (404, "rejected", "DELETE /ocpi/x/y/z"))
+        self.assertEqual(self.cdr_count(), 0)
 
     # ------------------------------------------------------------------ credentials (no peer)
     def test_credentials_get_post_put_delete_rules(self):

@@ -120,6 +120,10 @@ class TestPortal(HttpCase, PeriodCase):
         self.assertIn(self.special.session_id, everywhere.text)
         self.assertEqual(self._rows(self.url_open(
             base + "?search_in=all&search=%s" % self.cdrs_a[3].ocpi_id.lower())), 1)
+        # past the last page of a search: its last page, the search kept
+        self.assertEqual(self._rows(self.url_open(
+            base + "/page/9?search_in=all&search=e9special")), 1)
+        self.assertEqual(self._rows(self.url_open(base + "/page/9?search_in=all&search=bench")), 0)
         self.assertEqual(self._rows(self.url_open(base + "?search_in=all&search=%25")), 0)
         self.assertEqual(self._rows(self.url_open(base + "?search_in=all&search=_")), 0)
         # date filter (local days of the contract)
@@ -270,3 +274,107 @@ class TestPortal(HttpCase, PeriodCase):
                                  allow_redirects=False)
         self.assertIn(response.status_code, (302, 303))
         self.assertIn("/web/login", response.headers["Location"])
+
+    # ------------------------------------------------------------------ access tokens
+    def _token_url(self, record, suffix="", token=None):
+        return "%s%s?access_token=%s" % (record.access_url, suffix,
+                                         token or record._portal_ensure_token())
+
+    def test_period_link_with_token_works_without_login(self):
+        """The emailed link (get_portal_url) opens the period for a visitor who is not signed
+        in, as Odoo's invoice links do; the session links, pager and XLSX carry the token."""
+        token = self.period_a._portal_ensure_token()
+        self.assertEqual(self.period_a.access_url, "/my/clearing/periods/%s" % self.period_a.id)
+        url = self.period_a.get_portal_url()
+        # the window-opening email (setUpClass) holds that very link
+        bodies = "".join(self.period_a.message_ids.mapped("body"))
+        self.assertIn(url, bodies)
+        page = self.url_open(url)
+        self.assertEqual(self._rows(page), 50)
+        self.assertIn(self.contract.name, page.text)
+        self.assertIn("/my/clearing/cdr/%s?access_token=%s" % (self.special.id, token), page.text)
+        self.assertIn("/page/2?", page.text)
+        self.assertIn("access_token=%s" % token, page.text.split("/page/2?")[1][:200])
+        self.assertEqual(self._rows(self.url_open(self._token_url(self.period_a, "/page/2"))), 6)
+        self.assertEqual(self._rows(self.url_open(
+            self._token_url(self.period_a) + "&search_in=evse&search=E9SPECIAL")), 1)
+        # a session of the period: read-only, signing in is offered
+        cdr_page = self.url_open("/my/clearing/cdr/%s?access_token=%s" % (self.special.id, token))
+        self.assertEqual(cdr_page.status_code, 200)
+        self.assertIn(self.special.ocpi_id, cdr_page.text)
+        self.assertIn("o_clearing_sign_in", cdr_page.text)
+        self.assertNotIn("o_clearing_dispute_form", cdr_page.text)
+        # the XLSX through the same check
+        xlsx = self.url_open(self._token_url(self.period_a, "/xlsx"))
+        self.assertEqual(xlsx.status_code, 200)
+        self.assertIn("spreadsheetml", xlsx.headers["Content-Type"])
+        sheet = openpyxl.load_workbook(io.BytesIO(xlsx.content), data_only=True)["Sessions"]
+        self.assertIn(self.special.ocpi_id, [row[3] for row in sheet.iter_rows(values_only=True)])
+
+    def test_wrong_or_foreign_token_is_refused(self):
+        token_a = self.period_a._portal_ensure_token()
+        token_b = self.period_b._portal_ensure_token()
+        refused = [
+            self._token_url(self.period_a, token="not-the-token"),
+            self._token_url(self.period_a, "/xlsx", token="not-the-token"),
+            self._token_url(self.period_a, "/page/2", token=token_b),
+            self._token_url(self.period_b, token=token_a),  # a token opens its own period only
+            self._token_url(self.period_b, "/xlsx", token=token_a),
+            "/my/clearing/cdr/%s?access_token=%s" % (self.cdr_b.id, token_a),
+            "/my/clearing/cdr/%s?access_token=not-the-token" % self.special.id,
+            "/my/clearing/periods/999999999?access_token=%s" % token_a,
+        ]
+        for url in refused:
+            response = self.url_open(url, allow_redirects=False)
+            self.assertEqual(response.status_code, 404, url)
+            self.assertNotIn(self.contract.name, response.text, url)
+            self.assertNotIn(self.contract_b.name, response.text, url)
+        # signed in as the other eMSP: no access without the token, nor with a wrong one
+        self.authenticate("portal_teb", "portal_teb")
+        for url in ("/my/clearing/periods/%s" % self.period_a.id,
+                    "/my/clearing/periods/%s/xlsx" % self.period_a.id,
+                    self._token_url(self.period_a, token=token_b),
+                    self._token_url(self.period_a, "/xlsx", token=token_b)):
+            self.assertEqual(self.url_open(url).status_code, 404, url)
+        # whoever holds the period's own token may read it, as with Odoo's shared documents
+        self.assertEqual(self._rows(self.url_open(self._token_url(self.period_a))), 50)
+
+    def test_anonymous_without_token_is_sent_to_login_everywhere(self):
+        dispute = self.Dispute._raise(self.cdrs_a[6], "other", "odd", user=self.user_a)
+        for url in ("/my/clearing/periods/%s/xlsx" % self.period_a.id,
+                    "/my/clearing/cdr/%s" % self.special.id,
+                    "/my/clearing/dispute/%s" % dispute.id):
+            response = self.url_open(url, allow_redirects=False)
+            self.assertIn(response.status_code, (302, 303), url)
+            self.assertIn("/web/login", response.headers["Location"], url)
+
+    def test_dispute_link_with_token(self):
+        dispute = self.Dispute._raise(self.cdrs_a[8], "other", "odd", user=self.user_a)
+        dispute.with_user(self.clearing_user).write({"answer": "Which charger?"})
+        dispute.with_user(self.clearing_user).action_request_info()
+        self.assertTrue(dispute.access_token)
+        url = dispute.get_portal_url()
+        self.assertTrue(url.startswith("/my/clearing/dispute/%s?access_token=" % dispute.id))
+        self.assertIn(url, "".join(dispute.message_ids.mapped("body")))
+        page = self.url_open(url)
+        self.assertEqual(page.status_code, 200)
+        self.assertIn("Which charger?", page.text)
+        self.assertIn(self.cdrs_a[8].ocpi_id, page.text)
+        self.assertIn("o_clearing_sign_in", page.text)
+        self.assertNotIn("/my/clearing/dispute/%s/reply" % dispute.id, page.text)
+        # the dispute's token opens that dispute only: not the period, not another session
+        self.assertEqual(self.url_open(self._token_url(
+            self.period_a, token=dispute.access_token)).status_code, 404)
+        self.assertEqual(self.url_open("/my/clearing/cdr/%s?access_token=%s" % (
+            self.cdrs_a[9].id, dispute.access_token)).status_code, 404)
+        self.assertEqual(self.url_open(self._token_url(
+            dispute, token="not-the-token")).status_code, 404)
+        # the other eMSP without the token: not found; the raiser: the session page
+        self.authenticate("portal_teb", "portal_teb")
+        self.assertEqual(self.url_open(dispute.access_url).status_code, 404)
+        self.authenticate("portal_tem", "portal_tem")
+        response = self.url_open(dispute.access_url, allow_redirects=False)
+        self.assertIn(response.status_code, (302, 303))
+        self.assertIn("/my/clearing/cdr/%s" % self.cdrs_a[8].id, response.headers["Location"])
+        page = self.url_open(dispute.access_url)
+        self.assertIn("/my/clearing/dispute/%s/reply" % dispute.id, page.text)
