@@ -10,6 +10,7 @@ their shortest ``repr`` so ``0.1`` stays ``Decimal('0.1')``) and return ``Cdr`` 
 charging periods; Tariff: elements) but still type-checks every field that is present.
 """
 
+import marshal
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -593,19 +594,27 @@ def parse_tariff(data, strict=True):
 
 # CPOs embed the same Tariff in every CDR (CDR.tariffs): validating it again for each CDR would
 # cost more than the rest of the CDR.  Validated embedded tariffs are remembered, keyed by the
-# mode and the canonical text of the decoded JSON, its ``repr``: for JSON data (dict, list, str,
-# int, float, bool, None, Decimal) the same text is the same content with the same types, in the
-# same order (1, 1.0 and True, 0.0 and -0.0, Decimal('1.0') and Decimal('1.00') are written
-# differently), so it validates to the same Tariff.  Bounded: emptied when full.
+# mode and an exact serialization of the decoded JSON: ``marshal`` (format 2, C, floats written
+# as their 8 bytes, no shared references), or its ``repr`` when it holds Decimals, which marshal
+# refuses.  Both distinguish every type and value JSON data can hold (1, 1.0 and True, 0.0 and
+# -0.0, Decimal('1.0') and Decimal('1.00')) and keep the key order, so the same key is the same
+# content and validates to the same Tariff.  Bounded: emptied when full.
 _EMBEDDED_TARIFFS = {}
 _EMBEDDED_TARIFFS_SIZE = 256
+
+
+def _tariff_key(t, strict):
+    try:
+        return strict, marshal.dumps(t, 2)
+    except ValueError:  # a Decimal (json.loads with parse_float=Decimal)
+        return strict, repr(t)
 
 
 def _embedded_tariff(t, strict, i):
     """The validated ``$.tariffs[i]`` (``t``), remembered (see above)."""
     if type(t) is not dict:
         return _parse_tariff(t, strict, f"$.tariffs[{i}]")
-    key = (strict, repr(t))
+    key = _tariff_key(t, strict)
     tariff = _EMBEDDED_TARIFFS.get(key)
     if tariff is None:
         tariff = _parse_tariff(t, strict, f"$.tariffs[{i}]")
