@@ -475,7 +475,15 @@ def _fields(d, path, schema, strict):
     in schema order (``arg`` "strict" is replaced by the mode)."""
     out = {}
     for key, check, arg in schema:
-        out[key] = _field(d, key, path, False, check, strict if arg is _STRICT else arg)
+        v = d.get(key)
+        if v is None:
+            out[key] = None
+            continue
+        try:
+            out[key] = check(v, strict if arg is _STRICT else arg)
+        except _BadValue as exc:
+            where = f"{path}.{key}" if exc.sub is None else f"{path}.{key}.{exc.sub}"
+            raise OcpiValidationError(where, exc.args[0]) from None
     return out
 
 
@@ -714,17 +722,24 @@ def _dimension(dim, allowed, seen):
     if type(dim) is not dict:
         raise _BadValue(f"must be an object, got {_show(dim)}")
     t = dim.get("type")
-    if t is None:
-        raise _BadValue(_missing_message(dim, "type"), "type")
-    if type(t) is not str or t not in CDR_DIMENSION_TYPES:
-        raise _BadValue(f"must be a valid CdrDimensionType, got {_show(t)}", "type")
-    if t not in allowed:
+    if type(t) is not str or t not in allowed:
+        if t is None:
+            raise _BadValue(_missing_message(dim, "type"), "type")
+        if type(t) is not str or t not in CDR_DIMENSION_TYPES:
+            raise _BadValue(f"must be a valid CdrDimensionType, got {_show(t)}", "type")
         raise _BadValue(f"{t} is a Session-only dimension and SHALL NOT be used in a CDR", "type")
     if t in seen:
         raise _BadValue(f"duplicate dimension {t} in the same charging period", "type")
-    vol = _member(dim, "volume", True, _check_number, None if t in _SIGNED_DIMENSIONS else 0)
+    v = dim.get("volume")
+    vol = _to_decimal(v)
+    if vol is None:
+        if v is None:
+            raise _BadValue(_missing_message(dim, "volume"), "volume")
+        raise _BadValue(f"must be a number, got {_show(v)}", "volume")
+    if v < 0 and t not in _SIGNED_DIMENSIONS:  # v: the number vol was read from (same sign, cheaper)
+        raise _BadValue(f"must be >= 0, got {_show(v)}", "volume")
     if t == "STATE_OF_CHARGE" and vol > _STATE_OF_CHARGE_MAX:
-        raise _BadValue(f"must be <= {_STATE_OF_CHARGE_MAX} (percent), got {_show(dim['volume'])}", "volume")
+        raise _BadValue(f"must be <= {_STATE_OF_CHARGE_MAX} (percent), got {_show(v)}", "volume")
     seen[t] = vol
     return CdrDimension(t, vol)
 
