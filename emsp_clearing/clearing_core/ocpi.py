@@ -339,7 +339,7 @@ def _check_number(v, minimum):
     n = _to_decimal(v)
     if n is None:
         raise _BadValue(f"must be a number, got {_show(v)}")
-    if minimum is not None and n < minimum:
+    if minimum is not None and v < minimum:  # v: the number n was read from (same order, cheaper)
         raise _BadValue(f"must be >= {minimum}, got {_show(v)}")
     return n
 
@@ -744,34 +744,49 @@ def _dimension(dim, allowed, seen):
     return CdrDimension(t, vol)
 
 
+_TARIFF_ID = _str(36, True)
+
+
+def _charging_period(cp, allowed, strict, prev, end, i):
+    """The ChargingPeriod of ``cp`` (``$.charging_periods[i]``), which starts at or after
+    ``prev`` (the previous period's start, or the CDR's) and at or before ``end``.  A problem
+    raises _BadValue (``sub``: the key path below the period, if any)."""
+    if type(cp) is not dict:
+        raise _BadValue(f"must be an object, got {_show(cp)}")
+    pstart = _member(cp, "start_date_time", True, _check_datetime, strict)
+    if pstart < prev:
+        if i == 0:
+            raise _BadValue("must not be before the CDR start_date_time", "start_date_time")
+        raise _BadValue(f"must not be before the start of charging_periods[{i - 1}]"
+                        " (periods must be in chronological order)", "start_date_time")
+    if pstart > end:
+        raise _BadValue("must not be after the CDR end_date_time", "start_date_time")
+    dims = _member(cp, "dimensions", True, _check_list, True)
+    volumes = {}
+    dimensions = []
+    try:
+        for dim in dims:
+            dimensions.append(_dimension(dim, allowed, volumes))
+    except _BadValue as exc:
+        where = f"dimensions[{len(dimensions)}]"
+        raise _BadValue(exc.args[0], where if exc.sub is None else f"{where}.{exc.sub}") from None
+    tariff_id = _member(cp, "tariff_id", False, _check_str, _TARIFF_ID)
+    return ChargingPeriod(pstart, tuple(dimensions), tariff_id, volumes)
+
+
 def _charging_periods(d, strict, start, end):
     lst = _field(d, "charging_periods", "$", True, _check_list, True)
     allowed = _ALLOWED_STRICT if strict else CDR_DIMENSION_TYPES
     out = []
     prev = start
-    for i, cp in enumerate(lst):
-        pp = f"$.charging_periods[{i}]"
-        _item_object(cp, pp)
-        pstart = _field(cp, "start_date_time", pp, True, _check_datetime, strict)
-        if pstart < prev:
-            if i == 0:
-                _fail(f"{pp}.start_date_time", "must not be before the CDR start_date_time")
-            _fail(f"{pp}.start_date_time",
-                  f"must not be before the start of charging_periods[{i - 1}] (periods must be in chronological order)")
-        if pstart > end:
-            _fail(f"{pp}.start_date_time", "must not be after the CDR end_date_time")
-        prev = pstart
-        dims = _field(cp, "dimensions", pp, True, _check_list, True)
-        volumes = {}
-        dimensions = []
-        try:
-            for dim in dims:
-                dimensions.append(_dimension(dim, allowed, volumes))
-        except _BadValue as exc:
-            where = f"{pp}.dimensions[{len(dimensions)}]" + ("" if exc.sub is None else f".{exc.sub}")
-            raise OcpiValidationError(where, exc.args[0]) from None
-        tariff_id = _field(cp, "tariff_id", pp, False, _check_str, _str(36, True))
-        out.append(ChargingPeriod(pstart, tuple(dimensions), tariff_id, volumes))
+    try:
+        for i, cp in enumerate(lst):
+            period = _charging_period(cp, allowed, strict, prev, end, i)
+            out.append(period)
+            prev = period.start_date_time
+    except _BadValue as exc:
+        where = f"$.charging_periods[{len(out)}]"
+        raise OcpiValidationError(where if exc.sub is None else f"{where}.{exc.sub}", exc.args[0]) from None
     return tuple(out)
 
 
