@@ -10,6 +10,7 @@ their shortest ``repr`` so ``0.1`` stays ``Decimal('0.1')``) and return ``Cdr`` 
 charging periods; Tariff: elements) but still type-checks every field that is present.
 """
 
+import marshal
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -338,7 +339,7 @@ def _check_number(v, minimum):
     n = _to_decimal(v)
     if n is None:
         raise _BadValue(f"must be a number, got {_show(v)}")
-    if minimum is not None and n < minimum:
+    if minimum is not None and v < minimum:  # v: the number n was read from (same order, cheaper)
         raise _BadValue(f"must be >= {minimum}, got {_show(v)}")
     return n
 
@@ -474,7 +475,15 @@ def _fields(d, path, schema, strict):
     in schema order (``arg`` "strict" is replaced by the mode)."""
     out = {}
     for key, check, arg in schema:
-        out[key] = _field(d, key, path, False, check, strict if arg is _STRICT else arg)
+        v = d.get(key)
+        if v is None:
+            out[key] = None
+            continue
+        try:
+            out[key] = check(v, strict if arg is _STRICT else arg)
+        except _BadValue as exc:
+            where = f"{path}.{key}" if exc.sub is None else f"{path}.{key}.{exc.sub}"
+            raise OcpiValidationError(where, exc.args[0]) from None
     return out
 
 
@@ -593,19 +602,27 @@ def parse_tariff(data, strict=True):
 
 # CPOs embed the same Tariff in every CDR (CDR.tariffs): validating it again for each CDR would
 # cost more than the rest of the CDR.  Validated embedded tariffs are remembered, keyed by the
-# mode and the canonical text of the decoded JSON, its ``repr``: for JSON data (dict, list, str,
-# int, float, bool, None, Decimal) the same text is the same content with the same types, in the
-# same order (1, 1.0 and True, 0.0 and -0.0, Decimal('1.0') and Decimal('1.00') are written
-# differently), so it validates to the same Tariff.  Bounded: emptied when full.
+# mode and an exact serialization of the decoded JSON: ``marshal`` (format 2, C, floats written
+# as their 8 bytes, no shared references), or its ``repr`` when it holds Decimals, which marshal
+# refuses.  Both distinguish every type and value JSON data can hold (1, 1.0 and True, 0.0 and
+# -0.0, Decimal('1.0') and Decimal('1.00')) and keep the key order, so the same key is the same
+# content and validates to the same Tariff.  Bounded: emptied when full.
 _EMBEDDED_TARIFFS = {}
 _EMBEDDED_TARIFFS_SIZE = 256
+
+
+def _tariff_key(t, strict):
+    try:
+        return strict, marshal.dumps(t, 2)
+    except ValueError:  # a Decimal (json.loads with parse_float=Decimal)
+        return strict, repr(t)
 
 
 def _embedded_tariff(t, strict, i):
     """The validated ``$.tariffs[i]`` (``t``), remembered (see above)."""
     if type(t) is not dict:
         return _parse_tariff(t, strict, f"$.tariffs[{i}]")
-    key = (strict, repr(t))
+    key = _tariff_key(t, strict)
     tariff = _EMBEDDED_TARIFFS.get(key)
     if tariff is None:
         tariff = _parse_tariff(t, strict, f"$.tariffs[{i}]")
@@ -705,19 +722,56 @@ def _dimension(dim, allowed, seen):
     if type(dim) is not dict:
         raise _BadValue(f"must be an object, got {_show(dim)}")
     t = dim.get("type")
-    if t is None:
-        raise _BadValue(_missing_message(dim, "type"), "type")
-    if type(t) is not str or t not in CDR_DIMENSION_TYPES:
-        raise _BadValue(f"must be a valid CdrDimensionType, got {_show(t)}", "type")
-    if t not in allowed:
+    if type(t) is not str or t not in allowed:
+        if t is None:
+            raise _BadValue(_missing_message(dim, "type"), "type")
+        if type(t) is not str or t not in CDR_DIMENSION_TYPES:
+            raise _BadValue(f"must be a valid CdrDimensionType, got {_show(t)}", "type")
         raise _BadValue(f"{t} is a Session-only dimension and SHALL NOT be used in a CDR", "type")
     if t in seen:
         raise _BadValue(f"duplicate dimension {t} in the same charging period", "type")
-    vol = _member(dim, "volume", True, _check_number, None if t in _SIGNED_DIMENSIONS else 0)
+    v = dim.get("volume")
+    vol = _to_decimal(v)
+    if vol is None:
+        if v is None:
+            raise _BadValue(_missing_message(dim, "volume"), "volume")
+        raise _BadValue(f"must be a number, got {_show(v)}", "volume")
+    if v < 0 and t not in _SIGNED_DIMENSIONS:  # v: the number vol was read from (same sign, cheaper)
+        raise _BadValue(f"must be >= 0, got {_show(v)}", "volume")
     if t == "STATE_OF_CHARGE" and vol > _STATE_OF_CHARGE_MAX:
-        raise _BadValue(f"must be <= {_STATE_OF_CHARGE_MAX} (percent), got {_show(dim['volume'])}", "volume")
+        raise _BadValue(f"must be <= {_STATE_OF_CHARGE_MAX} (percent), got {_show(v)}", "volume")
     seen[t] = vol
     return CdrDimension(t, vol)
+
+
+_TARIFF_ID = _str(36, True)
+
+
+def _charging_period(cp, allowed, strict, prev, end, i):
+    """The ChargingPeriod of ``cp`` (``$.charging_periods[i]``), which starts at or after
+    ``prev`` (the previous period's start, or the CDR's) and at or before ``end``.  A problem
+    raises _BadValue (``sub``: the key path below the period, if any)."""
+    if type(cp) is not dict:
+        raise _BadValue(f"must be an object, got {_show(cp)}")
+    pstart = _member(cp, "start_date_time", True, _check_datetime, strict)
+    if pstart < prev:
+        if i == 0:
+            raise _BadValue("must not be before the CDR start_date_time", "start_date_time")
+        raise _BadValue(f"must not be before the start of charging_periods[{i - 1}]"
+                        " (periods must be in chronological order)", "start_date_time")
+    if pstart > end:
+        raise _BadValue("must not be after the CDR end_date_time", "start_date_time")
+    dims = _member(cp, "dimensions", True, _check_list, True)
+    volumes = {}
+    dimensions = []
+    try:
+        for dim in dims:
+            dimensions.append(_dimension(dim, allowed, volumes))
+    except _BadValue as exc:
+        where = f"dimensions[{len(dimensions)}]"
+        raise _BadValue(exc.args[0], where if exc.sub is None else f"{where}.{exc.sub}") from None
+    tariff_id = _member(cp, "tariff_id", False, _check_str, _TARIFF_ID)
+    return ChargingPeriod(pstart, tuple(dimensions), tariff_id, volumes)
 
 
 def _charging_periods(d, strict, start, end):
@@ -725,29 +779,14 @@ def _charging_periods(d, strict, start, end):
     allowed = _ALLOWED_STRICT if strict else CDR_DIMENSION_TYPES
     out = []
     prev = start
-    for i, cp in enumerate(lst):
-        pp = f"$.charging_periods[{i}]"
-        _item_object(cp, pp)
-        pstart = _field(cp, "start_date_time", pp, True, _check_datetime, strict)
-        if pstart < prev:
-            if i == 0:
-                _fail(f"{pp}.start_date_time", "must not be before the CDR start_date_time")
-            _fail(f"{pp}.start_date_time",
-                  f"must not be before the start of charging_periods[{i - 1}] (periods must be in chronological order)")
-        if pstart > end:
-            _fail(f"{pp}.start_date_time", "must not be after the CDR end_date_time")
-        prev = pstart
-        dims = _field(cp, "dimensions", pp, True, _check_list, True)
-        volumes = {}
-        dimensions = []
-        try:
-            for dim in dims:
-                dimensions.append(_dimension(dim, allowed, volumes))
-        except _BadValue as exc:
-            where = f"{pp}.dimensions[{len(dimensions)}]" + ("" if exc.sub is None else f".{exc.sub}")
-            raise OcpiValidationError(where, exc.args[0]) from None
-        tariff_id = _field(cp, "tariff_id", pp, False, _check_str, _str(36, True))
-        out.append(ChargingPeriod(pstart, tuple(dimensions), tariff_id, volumes))
+    try:
+        for i, cp in enumerate(lst):
+            period = _charging_period(cp, allowed, strict, prev, end, i)
+            out.append(period)
+            prev = period.start_date_time
+    except _BadValue as exc:
+        where = f"$.charging_periods[{len(out)}]"
+        raise OcpiValidationError(where if exc.sub is None else f"{where}.{exc.sub}", exc.args[0]) from None
     return tuple(out)
 
 
