@@ -603,18 +603,21 @@ def parse_tariff(data, strict=True):
 
 # CPOs embed the same Tariff in every CDR (CDR.tariffs): validating it again for each CDR would
 # cost more than the rest of the CDR.  Validated embedded tariffs are remembered, keyed by the
-# mode and an exact serialization of the decoded JSON: ``marshal`` (format 2, C, floats written
-# as their 8 bytes, no shared references), or its ``repr`` when it holds Decimals, which marshal
-# refuses.  Both distinguish every type and value JSON data can hold (1, 1.0 and True, 0.0 and
-# -0.0, Decimal('1.0') and Decimal('1.00')) and keep the key order, so the same key is the same
-# content and validates to the same Tariff.  Bounded: emptied when full.
+# mode and an exact serialization of the decoded JSON: ``marshal`` (C, floats written as their
+# 8 bytes), or its ``repr`` when it holds Decimals, which marshal refuses.  Both distinguish
+# every type and value JSON data can hold (1, 1.0 and True, 0.0 and -0.0, Decimal('1.0') and
+# Decimal('1.00')) and keep the key order, so the same key is the same content and validates to
+# the same Tariff.  marshal format 4 writes an object met again (a key string the JSON decoder
+# shared) as a reference to its first occurrence: still decodable to the same content, so a key
+# never stands for two contents; equal contents with another sharing only miss the memo.  It is
+# ~2x cheaper than format 2.  Bounded: emptied when full.
 _EMBEDDED_TARIFFS = {}
 _EMBEDDED_TARIFFS_SIZE = 256
 
 
 def _tariff_key(t, strict):
     try:
-        return strict, marshal.dumps(t, 2)
+        return strict, marshal.dumps(t, 4)
     except ValueError:  # a Decimal (json.loads with parse_float=Decimal)
         return strict, repr(t)
 
