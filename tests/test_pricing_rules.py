@@ -4,7 +4,6 @@ Most cases are the worked examples of mod_tariffs.asciidoc / mod_cdrs.asciidoc t
 CDRs; the expected figures are the spec's (and recomputed by hand in the comments).
 """
 
-import dataclasses
 import random
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, localcontext
@@ -773,7 +772,7 @@ def _hand_built(cdr, rng=None):
                           for key in ("MIN_CURRENT", "MAX_CURRENT", "CURRENT", "MIN_POWER", "MAX_POWER", "POWER")
                           if rng.random() < 0.4)
         periods.append(ocpi.ChargingPeriod(p.start_date_time, dims, p.tariff_id))
-    return dataclasses.replace(cdr, charging_periods=tuple(periods))
+    return cdr._replace(charging_periods=tuple(periods))
 
 
 def _restricted_tariff(rng):

@@ -35,7 +35,6 @@ therefore exactly ``unit_price * billed_volume`` (times ``1 + vat/100``), and
 (e.g. ``decimal.localcontext(prec=200)``), as the totals themselves are.
 """
 
-from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 from typing import NamedTuple
@@ -96,8 +95,7 @@ def _fmt(value, places):
         return q
 
 
-@dataclass(frozen=True, slots=True)
-class PriceResult:
+class PriceResult(NamedTuple):
     currency: str
     total_cost: Price
     total_fixed_cost: Price
