@@ -9,7 +9,7 @@
     "category": "Accounting",
     "author": "emsp_clearing contributors",
     "website": "https://github.com/emsp-clearing/emsp_clearing",
-    "depends": ["account", "mail", "portal"],
+    "depends": ["account", "mail", "portal", "uom"],
     "external_dependencies": {"python": []},
     "data": [
         "security/clearing_groups.xml",
@@ -34,6 +34,8 @@
         "views/clearing_period_views.xml",
         "views/clearing_dispute_views.xml",
         "views/portal_templates.xml",
+        "data/clearing_invoice_data.xml",
+        "views/account_move_views.xml",
     ],
     "demo": [
         "demo/clearing_demo.xml",

@@ -17,3 +17,4 @@ from . import clearing_cdr_period
 from . import clearing_contract_period
 from . import clearing_cdr_ingest
 from . import clearing_cdr_display
+from . import account_move
