@@ -579,8 +579,10 @@ class ClearingPeriod(models.Model):
                 "name": label,
                 "quantity": float(quantity),
                 "price_unit": float(price),
-                "product_uom_id": (product.uom_id if quantity != 1 or unit_price is not None
-                                   else self.env.ref("uom.product_uom_unit")).id,
+                # 1 x the amount (the last resort of exact_quantity_price) is in units
+                "product_uom_id": (self.env.ref("uom.product_uom_unit") if quantity == 1
+                                   and price == amount and price != unit_price
+                                   else product.uom_id).id,
                 "tax_ids": [Command.set(taxes.ids if taxes is not None
                                         else contract.tax_ids.ids)],
             })
@@ -776,10 +778,18 @@ class ClearingPeriod(models.Model):
         an interrupted run leaves each period either without a move or with a complete,
         posted one, and the next run goes on from there."""
         self = self.sudo()
-        cr = self.env.cr
         self._invoice_refunds()
         periods = self.search([("state", "=", "locked")], order="lock_date, id")
         periods = periods.filtered(lambda p: p.lock_date <= self._contract_today(p.contract_id))
+        periods._invoice_run()
+        self.env.ref("account.ir_cron_account_move_send")._trigger()
+        return True
+
+    def _invoice_run(self):
+        """Invoice these periods, each in its own transaction (savepoint, then commit with the
+        cron's progress outside tests): an error leaves that period as it was, alerted."""
+        cr = self.env.cr
+        periods = self
         done = 0
         for period in periods:
             try:
@@ -794,8 +804,6 @@ class ClearingPeriod(models.Model):
             self.env["ir.cron"]._notify_progress(done=done, remaining=len(periods) - done)
             if self._invoice_can_commit():
                 cr.commit()
-        self.env.ref("account.ir_cron_account_move_send")._trigger()
-        return True
 
     def action_create_invoice(self):
         """Invoice now (a locked period, before its statement date or after a fix)."""
