@@ -40,6 +40,7 @@
     "demo": [
         "demo/clearing_demo.xml",
         "demo/clearing_portal_demo.xml",
+        "demo/clearing_invoice_demo.xml",
     ],
     "assets": {
         "web.assets_tests": [

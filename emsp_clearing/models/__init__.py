@@ -18,3 +18,4 @@ from . import clearing_contract_period
 from . import clearing_cdr_ingest
 from . import clearing_cdr_display
 from . import account_move
+from . import clearing_period_demo

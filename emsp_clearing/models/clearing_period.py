@@ -523,25 +523,28 @@ class ClearingPeriod(models.Model):
         }
 
     def _invoice_line_label(self, kind, dimension, unit_price, group, product):
-        """Label of an invoice line: component, tariff price and metered volume."""
+        """Label of an invoice line: component, tariff price and metered volume, e.g.
+        "Energy, 0.49 €/kWh: 1,234.567 kWh (23 sessions)"."""
         currency = self.contract_id.currency_id
         count = group["sessions"]
+        sessions = (_("1 session") if count == 1 else _("%s sessions", count))
         if kind == invoice_lines.CREDIT:
-            label = _("Credits for accepted disputes (%(count)s sessions)", count=count)
-        elif kind == invoice_lines.ADJUSTMENT:
-            label = _("Minimum/maximum session price adjustments (%(count)s sessions)",
-                      count=count)
-        elif unit_price is None:
-            label = _("%(product)s (%(count)s sessions)", product=product.name, count=count)
-        else:
-            uom = product.uom_id.name
-            label = _(
-                "%(product)s, %(price)s %(currency)s/%(uom)s: %(volume)s %(uom)s "
-                "(%(count)s sessions)",
-                product=product.name, price=formatLang(self.env, float(unit_price), digits=4),
-                currency=currency.symbol or currency.name, uom=uom,
-                volume=formatLang(self.env, float(group["volume"]), digits=3), count=count,
-            )
+            return _("Credits for accepted disputes (%s)", sessions)
+        if kind == invoice_lines.ADJUSTMENT:
+            return _("Minimum/maximum session price adjustments (%s)", sessions)
+        if unit_price is None:
+            return _("%(product)s (%(sessions)s)", product=product.name, sessions=sessions)
+        unit = {"ENERGY": _("kWh"), "FLAT": _("session")}.get(dimension, _("h"))
+        price_digits = max(2, -unit_price.normalize().as_tuple().exponent)
+        label = _(
+            "%(product)s, %(price)s %(currency)s/%(unit)s: %(volume)s %(unit)s (%(sessions)s)",
+            product=product.name, price=formatLang(self.env, float(unit_price),
+                                                   digits=price_digits),
+            currency=currency.symbol or currency.name, unit=unit,
+            volume=formatLang(self.env, float(group["volume"]),
+                              digits=0 if dimension == "FLAT" else 3),
+            sessions=sessions,
+        )
         if kind == "RESERVATION" and dimension == "FLAT":
             label = _("Reservation fee: %s", label)
         return label
@@ -769,7 +772,9 @@ class ClearingPeriod(models.Model):
 
     @api.model
     def _invoice_can_commit(self):
-        return not (config["test_enable"] or modules.module.current_test)
+        """Commit per period in a running server's cron; never in tests or while modules
+        load (demo data), whose transaction must stay whole."""
+        return self.pool.ready and not (config["test_enable"] or modules.module.current_test)
 
     @api.model
     def _cron_invoice_periods(self):
