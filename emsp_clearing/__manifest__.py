@@ -9,7 +9,9 @@
     "category": "Accounting",
     "author": "emsp_clearing contributors",
     "website": "https://github.com/emsp-clearing/emsp_clearing",
-    "depends": ["account", "mail", "portal", "uom"],
+    "depends": [
+        "account", "mail", "portal", "uom", "account_edi_ubl_cii", "account_qr_code_sepa",
+    ],
     "external_dependencies": {"python": []},
     "data": [
         "security/clearing_groups.xml",
@@ -36,6 +38,7 @@
         "views/portal_templates.xml",
         "data/clearing_invoice_data.xml",
         "views/account_move_views.xml",
+        "reports/report_invoice.xml",
     ],
     "demo": [
         "demo/clearing_demo.xml",
@@ -43,6 +46,9 @@
         "demo/clearing_invoice_demo.xml",
     ],
     "assets": {
+        "web.report_assets_common": [
+            "emsp_clearing/static/src/scss/report_clearing.scss",
+        ],
         "web.assets_tests": [
             "emsp_clearing/static/src/js/tours/*.js",
         ],

@@ -18,4 +18,6 @@ from . import clearing_contract_period
 from . import clearing_cdr_ingest
 from . import clearing_cdr_display
 from . import account_move
+from . import clearing_period_documents
+from . import account_move_send
 from . import clearing_period_demo
