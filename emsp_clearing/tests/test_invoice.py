@@ -310,3 +310,21 @@ class TestInvoice(PeriodCase):
                 "move_type": "out_invoice", "partner_id": self.emsp.id,
                 "journal_id": self.sale_journal.id, "clearing_period_id": period.id,
             })
+
+    def test_sent_once_by_odoo_sending(self):
+        with freeze_time("2026-03-20 10:00:00"):
+            cdr = self._session("2026-03-10T10:00:00", kwh=10.0)
+        self._lock_and_invoice()
+        move = cdr.invoice_move_id
+        self.assertTrue(move.sending_data)
+        # Odoo's batch cron sends what was handed to it, and clears it in the same transaction
+        self.env["account.move"]._cron_account_move_send(job_count=20)
+        self.assertFalse(move.sending_data)
+        self.assertTrue(move.is_move_sent)
+        sent = move.message_ids.filtered(lambda m: m.message_type == "comment" and m.partner_ids)
+        self.assertEqual(len(sent), 1)
+        self.env["account.move"]._cron_account_move_send(job_count=20)
+        with freeze_time(LOCK_DAY):
+            self.Period._cron_invoice_periods()
+        self.assertEqual(move.message_ids.filtered(
+            lambda m: m.message_type == "comment" and m.partner_ids), sent)
