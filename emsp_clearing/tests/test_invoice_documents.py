@@ -157,6 +157,33 @@ class TestInvoiceDocuments(HttpCase, PeriodCase):
         with self.assertRaises(AccessError):
             self.period.with_user(stranger).get_breakdown_xlsx()
 
+    def test_credit_note_breakdown_pdf_and_template(self):
+        invoice = self.move
+        with freeze_time("2026-04-12 10:00:00"):
+            credit = self.cdrs[1]._create_dispute_credit()
+            partial = self.cdrs[0]._create_dispute_credit(amount_untaxed=1.5)
+            self.Period._cron_invoice_periods()
+        refund = self.period.move_ids - invoice
+        self.assertEqual(refund.move_type, "out_refund")
+        _name, content = self.period.get_breakdown_xlsx(refund)
+        header, data, total = self._xlsx(content)
+        self.assertEqual(len(data), 2)
+        col = {name: header.index(name) for name in header if name}
+        money = lambda v: Decimal(str(v)).quantize(Decimal("0.01"))  # noqa: E731
+        # the credited sessions, negative, adding up to the credit note
+        self.assertEqual(money(total[col["Excl. VAT"]]), -money(refund.amount_untaxed))
+        self.assertEqual(money(total[col["Incl. VAT"]]), -money(refund.amount_total))
+        self.assertEqual(sorted(r[col["CDR"]] for r in data),
+                         sorted((credit | partial).mapped("ocpi_id")))
+        self.assertTrue(all(r[col["Dispute"]] == "Credit for an accepted dispute" for r in data))
+        self.assertEqual(
+            self.env["account.move.send"]._get_default_mail_template_id(refund),
+            self.env.ref("emsp_clearing.mail_template_clearing_credit_note"))
+        html = self.env["ir.actions.report"]._render_qweb_html(
+            "account.account_invoices", refund.ids)[0].decode()
+        self.assertIn("Charging sessions credited", html)
+        self.assertIn("Sessions credited", html)
+
     # ------------------------------------------------------------------ PDF
     def test_pdf_white_label_rendered_for_real(self):
         move = self.move
