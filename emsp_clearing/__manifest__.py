@@ -39,6 +39,7 @@
         "data/clearing_invoice_data.xml",
         "views/account_move_views.xml",
         "reports/report_invoice.xml",
+        "views/clearing_period_documents_views.xml",
     ],
     "demo": [
         "demo/clearing_demo.xml",

@@ -185,3 +185,12 @@ class ClearingPeriod(models.Model):
             "billed": billed, "late": late, "energy_kwh": float(energy), "credits": credits,
             "excluded": excluded, "disputes_accepted": accepted,
         }
+
+    def action_download_breakdown(self):
+        """Backend: the period's XLSX breakdown (the same builder as the portal and the mail)."""
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_url",
+            "url": "/my/clearing/periods/%s/xlsx" % self.id,
+            "target": "download",
+        }

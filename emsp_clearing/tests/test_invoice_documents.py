@@ -145,6 +145,14 @@ class TestInvoiceDocuments(HttpCase, PeriodCase):
         self.assertEqual(len(data), 5)
         self.assertEqual(money(total[col["Incl. VAT"]]), money(self.period.amount_total))
 
+    def test_backend_download(self):
+        self.authenticate("admin", "admin")
+        action = self.period.action_download_breakdown()
+        response = self.url_open(action["url"])
+        self.assertEqual(response.status_code, 200)
+        _header, data, _total = self._xlsx(response.content)
+        self.assertEqual(len(data), 5)
+
     def test_breakdown_refused_for_another_period_or_user(self):
         with freeze_time("2026-04-06 10:00:00"):
             april = self._session("2026-04-05T10:00:00", kwh=5.0)
