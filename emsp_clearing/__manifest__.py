@@ -9,8 +9,18 @@
     "category": "Accounting",
     "author": "emsp_clearing contributors",
     "website": "https://github.com/emsp-clearing/emsp_clearing",
-    "depends": ["account", "mail", "portal"],
-    "external_dependencies": {"python": []},
+    "depends": [
+        "account",
+        "mail",
+        "portal",
+        # OCA (wheels pinned in requirements.txt): camt.053/054 import, reconciliation,
+        # payment orders with SEPA pain.001
+        "account_statement_import_camt",
+        "account_reconcile_oca",
+        "account_payment_order",
+        "account_banking_sepa_credit_transfer",
+    ],
+    "external_dependencies": {"python": ["python-stdnum", "lxml"]},
     "data": [
         "security/clearing_groups.xml",
         "security/ir.model.access.csv",
@@ -34,6 +44,10 @@
         "views/clearing_period_views.xml",
         "views/clearing_dispute_views.xml",
         "views/portal_templates.xml",
+        "security/clearing_payment_security.xml",
+        "data/clearing_payment_data.xml",
+        "views/clearing_payment_exception_views.xml",
+        "views/portal_payment_templates.xml",
     ],
     "demo": [
         "demo/clearing_demo.xml",

@@ -17,3 +17,10 @@ from . import clearing_cdr_period
 from . import clearing_contract_period
 from . import clearing_cdr_ingest
 from . import clearing_cdr_display
+from . import account_move
+from . import account_bank_statement_line
+from . import account_statement_import
+from . import account_statement_import_camt_parser
+from . import clearing_payment_exception
+from . import clearing_period_payment
+from . import clearing_contract_payment

@@ -16,7 +16,13 @@ PERIOD_STATES = [
     ("control", "In Control"),
     ("locked", "Locked"),
     ("invoiced", "Invoiced"),
+    ("paid", "Paid"),
 ]
+# States of a period whose sessions are final.
+FROZEN_STATES = ("locked", "invoiced", "paid")
+# The only state changes a frozen period accepts: invoicing, then its invoice paid (and
+# unpaid again when a payment is undone).
+FROZEN_TRANSITIONS = {("locked", "invoiced"), ("invoiced", "paid"), ("paid", "invoiced")}
 # Fields a locked period still accepts: the portal access token (technical).
 LOCKED_WRITABLE = {"access_token"}
 # Figures computed from the sessions in SQL (not stored, not cached across changes).
@@ -189,10 +195,10 @@ class ClearingPeriod(models.Model):
 
     # ------------------------------------------------------------------ protection
     def write(self, vals):
-        frozen = self.filtered(lambda p: p.state in ("locked", "invoiced"))
+        frozen = self.filtered(lambda p: p.state in FROZEN_STATES)
         if frozen and set(vals) - LOCKED_WRITABLE:
-            if not (set(vals) == {"state"} and vals["state"] == "invoiced"
-                    and all(p.state == "locked" for p in frozen)):
+            if not (set(vals) == {"state"}
+                    and all((p.state, vals["state"]) in FROZEN_TRANSITIONS for p in frozen)):
                 raise UserError(_(
                     "Clearing period %s is locked: it can no longer be changed. Corrections "
                     "go through credit operations in a later period.",
@@ -203,7 +209,7 @@ class ClearingPeriod(models.Model):
     @api.ondelete(at_uninstall=False)
     def _unlink_except_locked_or_used(self):
         for period in self:
-            if period.state in ("locked", "invoiced"):
+            if period.state in FROZEN_STATES:
                 raise UserError(_("Clearing period %s is locked: it cannot be deleted.",
                                   period.display_name))
             if period.cdr_ids:
@@ -256,7 +262,7 @@ class ClearingPeriod(models.Model):
         today = today or self._contract_today(contract)
         period = period or self._get_or_create(contract, day)
         late = False
-        while period.state in ("locked", "invoiced") or period.lock_date <= today:
+        while period.state in FROZEN_STATES or period.lock_date <= today:
             late = True
             period = self._get_or_create(contract, period.date_end + timedelta(days=1))
         return period, late
@@ -353,7 +359,7 @@ class ClearingPeriod(models.Model):
                     # the next period must exist and stay open: created before the lock
                     target = self._get_or_create(
                         period.contract_id, period.date_end + timedelta(days=1))
-                    while target.state in ("locked", "invoiced"):
+                    while target.state in FROZEN_STATES:
                         target = self._get_or_create(
                             period.contract_id, target.date_end + timedelta(days=1))
                     cr.execute(
