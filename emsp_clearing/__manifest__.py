@@ -52,6 +52,7 @@
     "demo": [
         "demo/clearing_demo.xml",
         "demo/clearing_portal_demo.xml",
+        "demo/clearing_payment_demo.xml",
     ],
     "assets": {
         "web.assets_tests": [

@@ -24,3 +24,4 @@ from . import account_statement_import_camt_parser
 from . import clearing_payment_exception
 from . import clearing_period_payment
 from . import clearing_contract_payment
+from . import account_payment_order

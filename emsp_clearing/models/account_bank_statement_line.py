@@ -33,6 +33,13 @@ class AccountBankStatementLine(models.Model):
     )
 
     # ------------------------------------------------------------------ entry points
+    def _auto_reconcile(self):
+        """On import, our matching (run right after the lines are created) replaces OCA's
+        auto-reconciliation, which applies the reconciliation models line by line."""
+        if self.env.context.get("clearing_skip_auto_reconcile"):
+            return
+        return super()._auto_reconcile()
+
     @api.model
     def _cron_clearing_match(self):
         """Match every statement line still open (its move still holds a suspense line)."""
@@ -177,17 +184,29 @@ class AccountBankStatementLine(models.Model):
         counts = {}
         exception_vals = []
         Move = self.env["account.move"]
+        plans, rules = [], {}
+        receivables = {aml.id: aml for aml in self.env["account.move.line"].browse(
+            [lid for d in decisions if d.invoices and not d.kind
+             for inv in d.invoices for lid in inv.line_ids])}
         for decision in decisions:
             st = by_id[decision.line.id]
             if decision.invoices and not decision.kind:
-                st._clearing_reconcile_invoices(
-                    Move.browse([inv.move_id for inv in decision.invoices]))
-                st.clearing_match_rule = decision.rule
+                plans.append((st, [
+                    {"account_id": aml.account_id.id, "partner_id": aml.partner_id.id,
+                     "name": aml.move_id.name, "amount": aml.amount_residual_currency,
+                     "counterpart": aml}
+                    for aml in (receivables[lid] for inv in decision.invoices
+                                for lid in inv.line_ids)
+                ]))
+                rules.setdefault(decision.rule, []).append(st.id)
                 counts[decision.rule] = counts.get(decision.rule, 0) + 1
                 continue
             vals = st._clearing_exception_vals(decision, closed_refs, closed_names)
             counts[vals["exception_type"]] = counts.get(vals["exception_type"], 0) + 1
             exception_vals.append(vals)
+        self._clearing_reconcile_many(plans)
+        for rule, ids in rules.items():
+            self.browse(ids).clearing_match_rule = rule
         self.env["clearing.payment.exception"]._record(exception_vals)
         matched = self.filtered("clearing_match_rule")
         matched.clearing_exception_ids.filtered(lambda e: e.state == "open")._resolve(
@@ -208,7 +227,11 @@ class AccountBankStatementLine(models.Model):
                 kind = "duplicate"
         currency = self.foreign_currency_id or self.currency_id
         received = self.amount_currency if self.foreign_currency_id else self.amount
-        expected = sum(Move.browse(inv.move_id).amount_residual for inv in decision.invoices)
+        expected = 0.0
+        if decision.invoices:
+            inv_currency = self.env["res.currency"].browse(decision.invoices[0].currency_id)
+            expected = inv_currency.round(
+                decision.expected / 10 ** inv_currency.decimal_places)
         if kind in ("duplicate", "credited"):
             expected = 0.0
         partner = (invoice.commercial_partner_id or self.partner_id.commercial_partner_id)
@@ -234,45 +257,83 @@ class AccountBankStatementLine(models.Model):
         add up to the line. Returns the new move lines, in the order of ``parts``.
         """
         self.ensure_one()
-        _liquidity, suspense, other = self._seek_for_lines()
-        if not suspense or other or len(suspense) != 1:
-            raise UserError(_(
-                "Statement line %s is already reconciled: undo its reconciliation first.",
-                self.display_name))
-        currency = suspense.currency_id
-        total = -suspense.amount_currency
-        if currency.compare_amounts(sum(p["amount"] for p in parts), total):
-            raise UserError(_(
-                "The amounts to reconcile (%(parts)s) do not add up to statement line "
-                "%(line)s (%(total)s).",
-                parts=sum(p["amount"] for p in parts), line=self.display_name, total=total))
-        company_currency = self.company_id.currency_id
-        remaining_balance = -suspense.balance
-        commands = [Command.delete(suspense.id)]
-        for i, part in enumerate(parts):
-            if i == len(parts) - 1:
-                balance = remaining_balance
-            else:
-                balance = company_currency.round(-suspense.balance * part["amount"] / total)
-                remaining_balance -= balance
-            commands.append(Command.create({
-                "account_id": part["account_id"],
-                "partner_id": part.get("partner_id") or False,
-                "name": part.get("name") or self.payment_ref,
-                "currency_id": currency.id,
-                "amount_currency": -part["amount"],
-                "balance": -balance,
-            }))
-        before = self.move_id.line_ids
-        self.move_id.with_context(
-            skip_readonly_check=True, force_delete=True,
-            skip_account_move_synchronization=True,
-        ).write({"line_ids": commands})
-        new_lines = (self.move_id.line_ids - before).sorted("id")
-        for line, part in zip(new_lines, parts):
-            if part.get("counterpart"):
-                (line + part["counterpart"]).reconcile()
-        return new_lines
+        return self._clearing_reconcile_many([(self, parts)])[0]
+
+    def _clearing_reconcile_many(self, plans):
+        """``_clearing_reconcile_parts`` for many lines at once: ``plans`` is a list of
+        (statement line, parts). The suspense lines are found by one query, removed by one
+        unlink, the new lines created by one create and reconciled by one reconciliation plan
+        (Odoo's ``_reconcile_plan``). Returns the new lines of each plan, in order."""
+        if not plans:
+            return []
+        AML = self.env["account.move.line"]
+        st_ids = [st.id for st, _parts in plans]
+        self.env.flush_all()
+        self.env.cr.execute("""
+            SELECT st.id, array_agg(l.id) FILTER (WHERE l.account_id = j.suspense_account_id),
+                   count(*) FILTER (WHERE l.account_id != j.suspense_account_id
+                                      AND l.account_id != j.default_account_id)
+              FROM account_bank_statement_line st
+              JOIN account_journal j ON j.id = st.journal_id
+              JOIN account_move_line l ON l.move_id = st.move_id
+             WHERE st.id = ANY(%s)
+             GROUP BY st.id
+        """, [st_ids])
+        found = {r[0]: (r[1] or [], r[2]) for r in self.env.cr.fetchall()}
+        suspense_ids = []
+        for st, _parts in plans:
+            susp, others = found.get(st.id, ([], 0))
+            if len(susp) != 1 or others:
+                raise UserError(_(
+                    "Statement line %s is already reconciled: undo its reconciliation first.",
+                    st.display_name))
+            suspense_ids.append(susp[0])
+        suspenses = AML.browse(suspense_ids)
+        vals_list, counterparts = [], []
+        for (st, parts), suspense in zip(plans, suspenses):
+            currency = suspense.currency_id
+            total = -suspense.amount_currency
+            paid = sum(p["amount"] for p in parts)
+            if currency.compare_amounts(paid, total):
+                raise UserError(_(
+                    "The amounts to reconcile (%(parts)s) do not add up to statement line "
+                    "%(line)s (%(total)s).", parts=paid, line=st.display_name, total=total))
+            company_currency = st.company_id.currency_id
+            remaining_balance = -suspense.balance
+            for i, part in enumerate(parts):
+                if i == len(parts) - 1:
+                    balance = remaining_balance
+                else:
+                    balance = company_currency.round(-suspense.balance * part["amount"] / total)
+                    remaining_balance -= balance
+                vals_list.append({
+                    "move_id": st.move_id.id,
+                    "account_id": part["account_id"],
+                    "partner_id": part.get("partner_id") or False,
+                    "name": part.get("name") or st.payment_ref,
+                    "currency_id": currency.id,
+                    "amount_currency": -part["amount"],
+                    "balance": -balance,
+                })
+                counterparts.append(part.get("counterpart") or AML)
+        moves = suspenses.move_id
+        container = {"records": moves}
+        with moves._check_balanced(container):
+            suspenses.with_context(
+                force_delete=True, tracking_disable=True, check_move_validity=False,
+                skip_account_move_synchronization=True,
+            ).unlink()
+            new_lines = AML.with_context(
+                check_move_validity=False, skip_account_move_synchronization=True,
+                skip_invoice_sync=True,
+            ).create(vals_list)
+        AML._reconcile_plan([line + other for line, other in zip(new_lines, counterparts)
+                             if other])
+        result, i = [], 0
+        for _st, parts in plans:
+            result.append(new_lines[i:i + len(parts)])
+            i += len(parts)
+        return result
 
     def _clearing_invoice_parts(self, invoices, amount=None):
         """Parts paying the open receivable lines of ``invoices`` in due order, with

@@ -8,7 +8,9 @@ class AccountStatementImport(models.TransientModel):
         """Match the lines just imported (payments to invoices, our transfers to their
         payments); the result's notifications tell how many each rule matched."""
         before = list(result["statement_ids"])
-        res = super()._create_bank_statements(stmts_vals, result)
+        # our matching runs next: not OCA's auto-reconciliation line by line on create
+        res = super(AccountStatementImport, self.with_context(
+            clearing_skip_auto_reconcile=True))._create_bank_statements(stmts_vals, result)
         new_ids = [sid for sid in result["statement_ids"] if sid not in before]
         statements = self.env["account.bank.statement"].browse(new_ids)
         counts = statements.line_ids._clearing_match()

@@ -11,9 +11,12 @@ from odoo.tests import tagged
 
 from odoo.addons.account.tests.common import AccountTestInvoicingCommon
 
-from .camt_files import Entry, camt053, camt054
+from freezegun import freeze_time
 
-OUR_IBAN = "BE68539007547034"
+from .camt_files import Entry, camt053, camt054
+from .period_common import PeriodCase
+
+OUR_IBAN = "FR7630006000011234567890189"
 IBAN_A = "DE89370400440532013000"
 IBAN_B = "NL91ABNA0417164300"
 IBAN_CPO = "GB29NWBK60161331926819"
@@ -313,3 +316,55 @@ class TestPaymentOrders(PaymentCase):
         cpo.sudo().bank_ids = [Command.create({"acc_number": "DE00123456789012345678"})]
         with self.assertRaisesRegex(UserError, "not a valid IBAN"):
             bill.action_clearing_add_to_payment_order()
+
+
+@tagged("post_install", "-at_install")
+class TestPeriodPaid(PeriodCase):
+    def test_period_paid_with_its_invoice(self):
+        cdr = self._session("2026-03-10T10:00:00")
+        period = cdr.period_id
+        with freeze_time("2026-04-08 06:00:00"):
+            period._lock()
+        period.state = "invoiced"
+        company = period.company_id
+        sale = self.env["account.journal"].search(
+            [("type", "=", "sale"), ("company_id", "=", company.id)], limit=1)
+        bank = self.env["account.journal"].search(
+            [("type", "=", "bank"), ("company_id", "=", company.id)], limit=1)
+        invoice = self.env["account.move"].create({
+            "move_type": "out_invoice", "partner_id": self.emsp.id, "journal_id": sale.id,
+            "invoice_date": "2026-04-08", "clearing_period_id": period.id,
+            "invoice_line_ids": [Command.create({
+                "name": "Sessions", "price_unit": 25.0, "tax_ids": []})],
+        })
+        invoice.action_post()
+        self.assertEqual(invoice.clearing_contract_id, self.contract)
+        self.assertEqual(period.invoice_payment_state, "not_paid")
+        st = self.env["account.bank.statement.line"].create({
+            "journal_id": bank.id, "date": "2026-04-20", "amount": 25.0,
+            "payment_ref": "TEM clearing %s" % invoice.name,
+        })
+        st._clearing_match()
+        self.assertEqual(st.clearing_match_rule, "number")
+        self.assertEqual(invoice.payment_state, "paid")
+        self.assertEqual(period.state, "paid")
+        self.assertEqual(period.invoice_payment_state, "paid")
+        # undoing the payment puts the period back to invoiced
+        st.action_undo_reconciliation()
+        self.assertEqual(invoice.payment_state, "not_paid")
+        self.assertEqual(period.state, "invoiced")
+
+
+@tagged("post_install", "-at_install")
+class TestPaymentDemo(PaymentCase):
+    def test_demo_payment_order(self):
+        volta = self.env.ref("emsp_clearing.demo_partner_volta", raise_if_not_found=False)
+        if not volta:
+            self.skipTest("demo data not installed")
+        order = self.env["account.payment.order"].sudo().search(  # main company
+            [("payment_line_ids.partner_id", "=", volta.id)])
+        self.assertEqual(len(order), 1)
+        lines = order.payment_line_ids
+        self.assertEqual(sorted(lines.mapped("amount_currency")), [30.0, 480.0])
+        self.assertEqual(set(lines.partner_id.mapped("name")),
+                         {"Electra Mobility", "Volta Charge Networks BV"})
