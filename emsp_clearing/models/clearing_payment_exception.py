@@ -287,8 +287,11 @@ class ClearingPaymentException(models.Model):
         overdue = {r[0]: r for r in self.env.cr.fetchall()}
         open_late = self.search([("exception_type", "=", "late"), ("state", "=", "open")])
         known = {exc.invoice_id.id: exc for exc in open_late}
-        (open_late.filtered(lambda e: e.invoice_id.id not in overdue))._resolve(
+        settled = open_late.filtered(lambda e: e.invoice_id.id not in overdue)
+        settled.filtered(lambda e: e.invoice_id.payment_state in ("paid", "in_payment"))._resolve(
             _("The invoice is paid."))
+        settled.filtered(lambda e: e.state == "open")._resolve(
+            _("The invoice is no longer due (cancelled, credited or due date changed)."))
         vals_list = []
         for move_id, (_mid, due, residual, total, company_id, currency_id,
                       partner_id) in overdue.items():
