@@ -10,9 +10,20 @@
     "author": "emsp_clearing contributors",
     "website": "https://github.com/emsp-clearing/emsp_clearing",
     "depends": [
-        "account", "mail", "portal", "uom", "account_edi_ubl_cii", "account_qr_code_sepa",
+        "account",
+        "mail",
+        "portal",
+        "uom",
+        "account_edi_ubl_cii",
+        "account_qr_code_sepa",
+        # OCA (wheels pinned in requirements.txt): camt.053/054 import, reconciliation,
+        # payment orders with SEPA pain.001
+        "account_statement_import_camt",
+        "account_reconcile_oca",
+        "account_payment_order",
+        "account_banking_sepa_credit_transfer",
     ],
-    "external_dependencies": {"python": []},
+    "external_dependencies": {"python": ["python-stdnum", "lxml"]},
     "data": [
         "security/clearing_groups.xml",
         "security/ir.model.access.csv",
@@ -35,7 +46,9 @@
         "views/portal_templates.xml",
         "data/clearing_invoice_data.xml",
         "views/account_move_views.xml",
+        "views/account_bank_statement_line_views.xml",
         "reports/report_invoice.xml",
+        "views/clearing_payment_exception_views.xml",
         "views/clearing_menus.xml",
         "data/ir_cron_data.xml",
     ],
@@ -43,6 +56,7 @@
         "demo/clearing_demo.xml",
         "demo/clearing_portal_demo.xml",
         "demo/clearing_invoice_demo.xml",
+        "demo/clearing_payment_demo.xml",
     ],
     "assets": {
         "web.report_assets_common": [

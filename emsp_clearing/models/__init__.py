@@ -16,3 +16,8 @@ from . import clearing_period
 from . import clearing_dispute
 from . import account_move
 from . import account_move_send
+from . import account_bank_statement_line
+from . import account_statement_import
+from . import account_statement_import_camt_parser
+from . import clearing_payment_exception
+from . import account_payment_order

@@ -24,9 +24,14 @@ PERIOD_STATES = [
     ("locked", "Locked"),
     ("invoiced", "Invoiced"),
     ("nothing", "Nothing to Invoice"),
+    ("paid", "Paid"),
 ]
-# States of a period whose sessions no longer change (a locked period never reopens).
-FROZEN_STATES = ("locked", "invoiced", "nothing")
+# States of a period whose sessions are final (a locked period never reopens).
+FROZEN_STATES = ("locked", "invoiced", "nothing", "paid")
+# The only state changes a frozen period accepts: invoicing (an invoice, or nothing to
+# invoice), then its invoice paid (and unpaid again when a payment is undone).
+FROZEN_TRANSITIONS = {("locked", "invoiced"), ("locked", "nothing"), ("invoiced", "paid"),
+                      ("paid", "invoiced")}
 # Fields a locked period still accepts: the portal access token (technical).
 LOCKED_WRITABLE = {"access_token"}
 # Figures computed from the sessions in SQL (not stored, not cached across changes).
@@ -184,9 +189,8 @@ class ClearingPeriod(models.Model):
     def write(self, vals):
         frozen = self.filtered(lambda p: p.state in FROZEN_STATES)
         if frozen and set(vals) - LOCKED_WRITABLE:
-            # the invoicing step: a locked period becomes invoiced or "nothing to invoice"
-            if not (set(vals) == {"state"} and vals["state"] in ("invoiced", "nothing")
-                    and all(p.state == "locked" for p in frozen)):
+            if not (set(vals) == {"state"}
+                    and all((p.state, vals["state"]) in FROZEN_TRANSITIONS for p in frozen)):
                 raise UserError(_(
                     "Clearing period %s is locked: it can no longer be changed. Corrections "
                     "go through credit operations in a later period.",
@@ -820,3 +824,31 @@ class ClearingPeriod(models.Model):
         """Demo data hook (demo/clearing_invoice_demo.xml): the generator is tools/demo.py."""
         demo.generate_invoices(self.env)
         return True
+
+    # ------------------------------------------------------------------ payments
+    invoice_payment_state = fields.Selection(
+        [("none", "Not invoiced"), ("not_paid", "Not paid"), ("partial", "Partially paid"),
+         ("paid", "Paid")],
+        string="Payment", compute="_compute_invoice_payment_state",
+        help="Payment state of the period's invoice (or vendor bill).",
+    )
+
+    def _compute_invoice_payment_state(self):
+        groups = self.env["account.move"].sudo()._read_group(
+            [("clearing_period_id", "in", self.ids), ("state", "=", "posted"),
+             ("move_type", "=", "out_invoice")],
+            ["clearing_period_id", "payment_state"], ["__count"],
+        )
+        states = {}
+        for period, payment_state, _count in groups:
+            states.setdefault(period.id, set()).add(payment_state)
+        for period in self:
+            found = states.get(period.id)
+            if not found:
+                period.invoice_payment_state = "none"
+            elif found <= {"paid", "in_payment"}:
+                period.invoice_payment_state = "paid"
+            elif found <= {"not_paid"}:
+                period.invoice_payment_state = "not_paid"
+            else:
+                period.invoice_payment_state = "partial"

@@ -57,3 +57,21 @@ class ResConfigSettings(models.TransientModel):
         for name, key in _RETENTION_FIELDS.items():
             if self[name] != retention_days(self.env, key):
                 params.set_param(key, str(self[name]))
+
+    # Payments
+    clearing_pay_tolerance_amount = fields.Monetary(
+        related="company_id.clearing_pay_tolerance_amount", readonly=False,
+        currency_field="currency_id",
+    )
+    clearing_pay_tolerance_percent = fields.Float(
+        related="company_id.clearing_pay_tolerance_percent", readonly=False,
+    )
+    clearing_pay_writeoff_account_id = fields.Many2one(
+        related="company_id.clearing_pay_writeoff_account_id", readonly=False,
+    )
+    clearing_late_reminder_days = fields.Integer(
+        related="company_id.clearing_late_reminder_days", readonly=False,
+    )
+    clearing_payment_mode_id = fields.Many2one(
+        related="company_id.clearing_payment_mode_id", readonly=False,
+    )

@@ -23,3 +23,4 @@ from . import test_rematch_batch
 from . import test_invoice
 from . import test_invoice_concurrency
 from . import test_invoice_documents
+from . import test_payments
