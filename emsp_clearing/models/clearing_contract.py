@@ -7,7 +7,8 @@ import pytz
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.osv import expression
-from odoo.tools import SQL, float_is_zero
+from odoo.tools import SQL, float_is_zero, format_amount
+from markupsafe import escape
 
 from odoo.addons.base.models.res_partner import _tz_get
 
@@ -30,7 +31,7 @@ class ClearingContract(models.Model):
     _clearing_cache_fields = frozenset({
         "state", "partner_id", "company_id", "currency_id", "role", "date_start", "date_end",
         "tz", "price_tolerance", "min_price", "max_price", "tax_ids", "vat_rate",
-        "price_line_ids"})
+        "price_line_ids", "fleet_ids"})
     _order = "date_start desc, id desc"
     _check_company_auto = True
     _rec_names_search = ["name", "description", "partner_id.name"]
@@ -143,8 +144,18 @@ class ClearingContract(models.Model):
         help="Maximum price of a session, excl. VAT (0 = none).",
     )
     price_line_ids = fields.One2many(
-        "clearing.price.line", "contract_id", string="Price Grid", copy=True
+        "clearing.price.line", "contract_id", string="Price Grid", copy=True,
+        domain=[("fleet_id", "=", False)],
     )
+    fleet_ids = fields.One2many(
+        "clearing.fleet", "contract_id", string="Fleet Terms",
+        help="Extra grids for the sessions of named fleets of the counterparty.",
+    )
+    figures_html = fields.Html(
+        "Figures per Month", compute="_compute_figures_html", sanitize=False)
+    cdr_disputed_count = fields.Integer("Disputed", compute="_compute_figures_html")
+    cdr_excluded_count = fields.Integer("Excluded", compute="_compute_figures_html")
+    cdr_late_count = fields.Integer("Late", compute="_compute_figures_html")
     price_tolerance = fields.Float(
         digits=(16, 6),
         default=_default_price_tolerance,
@@ -215,6 +226,77 @@ class ClearingContract(models.Model):
             contract.ocpi_tariff_json = json.dumps(
                 contract.to_ocpi_tariff(), indent=2, ensure_ascii=False
             )
+
+    def _figures_by_month(self):
+        """Figures of the contracts per month (end of session in the contract time zone), in
+        one SQL aggregation: ``{(contract id, first day of month): {figure: value}}``.
+        Figures: sessions, kwh, priced, mismatched (count) and mismatch_amount (stated minus
+        ours, excl. VAT), disputed, excluded, late, revenue (untaxed amount of the sessions not
+        excluded)."""
+        if not self.ids:
+            return {}
+        self.env["clearing.cdr"].flush_model()
+        rows = self.env.execute_query_dict(SQL(
+            """SELECT cdr.contract_id,
+                      date_trunc('month', (cdr.end_datetime AT TIME ZONE 'UTC')
+                                 AT TIME ZONE coalesce(contract.tz, 'UTC'))::date AS month,
+                      count(*) AS sessions,
+                      coalesce(sum(cdr.energy_kwh), 0) AS kwh,
+                      count(*) FILTER (WHERE cdr.state IN ('priced', 'locked')) AS priced,
+                      count(*) FILTER (WHERE cdr.price_mismatch) AS mismatched,
+                      coalesce(sum(cdr.price_difference) FILTER (WHERE cdr.price_mismatch), 0)
+                          AS mismatch_amount,
+                      count(*) FILTER (WHERE coalesce(cdr.dispute_state, 'none') <> 'none')
+                          AS disputed,
+                      count(*) FILTER (WHERE cdr.state = 'excluded') AS excluded,
+                      count(*) FILTER (WHERE cdr.is_late) AS late,
+                      coalesce(sum(cdr.amount_untaxed) FILTER (WHERE cdr.state <> 'excluded'),
+                               0) AS revenue
+                 FROM clearing_cdr cdr
+                 JOIN clearing_contract contract ON contract.id = cdr.contract_id
+                WHERE cdr.contract_id = ANY(%s)
+             GROUP BY 1, 2
+             ORDER BY 1, 2 DESC""", self.ids))
+        return {(row.pop("contract_id"), row.pop("month")): row for row in rows}
+
+    def _compute_figures_html(self):
+        figures = self._figures_by_month()
+        labels = [
+            ("sessions", _("Sessions")), ("kwh", _("kWh")), ("priced", _("Priced")),
+            ("mismatched", _("Mismatched")), ("mismatch_amount", _("Mismatch amount")),
+            ("disputed", _("Disputed")), ("excluded", _("Excluded")), ("late", _("Late")),
+            ("revenue", _("Billable (excl. VAT)")),
+        ]
+        for contract in self:
+            months = sorted(((month, row) for (cid, month), row in figures.items()
+                             if cid == contract._origin.id), key=lambda item: item[0],
+                            reverse=True)
+            for fname, key in (("cdr_disputed_count", "disputed"),
+                               ("cdr_excluded_count", "excluded"), ("cdr_late_count", "late")):
+                contract[fname] = sum(row[key] for _month, row in months)
+            if not months:
+                contract.figures_html = False
+                continue
+            head = "".join("<th class='text-end'>%s</th>" % escape(label)
+                           for _key, label in labels)
+            body = []
+            for month, row in months:
+                cells = []
+                for key, _label in labels:
+                    value = row[key]
+                    if key in ("mismatch_amount", "revenue"):
+                        text = format_amount(self.env, float(value), contract.currency_id)
+                    elif key == "kwh":
+                        text = "%.3f" % value
+                    else:
+                        text = str(value)
+                    cells.append("<td class='text-end'>%s</td>" % escape(text))
+                body.append("<tr><td>%s</td>%s</tr>" % (month.strftime("%Y-%m"),
+                                                         "".join(cells)))
+            contract.figures_html = (
+                "<table class='table table-sm o_clearing_figures'><thead><tr><th>%s</th>%s"
+                "</tr></thead><tbody>%s</tbody></table>"
+                % (escape(_("Month")), head, "".join(body)))
 
     def _compute_tracking(self):
         stats = {}
@@ -423,6 +505,31 @@ class ClearingContract(models.Model):
         action["domain"] = [("contract_id", "=", self.id)]
         action["context"] = {"search_default_contract_id": self.id}
         action["name"] = _("Clearing Periods of %s", self.name)
+        return action
+
+    def _action_view_cdrs_where(self, domain, name):
+        action = self.action_view_cdrs()
+        action["domain"] = [("contract_id", "=", self.id)] + domain
+        action["name"] = name
+        return action
+
+    def action_view_disputed(self):
+        return self._action_view_cdrs_where(
+            [("dispute_state", "not in", ("none", False))], _("Disputed sessions"))
+
+    def action_view_excluded(self):
+        return self._action_view_cdrs_where([("state", "=", "excluded")],
+                                            _("Excluded sessions"))
+
+    def action_view_late(self):
+        return self._action_view_cdrs_where([("is_late", "=", True)], _("Late sessions"))
+
+    def action_view_figures(self):
+        """The contract's sessions as a pivot by month (the figures of the Figures tab)."""
+        action = self.action_view_cdrs()
+        action["view_mode"] = "pivot,graph,list,form"
+        action["views"] = [(False, "pivot"), (False, "graph"), (False, "list"), (False, "form")]
+        action["name"] = _("Figures of %s", self.name)
         return action
 
     def action_view_mismatches(self):

@@ -20,3 +20,6 @@ from . import test_contract_rematch
 from . import test_retention
 from . import test_partner_rematch
 from . import test_rematch_batch
+from . import test_fleet
+from . import test_whatif
+from . import test_figures
