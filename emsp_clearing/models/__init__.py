@@ -8,6 +8,7 @@ from . import clearing_price_line_mixin
 from . import clearing_price_line
 from . import clearing_fleet
 from . import clearing_contract
+from . import clearing_contract_cost
 from . import clearing_cdr_ingest_mixin
 from . import clearing_cdr
 from . import clearing_ingestion_log

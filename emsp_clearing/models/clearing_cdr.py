@@ -198,6 +198,12 @@ class ClearingCdr(models.Model):
         help="Stated total incl. VAT minus our total.",
     )
     price_mismatch = fields.Boolean(readonly=True, index=True)
+    cost_amount = fields.Monetary(
+        "Cost", compute="_compute_margin",
+        help="CPO hat: what the session costs us (energy per kWh and fees per session of the "
+        "contract's costs, else the company defaults).")
+    margin = fields.Monetary(
+        compute="_compute_margin", help="CPO hat: untaxed amount minus cost.")
     fleet_id = fields.Many2one(
         "clearing.fleet", string="Fleet Grid", readonly=True, index=True, ondelete="set null",
         help="The fleet whose grid priced the session; empty: the contract's grid.",
@@ -298,6 +304,22 @@ class ClearingCdr(models.Model):
             ["ocpi_id", "upper(country_code)", "upper(party_id)", "company_id"])
 
     # ------------------------------------------------------------------ computes
+    def _compute_margin(self):
+        """One query (``clearing.contract._session_costs_sql``) for the sessions of CPO-side
+        contracts; the others have no margin here (eMSP hat: the resale simulation)."""
+        ids = [cdr_id for cdr_id in self.ids if cdr_id]
+        rows = {}
+        if ids:
+            self.env["clearing.contract"]._flush_for_costs()
+            rows = {row[0]: row for row in self.env.execute_query(
+                self.env["clearing.contract"]._session_costs_sql(SQL(
+                    "cdr.id = ANY(%s) AND contract.role = 'cpo'", ids)))}
+        for cdr in self:
+            row = rows.get(cdr.id)
+            cost = cdr.currency_id.round(float(row[5])) if row else 0.0
+            cdr.cost_amount = cost
+            cdr.margin = float(row[4]) - cost if row else 0.0
+
     @api.depends("country_code", "party_id", "token_country_code", "token_party_id")
     def _compute_identities(self):
         for cdr in self:

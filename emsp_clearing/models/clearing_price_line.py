@@ -17,6 +17,9 @@ class ClearingPriceLine(models.Model):
         "clearing.fleet", ondelete="cascade", index=True,
         help="Set on the lines of a fleet's grid; empty on the contract's own grid.",
     )
+    resale = fields.Boolean(
+        help="A line of the contract's resale grid (eMSP hat: what we charge our drivers for "
+        "the sessions the CPO bills us), not of the grid the CPO's sessions are priced with.")
     company_id = fields.Many2one(related="contract_id.company_id", store=True)
     currency_id = fields.Many2one(related="contract_id.currency_id")
 

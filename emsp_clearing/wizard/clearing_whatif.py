@@ -32,6 +32,10 @@ class ClearingWhatif(models.TransientModel):
     line_ids = fields.One2many("clearing.whatif.line", "wizard_id", string="Draft Grid")
     min_price = fields.Monetary("Minimum Price", help="Minimum price of a session, excl. VAT.")
     max_price = fields.Monetary("Maximum Price", help="Maximum price of a session, excl. VAT.")
+    resale = fields.Boolean(
+        "Resale Margin", readonly=True,
+        help="eMSP hat: the draft grid is the contract's resale grid; simulated = what our "
+        "drivers pay (revenue), current = what the CPO bills us (cost), difference = margin.")
     result_ids = fields.One2many("clearing.whatif.result", "wizard_id", string="Result",
                                  readonly=True)
     simulated = fields.Boolean(readonly=True)
@@ -56,9 +60,11 @@ class ClearingWhatif(models.TransientModel):
             values.setdefault("date_to", last)
             values.setdefault("date_from", last.replace(day=1))
             if "line_ids" in fields_list and "line_ids" not in values:
+                grid = (contract.resale_line_ids if values.get("resale")
+                        else contract.price_line_ids)
                 values["line_ids"] = [
                     fields.Command.create(line._grid_values())
-                    for line in contract.price_line_ids.sorted("sequence")]
+                    for line in grid.sorted("sequence")]
             values.setdefault("min_price", contract.min_price)
             values.setdefault("max_price", contract.max_price)
         return values
@@ -201,6 +207,9 @@ class ClearingWhatif(models.TransientModel):
         labels = {"month": _("Month"), "component": _("Component"), "sessions": _("Sessions"),
                   "current": _("Current amount"), "simulated": _("Simulated amount"),
                   "difference": _("Difference"), "total": _("Total")}
+        if self.resale:
+            labels.update(current=_("Cost (billed by the CPO)"),
+                          simulated=_("Revenue (resale grid)"), difference=_("Margin"))
         return build_whatif_xlsx(rows, meta=meta, labels=labels,
                                  currency_digits=self.currency_id.decimal_places)
 
