@@ -171,7 +171,9 @@ class ClearingFleet(models.Model):
     # ------------------------------------------------------------------ CRUD
     @api.model_create_multi
     def create(self, vals_list):
-        fleets = super().create(vals_list)
+        # the lines created with the fleets re-price once, with the fleets
+        fleets = super(ClearingFleet, self.with_context(clearing_fleet_no_reprice=True)).create(
+            vals_list).with_env(self.env)
         fleets._grid_changed()
         return fleets
 

@@ -15,6 +15,14 @@ from ..tools.numbers import decimal_to_json, float_to_decimal, to_decimal
 # components compared, in the order shown: the parts of the untaxed amount, then the totals
 COMPONENTS = AMOUNT_FIELDS + ("amount_untaxed", "amount_tax", "amount_total")
 CHUNK = 2000
+# what the engine reads of a stored CDR (``pricing.price_cdr``: currency, start, end, charging
+# periods), cut out of its JSON by PostgreSQL: the rest (token, location, totals...) was
+# validated when the CDR was received and is neither transferred nor parsed again
+PRICING_JSON = SQL(
+    "jsonb_strip_nulls(jsonb_build_object('id', raw_json->'id', 'currency', "
+    "raw_json->'currency', 'start_date_time', raw_json->'start_date_time', "
+    "'end_date_time', raw_json->'end_date_time', 'charging_periods', "
+    "raw_json->'charging_periods'))")
 
 
 class ClearingWhatif(models.TransientModel):
@@ -108,7 +116,8 @@ class ClearingWhatif(models.TransientModel):
     def _simulate(self):
         """``{month (date): {"sessions": n, component: [current, simulated]}}`` in exact
         ``Decimal``: every session priced with the engine under the draft grid (its JSON read
-        in chunks of ``CHUNK``, one query each), nothing written on the sessions."""
+        in chunks of ``CHUNK``, one query each: only what the engine reads, ``PRICING_JSON``),
+        nothing written on the sessions."""
         self.ensure_one()
         contract = self.contract_id
         _tariff_dict, tariff = self._draft_tariff()
@@ -122,12 +131,12 @@ class ClearingWhatif(models.TransientModel):
         months = {}
         for start in range(0, len(ids), CHUNK):
             rows = self.env.execute_query(SQL(
-                """SELECT raw_json, coalesce(credit, FALSE), ocpi_id,
+                """SELECT %s, coalesce(credit, FALSE), ocpi_id,
                           date_trunc('month', (end_datetime AT TIME ZONE 'UTC')
                                      AT TIME ZONE %s)::date,
                           %s
                      FROM clearing_cdr WHERE id = ANY(%s)""",
-                tz, SQL(", ").join(SQL("coalesce(%s, 0)", SQL.identifier(fname))
+                PRICING_JSON, tz, SQL(", ").join(SQL("coalesce(%s, 0)", SQL.identifier(fname))
                                    for fname in stored),
                 ids[start:start + CHUNK]))
             for raw, credit, ocpi_id, month, *current in rows:
