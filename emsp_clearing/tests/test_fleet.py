@@ -96,3 +96,18 @@ class TestFleet(ClearingCase):
     def test_fleet_needs_tokens(self):
         with self.assertRaisesRegex(Exception, "token UID or contract ID pattern"):
             self.env["clearing.fleet"].create({"name": "Empty", "contract_id": self.contract.id})
+
+    def test_sql_rule_is_the_python_rule(self):
+        """The set-based re-pricing finds the sessions with SQL (LIKE patterns, ``_`` and ``%``
+        taken literally) as the pricing chooses them in Python (``_fits``)."""
+        literal = self._ingest("F-LIT", contract_ref="FR-TEM_C1%")
+        other = self._ingest("F-ANY", contract_ref="FR-TEMXC1Z")
+        fleet = self.env["clearing.fleet"].create({
+            "name": "Literal", "contract_id": self.contract.id, "sequence": 1,
+            "contract_id_patterns": "fr-tem_c1%*",
+            "price_line_ids": [Command.create({"dimension": "ENERGY", "price": 0.10})]})
+        self.assertEqual(literal.fleet_id, fleet)
+        self.assertFalse(other.fleet_id)
+        fresh = self._ingest("F-LIT2", contract_ref="FR-TEM_C1%-2")
+        self.assertEqual(fresh.fleet_id, fleet)
+        self.assertFalse(self._ingest("F-ANY2", contract_ref="FR-TEMXC1%").fleet_id)
