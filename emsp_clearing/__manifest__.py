@@ -32,6 +32,8 @@
         "views/res_partner_views.xml",
         "wizard/clearing_tariff_import_views.xml",
         "views/clearing_price_line_views.xml",
+        "views/clearing_fleet_views.xml",
+        "wizard/clearing_whatif_views.xml",
         "views/clearing_contract_views.xml",
         "views/clearing_cdr_views.xml",
         "views/res_config_settings_views.xml",

@@ -4,8 +4,11 @@ from . import res_config_settings
 from . import res_partner
 from . import res_currency
 from . import account_tax
+from . import clearing_price_line_mixin
 from . import clearing_price_line
+from . import clearing_fleet
 from . import clearing_contract
+from . import clearing_contract_cost
 from . import clearing_cdr_ingest_mixin
 from . import clearing_cdr
 from . import clearing_ingestion_log

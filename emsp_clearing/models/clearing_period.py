@@ -9,7 +9,7 @@ import psycopg2
 
 from odoo import Command, _, api, fields, models, modules
 from odoo.exceptions import UserError
-from odoo.tools import config, float_compare, formatLang
+from odoo.tools import SQL, config, float_compare, formatLang
 
 from ..clearing_core import invoice_lines
 
@@ -91,6 +91,13 @@ class ClearingPeriod(models.Model):
     amount_untaxed = fields.Monetary("Untaxed Amount", compute="_compute_figures")
     amount_tax = fields.Monetary("Tax", compute="_compute_figures")
     amount_total = fields.Monetary("Total", compute="_compute_figures")
+    cost_amount = fields.Monetary(
+        "Costs", compute="_compute_margin",
+        help="CPO hat: the sessions' costs and the fixed monthly costs over the period's days "
+        "(clearing.contract.cost, else the company defaults).")
+    margin = fields.Monetary(
+        compute="_compute_margin",
+        help="CPO hat: billable untaxed amount of the sessions (excluded ones out) minus costs.")
 
     # ---------------------------------------------------------------- Invoicing
     move_ids = fields.One2many(
@@ -163,6 +170,35 @@ class ClearingPeriod(models.Model):
                  "disputed_count", "energy_kwh", "amount_untaxed", "amount_tax",
                  "amount_total"), row[1:]))
         return result
+
+    def _compute_margin(self):
+        """One query for all the periods: their sessions' revenue and costs
+        (``clearing.contract._session_costs_sql``) and the fixed costs of their days."""
+        real = self.filtered(lambda p: p.id and p.contract_id.role == "cpo")
+        figures = {}
+        if real:
+            self.env["clearing.contract"]._flush_for_costs()
+            contract_model = self.env["clearing.contract"]
+            rows = self.env.execute_query(SQL(
+                """SELECT period.id,
+                          coalesce((SELECT sum(sess.revenue) FROM (%(rev)s) sess), 0),
+                          coalesce((SELECT sum(sess.cost) FROM (%(cost)s) sess), 0)
+                          + %(fixed)s
+                     FROM clearing_period period WHERE period.id = ANY(%(ids)s)""",
+                rev=SQL("SELECT revenue FROM (%s) s",
+                        contract_model._session_costs_sql(SQL("cdr.period_id = period.id"))),
+                cost=SQL("SELECT cost FROM (%s) s",
+                         contract_model._session_costs_sql(SQL("cdr.period_id = period.id"))),
+                fixed=contract_model._fixed_cost_sql(SQL("period.contract_id"),
+                                                     SQL("period.date_start"),
+                                                     SQL("period.date_end")),
+                ids=real.ids))
+            figures = {pid: (revenue, cost) for pid, revenue, cost in rows}
+        for period in self:
+            revenue, cost = figures.get(period.id, (0, 0))
+            cost = period.currency_id.round(float(cost))
+            period.cost_amount = cost
+            period.margin = float(revenue) - cost
 
     def _compute_figures(self):
         real = self.filtered("id")

@@ -48,3 +48,14 @@ class ResCompany(models.Model):
         help="Payment mode (SEPA credit transfer) of the payment orders holding refunds to "
         "eMSPs and payments of CPO vendor bills.",
     )
+
+    # default costs of a session (CPO hat), when the contract has no cost of its own
+    clearing_energy_cost = fields.Float(
+        "Energy Cost per kWh", digits=(16, 6),
+        help="What a kWh delivered costs us (CPO): default of the contracts' costs.")
+    clearing_session_cost = fields.Float(
+        "Cost per Session", digits=(16, 6),
+        help="Platform and payment fees of a session (CPO): default of the contracts' costs.")
+    clearing_monthly_cost = fields.Float(
+        "Fixed Monthly Cost", digits=(16, 2),
+        help="Fixed cost of a contract per month (CPO): default of the contracts' costs.")

@@ -22,6 +22,12 @@ class ResConfigSettings(models.TransientModel):
         readonly=False,
         digits=(16, 6),
     )
+    clearing_energy_cost = fields.Float(
+        related="company_id.clearing_energy_cost", readonly=False, digits=(16, 6))
+    clearing_session_cost = fields.Float(
+        related="company_id.clearing_session_cost", readonly=False, digits=(16, 6))
+    clearing_monthly_cost = fields.Float(
+        related="company_id.clearing_monthly_cost", readonly=False, digits=(16, 2))
     # not config_parameter= fields: those delete the parameter when set to 0, and the default
     # would then come back instead of "keep forever"
     clearing_push_queue_retention_days = fields.Integer(
