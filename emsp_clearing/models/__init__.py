@@ -10,11 +10,11 @@ from . import clearing_fleet
 from . import clearing_contract
 from . import clearing_contract_cost
 from . import clearing_cdr_ingest_mixin
+from . import clearing_period_documents_mixin
 from . import clearing_cdr
 from . import clearing_ingestion_log
 from . import clearing_cdr_inbox
 from . import ocpi_connection
-from . import clearing_period_documents_mixin
 from . import clearing_period
 from . import clearing_dispute
 from . import account_move
