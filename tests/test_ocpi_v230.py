@@ -277,3 +277,15 @@ def test_negotiation():
     assert ocpi.negotiate(["2.1.1"]) is None
     with pytest.raises(ValueError, match="unsupported OCPI version"):
         ocpi.parse_cdr({}, version="2.1.1")
+
+
+def test_cdr_dict_conversion_both_ways():
+    data = _load("cdr_example.json")
+    old = ocpi.cdr_dict_to_version(data, ocpi.V221)
+    assert old["total_cost"] == {"excl_vat": D("4.00"), "incl_vat": D("4.40")}
+    assert old["tariffs"][0]["elements"] == data["tariffs"][0]["elements"]
+    a = ocpi.parse_cdr(old)
+    b = ocpi.parse_cdr(data, version=V230)
+    assert (a.total_cost.excl_vat, a.total_cost.incl_vat) == (b.total_cost.excl_vat, b.total_cost.incl_vat)
+    floats = ocpi.cdr_dict_to_version({"total_cost": {"excl_vat": 4.13, "incl_vat": 4.96}}, V230)
+    assert floats["total_cost"] == {"before_taxes": 4.13, "taxes": [{"name": "VAT", "amount": 0.83}]}

@@ -23,7 +23,7 @@ __all__ = [
     "Price", "TaxAmount", "CdrDimension", "ChargingPeriod", "CdrToken", "GeoLocation", "CdrLocation", "Cdr",
     "DisplayText", "PriceComponent", "TariffRestrictions", "TariffElement", "Tariff",
     "parse_cdr", "parse_tariff", "parse_datetime", "V221", "V230", "VERSIONS", "negotiate",
-    "detect_cdr_version", "read_price", "price_to_ocpi", "tariff_dict_to_version", "TAX_INCLUDED",
+    "detect_cdr_version", "detect_tariff_version", "read_price", "price_to_ocpi", "tariff_dict_to_version", "cdr_dict_to_version", "TAX_INCLUDED",
     "AUTH_METHODS", "TOKEN_TYPES", "CDR_DIMENSION_TYPES", "CDR_SESSION_ONLY_DIMENSIONS",
     "CONNECTOR_TYPES", "CONNECTOR_FORMATS", "POWER_TYPES", "TARIFF_DIMENSION_TYPES",
     "TARIFF_TYPES", "DAYS_OF_WEEK", "RESERVATION_RESTRICTION_TYPES",
@@ -953,6 +953,20 @@ def detect_cdr_version(data):
     return V221
 
 
+def detect_tariff_version(data):
+    """The version of a Tariff dict by its form: 2.3.0 has ``tax_included`` or PriceLimits
+    (``before_taxes``), 2.2.1 neither."""
+    if type(data) is not dict:
+        return V221
+    if "tax_included" in data:
+        return V230
+    for key in ("min_price", "max_price"):
+        limit = data.get(key)
+        if type(limit) is dict and "before_taxes" in limit:
+            return V230
+    return V221
+
+
 def read_price(value, version=None):
     """The ``Price`` of a stored cost dict (either version, detected when ``version`` is None);
     None when ``value`` is not a valid cost."""
@@ -1019,4 +1033,44 @@ def tariff_dict_to_version(tariff, version):
         after = limit.get("after_taxes", limit.get("incl_vat"))
         names = target.limit_keys
         out[key] = {names[0]: before} if after is None else {names[0]: before, names[1]: after}
+    return out
+
+
+_CDR_COSTS = ("total_cost", "total_fixed_cost", "total_energy_cost", "total_time_cost",
+              "total_parking_cost", "total_reservation_cost")
+
+
+def _number_like(template, value):
+    """``value`` (a Decimal) as a number of the type of ``template`` (float stays float)."""
+    return float(value) if isinstance(template, float) else value
+
+
+def cdr_dict_to_version(cdr, version):
+    """A CDR dict of either version written in ``version``: its costs become the Price of
+    ``version`` (2.3.0: ``{before_taxes, taxes: [{"name": "VAT", "amount": incl - excl}]}``
+    when ``incl_vat`` is stated; 2.2.1: ``incl_vat`` = before_taxes + the tax amounts) and its
+    embedded tariffs go through ``tariff_dict_to_version``.  Other members are kept."""
+    target = _version(version)
+    out = dict(cdr)
+    for key in _CDR_COSTS:
+        price = out.get(key)
+        if type(price) is not dict:
+            continue
+        if target.name == V230 and "excl_vat" in price:
+            excl, incl = price["excl_vat"], price.get("incl_vat")
+            new = {"before_taxes": excl}
+            if incl is not None:
+                amount = _to_decimal(incl) - _to_decimal(excl)
+                new["taxes"] = [{"name": "VAT", "amount": _number_like(incl, amount)}]
+            out[key] = new
+        elif target.name == V221 and "before_taxes" in price:
+            before = price["before_taxes"]
+            new = {"excl_vat": before}
+            if price.get("taxes") is not None:
+                total = _to_decimal(before) + sum(_to_decimal(t["amount"]) for t in price["taxes"])
+                new["incl_vat"] = _number_like(before, total)
+            out[key] = new
+    if type(out.get("tariffs")) is list:
+        out["tariffs"] = [tariff_dict_to_version(t, version) if type(t) is dict else t
+                          for t in out["tariffs"]]
     return out

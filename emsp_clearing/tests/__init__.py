@@ -20,3 +20,4 @@ from . import test_contract_rematch
 from . import test_retention
 from . import test_partner_rematch
 from . import test_rematch_batch
+from . import test_ocpi_v230
