@@ -9,7 +9,9 @@
     "category": "Accounting",
     "author": "emsp_clearing contributors",
     "website": "https://github.com/emsp-clearing/emsp_clearing",
-    "depends": ["account", "mail", "portal"],
+    "depends": [
+        "account", "mail", "portal", "uom", "account_edi_ubl_cii", "account_qr_code_sepa",
+    ],
     "external_dependencies": {"python": []},
     "data": [
         "security/clearing_groups.xml",
@@ -31,14 +33,21 @@
         "views/clearing_period_views.xml",
         "views/clearing_dispute_views.xml",
         "views/portal_templates.xml",
+        "data/clearing_invoice_data.xml",
+        "views/account_move_views.xml",
+        "reports/report_invoice.xml",
         "views/clearing_menus.xml",
         "data/ir_cron_data.xml",
     ],
     "demo": [
         "demo/clearing_demo.xml",
         "demo/clearing_portal_demo.xml",
+        "demo/clearing_invoice_demo.xml",
     ],
     "assets": {
+        "web.report_assets_common": [
+            "emsp_clearing/static/src/scss/report_clearing.scss",
+        ],
         "web.assets_tests": [
             "emsp_clearing/static/src/js/tours/*.js",
         ],

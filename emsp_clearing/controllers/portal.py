@@ -13,8 +13,6 @@ from odoo.osv import expression
 
 from odoo.addons.portal.controllers.portal import CustomerPortal, pager as portal_pager
 
-from ..clearing_core.formats.xlsx_breakdown import build_breakdown_xlsx
-
 CDRS_PER_PAGE = 50
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 
@@ -229,8 +227,17 @@ class ClearingPortal(CustomerPortal):
             "access_token": access_token,
             "token_query": "?%s" % url_encode({"access_token": access_token})
             if access_token else "",
+            "clearing_moves": self._clearing_period_moves(period),
         })
         return values
+
+    def _clearing_period_moves(self, period):
+        """The period's posted invoice and credit notes the user may see (record rules)."""
+        Move = request.env["account.move"]
+        if not Move.has_access("read"):
+            return Move
+        return Move.search([("clearing_period_id", "=", period.id), ("state", "=", "posted")],
+                           order="invoice_date, id")
 
     @http.route(["/my/clearing/periods/<int:period_id>",
                  "/my/clearing/periods/<int:period_id>/page/<int:page>"],
@@ -254,31 +261,23 @@ class ClearingPortal(CustomerPortal):
             return self._login_redirect()
         period, _by_token = self._clearing_document("clearing.period", period_id,
                                                     access_token=access_token)
-        cdrs = period.env["clearing.cdr"].search(
-            [("period_id", "=", period.id), ("state", "!=", "excluded")],
-            order="end_datetime asc, id asc")
-        rows = [cdr._portal_row() for cdr in cdrs]
-        content = build_breakdown_xlsx(
-            rows,
-            meta=[(_("Contract"), period.contract_name),
-                  (_("Period"), "%s – %s" % (period.date_start, period.date_end)),
-                  (_("Currency"), period.currency_id.name),
-                  (_("Time zone"), period.contract_tz),
-                  (_("Status"), dict(period._fields["state"]._description_selection(
-                      request.env))[period.state])],
-            labels={
-                "date": _("Date (local time)"), "evse": _("Charger / EVSE"),
-                "session": _("Session"), "cdr": _("CDR"), "kwh": _("Energy (kWh)"),
-                "duration_hours": _("Duration (h)"), "tariff": _("Applied tariff"),
-                "amount_energy": _("Energy"), "amount_time": _("Time"),
-                "amount_parking": _("Parking"), "amount_fixed": _("Session fee"),
-                "amount_other": _("Other"), "amount_untaxed": _("Untaxed"),
-                "amount_tax": _("Tax"), "amount_total": _("Total"), "total": _("Total"),
-            },
-            currency_digits=period.currency_id.decimal_places,
-        )
-        filename = "clearing-%s-%s.xlsx" % (period.contract_name or period.id,
-                                             period.date_start)
+        filename, content = period.get_breakdown_xlsx()
+        return self._clearing_xlsx_response(filename, content)
+
+    @http.route(["/my/invoices/<int:invoice_id>/breakdown.xlsx"], type="http", auth="public")
+    def portal_clearing_invoice_xlsx(self, invoice_id, access_token=None, **kw):
+        """The per-session breakdown of a clearing invoice or credit note, through the portal's
+        access check of the invoice (logged-in counterparty, or the invoice's access token)."""
+        try:
+            move = self._document_check_access("account.move", invoice_id, access_token)
+        except (AccessError, MissingError):
+            return request.redirect("/my")
+        if not move.clearing_period_id or move.state != "posted":
+            raise request.not_found()
+        filename, content = move.clearing_period_id.get_breakdown_xlsx(move)
+        return self._clearing_xlsx_response(filename, content)
+
+    def _clearing_xlsx_response(self, filename, content):
         return request.make_response(content, headers=[
             ("Content-Type",
              "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),

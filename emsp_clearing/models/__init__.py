@@ -7,9 +7,12 @@ from . import account_tax
 from . import clearing_price_line
 from . import clearing_contract
 from . import clearing_cdr_ingest_mixin
+from . import clearing_period_documents_mixin
 from . import clearing_cdr
 from . import clearing_ingestion_log
 from . import clearing_cdr_inbox
 from . import ocpi_connection
 from . import clearing_period
 from . import clearing_dispute
+from . import account_move
+from . import account_move_send

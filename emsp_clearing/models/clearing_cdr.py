@@ -259,6 +259,16 @@ class ClearingCdr(models.Model):
         "Dispute Credit", readonly=True, copy=False,
         help="Credit CDR created by us to settle an accepted dispute.",
     )
+    # Invoicing: the move that billed the session, the credit note that reversed it
+    invoice_move_id = fields.Many2one(
+        "account.move", string="Invoice", readonly=True, copy=False, index="btree_not_null",
+        ondelete="restrict", help="The invoice, vendor bill or credit note that billed it.",
+    )
+    refund_move_id = fields.Many2one(
+        "account.move", string="Credit Note", readonly=True, copy=False,
+        index="btree_not_null", ondelete="restrict",
+        help="The credit note that reversed this session.",
+    )
     start_local = fields.Char("Start (local time)", compute="_compute_local_times")
     end_local = fields.Char("End (local time)", compute="_compute_local_times")
     duration_display = fields.Char("Duration", compute="_compute_local_times")

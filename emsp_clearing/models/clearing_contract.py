@@ -181,6 +181,19 @@ class ClearingContract(models.Model):
     period_ids = fields.One2many("clearing.period", "contract_id", string="Clearing Periods")
     period_count = fields.Integer("Periods", compute="_compute_period_count")
 
+    # ---------------------------------------------------------------- Invoicing
+    invoice_journal_id = fields.Many2one(
+        "account.journal", string="Invoicing Journal", check_company=True,
+        domain="[('type', '=', 'sale' if role == 'cpo' else 'purchase')]",
+        help="Journal of the period invoices (CPO role) or vendor bills (eMSP role); "
+        "default: the company's first sales or purchase journal.",
+    )
+    invoice_review = fields.Boolean(
+        "Leave Drafts for Review", tracking=True,
+        help="Period invoices are created as drafts for an accountant to post and send. "
+        "Default: posted and sent on the statement date, with no manual step.",
+    )
+
     _sql_constraints = [
         (
             "name_company_uniq",
@@ -434,6 +447,19 @@ class ClearingContract(models.Model):
     # ------------------------------------------------------------------
     # OCPI tariff
     # ------------------------------------------------------------------
+    def _invoice_journal(self):
+        """Journal of this contract's period moves (the contract's, else the company's)."""
+        self.ensure_one()
+        journal = self.invoice_journal_id or self.env["account.journal"].search([
+            *self.env["account.journal"]._check_company_domain(self.company_id),
+            ("type", "=", "sale" if self.role == "cpo" else "purchase"),
+        ], limit=1)
+        if journal.type == "sale" and journal.invoice_reference_model != "euro":
+            # the payment reference is the ISO 11649 creditor reference (RF...), which the
+            # payment matching reads
+            journal.sudo().invoice_reference_model = "euro"
+        return journal
+
     def _cpo_partner(self):
         """Partner whose OCPI identity is the CPO side of the agreement."""
         self.ensure_one()

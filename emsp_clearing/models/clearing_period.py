@@ -5,9 +5,15 @@ from datetime import datetime, time, timedelta
 
 import pytz
 
-from odoo import _, api, fields, models
-from odoo.exceptions import UserError
+import psycopg2
 
+from odoo import Command, _, api, fields, models, modules
+from odoo.exceptions import UserError
+from odoo.tools import config, float_compare, formatLang
+
+from ..clearing_core import invoice_lines
+
+from ..tools import demo
 from ..tools.period import lock_date_for, period_bounds
 
 _logger = logging.getLogger(__name__)
@@ -17,7 +23,10 @@ PERIOD_STATES = [
     ("control", "In Control"),
     ("locked", "Locked"),
     ("invoiced", "Invoiced"),
+    ("nothing", "Nothing to Invoice"),
 ]
+# States of a period whose sessions no longer change (a locked period never reopens).
+FROZEN_STATES = ("locked", "invoiced", "nothing")
 # Fields a locked period still accepts: the portal access token (technical).
 LOCKED_WRITABLE = {"access_token"}
 # Figures computed from the sessions in SQL (not stored, not cached across changes).
@@ -30,7 +39,8 @@ FIGURES = (
 class ClearingPeriod(models.Model):
     _name = "clearing.period"
     _description = "Clearing Period"
-    _inherit = ["portal.mixin", "mail.thread", "mail.activity.mixin"]
+    _inherit = ["portal.mixin", "mail.thread", "mail.activity.mixin",
+                "clearing.period.documents.mixin"]
     _order = "date_start desc, id desc"
     _check_company_auto = True
 
@@ -76,6 +86,18 @@ class ClearingPeriod(models.Model):
     amount_untaxed = fields.Monetary("Untaxed Amount", compute="_compute_figures")
     amount_tax = fields.Monetary("Tax", compute="_compute_figures")
     amount_total = fields.Monetary("Total", compute="_compute_figures")
+
+    # ---------------------------------------------------------------- Invoicing
+    move_ids = fields.One2many(
+        "account.move", "clearing_period_id", string="Invoice and Credit Notes", readonly=True)
+    invoice_id = fields.Many2one(
+        "account.move", string="Invoice", compute="_compute_invoice", compute_sudo=True,
+        help="The invoice (CPO role) or vendor bill (eMSP role) of the period.")
+    invoice_count = fields.Integer(compute="_compute_invoice", compute_sudo=True)
+    refund_count = fields.Integer("Credit Notes", compute="_compute_invoice", compute_sudo=True)
+    invoice_vendor_mismatch = fields.Boolean(
+        "CPO Invoice Differs", compute="_compute_invoice", compute_sudo=True,
+        help="The CPO's own invoice, recorded on the vendor bill, differs from our total.")
 
     _sql_constraints = [
         ("contract_start_uniq", "unique(contract_id, date_start)",
@@ -160,9 +182,10 @@ class ClearingPeriod(models.Model):
 
     # ------------------------------------------------------------------ protection
     def write(self, vals):
-        frozen = self.filtered(lambda p: p.state in ("locked", "invoiced"))
+        frozen = self.filtered(lambda p: p.state in FROZEN_STATES)
         if frozen and set(vals) - LOCKED_WRITABLE:
-            if not (set(vals) == {"state"} and vals["state"] == "invoiced"
+            # the invoicing step: a locked period becomes invoiced or "nothing to invoice"
+            if not (set(vals) == {"state"} and vals["state"] in ("invoiced", "nothing")
                     and all(p.state == "locked" for p in frozen)):
                 raise UserError(_(
                     "Clearing period %s is locked: it can no longer be changed. Corrections "
@@ -174,7 +197,7 @@ class ClearingPeriod(models.Model):
     @api.ondelete(at_uninstall=False)
     def _unlink_except_locked_or_used(self):
         for period in self:
-            if period.state in ("locked", "invoiced"):
+            if period.state in FROZEN_STATES:
                 raise UserError(_("Clearing period %s is locked: it cannot be deleted.",
                                   period.display_name))
             if period.cdr_ids:
@@ -227,7 +250,7 @@ class ClearingPeriod(models.Model):
         today = today or self._contract_today(contract)
         period = period or self._get_or_create(contract, day)
         late = False
-        while period.state in ("locked", "invoiced") or period.lock_date <= today:
+        while period.state in FROZEN_STATES or period.lock_date <= today:
             late = True
             period = self._get_or_create(contract, period.date_end + timedelta(days=1))
         return period, late
@@ -301,6 +324,8 @@ class ClearingPeriod(models.Model):
         due = self.sudo().search([("state", "in", ("open", "control"))])
         due = due.filtered(lambda p: p.lock_date <= self._contract_today(p.contract_id))
         due._lock()
+        if due:  # Invoicing: the moves of the periods locked today, right after the lock
+            self.env.ref("emsp_clearing.ir_cron_clearing_period_invoice")._trigger()
         return True
 
     def _lock(self):
@@ -324,7 +349,7 @@ class ClearingPeriod(models.Model):
                     # the next period must exist and stay open: created before the lock
                     target = self._get_or_create(
                         period.contract_id, period.date_end + timedelta(days=1))
-                    while target.state in ("locked", "invoiced"):
+                    while target.state in FROZEN_STATES:
                         target = self._get_or_create(
                             period.contract_id, target.date_end + timedelta(days=1))
                     cr.execute(
@@ -380,3 +405,418 @@ class ClearingPeriod(models.Model):
             "emsp_clearing.action_clearing_dispute")
         action["domain"] = [("period_id", "=", self.id)]
         return action
+
+    # ------------------------------------------------------------------ Invoicing
+    # One move per locked period (an invoice when we are the CPO, a vendor bill when we are the
+    # eMSP), built from the billable sessions by _prepare_invoice_vals/_prepare_invoice_lines,
+    # posted and handed to account.move.send; credit notes for credits of billed sessions.
+    _INVOICE_ROW_COLUMNS = (
+        "id", "is_late", "credit", "dispute_credit", "amount_fixed", "amount_energy",
+        "amount_time", "amount_parking", "amount_reservation", "amount_adjustment",
+        "amount_untaxed", "price_breakdown")
+
+    @api.depends("move_ids.move_type", "move_ids.clearing_vendor_mismatch")
+    def _compute_invoice(self):
+        for period in self:
+            invoices = period.move_ids.filtered(
+                lambda m: m.move_type in ("out_invoice", "in_invoice"))
+            period.invoice_id = invoices[:1]
+            period.invoice_count = len(invoices)
+            period.refund_count = len(period.move_ids - invoices)
+            period.invoice_vendor_mismatch = bool(invoices.filtered("clearing_vendor_mismatch"))
+
+    def _invoice_rows(self, refund_of=None):
+        """Sessions to bill, as dicts of ``_INVOICE_ROW_COLUMNS``: the period's billable
+        sessions not billed yet (excluded ones never; credits of a session already billed go
+        to a credit note instead) -- or, with ``refund_of`` (an invoice), the credits not
+        billed yet of the sessions that invoice billed."""
+        self.env["clearing.cdr"].flush_model()
+        columns = ", ".join("c.%s" % col for col in self._INVOICE_ROW_COLUMNS)
+        if refund_of:
+            where, params = "o.invoice_move_id = %s", [refund_of.id]
+        else:
+            self.ensure_one()
+            where = "c.period_id = %s AND (o.id IS NULL OR o.invoice_move_id IS NULL)"
+            params = [self.id]
+        self.env.cr.execute(
+            f"""SELECT {columns}
+                  FROM clearing_cdr c
+                  LEFT JOIN clearing_cdr o ON o.id = c.credited_cdr_id
+                 WHERE {where}
+                   AND c.invoice_move_id IS NULL AND c.state != 'excluded'
+                   AND c.contract_id IS NOT NULL
+                 ORDER BY c.id""",
+            params,
+        )
+        return [dict(zip(self._INVOICE_ROW_COLUMNS, row)) for row in self.env.cr.fetchall()]
+
+    def _invoice_partner(self):
+        """Invoice address of the counterparty."""
+        partner = self.contract_id.partner_id.commercial_partner_id
+        return self.env["res.partner"].browse(partner.address_get(["invoice"])["invoice"])
+
+    def _prepare_invoice_vals(self, move_type=None, journal=None):
+        """Values of the period's ``account.move`` (without lines)."""
+        self.ensure_one()
+        contract = self.contract_id
+        company = contract.company_id
+        move_type = move_type or ("out_invoice" if contract.role == "cpo" else "in_invoice")
+        partner = self._invoice_partner()
+        journal = journal or contract._invoice_journal()
+        fiscal_position = self.env["account.fiscal.position"].with_company(
+            company)._get_fiscal_position(partner)
+        vals = {
+            "move_type": move_type,
+            "company_id": company.id,
+            "partner_id": partner.id,
+            "journal_id": journal.id,
+            "currency_id": contract.currency_id.id,
+            "invoice_date": self.lock_date,
+            "invoice_payment_term_id": contract.payment_term_id.id,
+            "fiscal_position_id": fiscal_position.id,
+            "invoice_origin": self.name,
+            "clearing_period_id": self.id,
+        }
+        bank = self._invoice_bank(journal) if move_type.startswith("out_") else False
+        if bank:
+            vals["partner_bank_id"] = bank.id
+        return vals
+
+    @api.model
+    def _invoice_products(self):
+        ref = self.env.ref
+        return {
+            "ENERGY": ref("emsp_clearing.product_clearing_energy"),
+            "TIME": ref("emsp_clearing.product_clearing_time"),
+            "PARKING": ref("emsp_clearing.product_clearing_parking"),
+            "FIXED": ref("emsp_clearing.product_clearing_session_fee"),
+            "RESERVATION": ref("emsp_clearing.product_clearing_reservation"),
+            invoice_lines.ADJUSTMENT: ref("emsp_clearing.product_clearing_adjustment"),
+            invoice_lines.CREDIT: ref("emsp_clearing.product_clearing_dispute_credit"),
+        }
+
+    def _invoice_line_label(self, kind, dimension, unit_price, group, product):
+        """Label of an invoice line: component, tariff price and metered volume, e.g.
+        "Energy, 0.49 €/kWh: 1,234.567 kWh (23 sessions)"."""
+        currency = self.contract_id.currency_id
+        count = group["sessions"]
+        sessions = (_("1 session") if count == 1 else _("%s sessions", count))
+        if kind == invoice_lines.CREDIT:
+            return _("Credits for accepted disputes (%s)", sessions)
+        if kind == invoice_lines.ADJUSTMENT:
+            return _("Minimum/maximum session price adjustments (%s)", sessions)
+        if unit_price is None:
+            return _("%(product)s (%(sessions)s)", product=product.name, sessions=sessions)
+        unit = {"ENERGY": _("kWh"), "FLAT": _("session")}.get(dimension, _("h"))
+        price_digits = max(2, -unit_price.normalize().as_tuple().exponent)
+        label = _(
+            "%(product)s, %(price)s %(currency)s/%(unit)s: %(volume)s %(unit)s (%(sessions)s)",
+            product=product.name, price=formatLang(self.env, float(unit_price),
+                                                   digits=price_digits),
+            currency=currency.symbol or currency.name, unit=unit,
+            volume=formatLang(self.env, float(group["volume"]),
+                              digits=0 if dimension == "FLAT" else 3),
+            sessions=sessions,
+        )
+        if kind == "RESERVATION" and dimension == "FLAT":
+            label = _("Reservation fee: %s", label)
+        return label
+
+    def _prepare_invoice_lines(self, rows=None, sign=1, taxes=None):
+        """Line values of the period's move: one per priced component x unit price (x late),
+        plus min/max adjustments and dispute credits; ``sign`` -1 for a credit note of credit
+        rows. Each line's quantity x unit price is its sessions' sum to the cent."""
+        self.ensure_one()
+        rows = self._invoice_rows() if rows is None else rows
+        contract = self.contract_id
+        currency = contract.currency_id.name
+        products = self._invoice_products()
+        quantity_digits = self.env["decimal.precision"].precision_get("Product Unit of Measure")
+        price_digits = self.env["decimal.precision"].precision_get("Product Price")
+        groups = invoice_lines.group_sessions(rows, currency)
+        order = list(products)
+        lines = []
+        for key in sorted(groups, key=lambda k: (k[3], order.index(k[0]), k[1] or "",
+                                                  k[2] if k[2] is not None else -1)):
+            kind, dimension, unit_price, late = key
+            group = groups[key]
+            amount = sign * group["amount"]
+            if not amount:
+                continue
+            product = products[kind]
+            quantity, price = invoice_lines.exact_quantity_price(
+                amount, sign * group["volume"], unit_price, currency, quantity_digits,
+                price_digits)
+            label = self._invoice_line_label(kind, dimension, unit_price, group, product)
+            if late:
+                label = _("%s - late sessions of earlier periods", label)
+            lines.append({
+                "product_id": product.id,
+                "name": label,
+                "quantity": float(quantity),
+                "price_unit": float(price),
+                # 1 x the amount (the last resort of exact_quantity_price) is in units
+                "product_uom_id": (self.env.ref("uom.product_uom_unit") if quantity == 1
+                                   and price == amount and price != unit_price
+                                   else product.uom_id).id,
+                "tax_ids": [Command.set(taxes.ids if taxes is not None
+                                        else contract.tax_ids.ids)],
+            })
+        return lines
+
+    def _invoice_bank(self, journal):
+        """Our bank account printed on an invoice: the journal's, else the company's."""
+        company = self.contract_id.company_id
+        return journal.bank_account_id or company.partner_id.bank_ids.filtered(
+            lambda b: not b.company_id or b.company_id == company)[:1]
+
+    def _invoice_blocker(self, journal):
+        """Why the period cannot be invoiced now (a sentence), or None."""
+        contract = self.contract_id
+        if not journal:
+            return _("Contract %s has no sales or purchase journal to invoice with.",
+                     contract.name)
+        if contract.role == "cpo" and not self._invoice_bank(journal):
+            return _(
+                "Journal %(journal)s has no bank account, and the company none either: an "
+                "invoice without the account to pay to cannot be issued. Set the journal's "
+                "bank account; the period is invoiced at the next run.", journal=journal.name)
+        return None
+
+    def _invoice_accountant(self):
+        company = self.contract_id.company_id
+        managers = self.env.ref("account.group_account_manager").users.filtered(
+            lambda u: company in u.company_ids and not u.share)
+        return managers[:1] or self.env.ref("base.user_admin")
+
+    def _invoice_alert(self, record, summary, note):
+        """Activity for the accountant on ``record`` (once while open) and a chatter note."""
+        if not record.activity_ids.filtered(lambda a: a.summary == summary):
+            record.activity_schedule(
+                "mail.mail_activity_data_todo", summary=summary, note=note,
+                user_id=self._invoice_accountant().id)
+            record.message_post(body=note)
+
+    def _invoice_mail_recipients(self, move):
+        recipients = self._billing_recipients().filtered("email")
+        if move.partner_id.email:
+            recipients |= move.partner_id
+        return recipients
+
+    def _invoice_send(self, move):
+        """Hand a posted customer invoice or credit note to Odoo's sending (the batch cron
+        ``account.ir_cron_account_move_send``), in the transaction that posts it; no e-mail
+        address: posted, not sent, an activity says why."""
+        if move.state != "posted" or not move.is_sale_document():
+            return False
+        method = self.env["account.move.send"]._get_default_sending_method(move)
+        if method == "email" and not self._invoice_mail_recipients(move):
+            self._invoice_alert(
+                move, _("Not sent: no e-mail address"),
+                _("%(move)s is posted but was not sent: %(partner)s has no e-mail address "
+                  "and no billing contact with one. Add one and send it from the invoice.",
+                  move=move.name, partner=move.partner_id.display_name))
+            return False
+        move.sending_data = {
+            "author_user_id": self.env.user.id,
+            "author_partner_id": self.env.user.partner_id.id,
+        }
+        return True
+
+    def _invoice_lock_row(self):
+        """Take the period's row for this run, or False when another run holds it or has
+        invoiced it meanwhile (``FOR UPDATE SKIP LOCKED``; a concurrent update seen by our
+        snapshot counts as taken)."""
+        self.ensure_one()
+        try:
+            with self.env.cr.savepoint(flush=False):
+                self.env.cr.execute(
+                    """SELECT id FROM clearing_period
+                        WHERE id = %s AND state = 'locked' FOR UPDATE SKIP LOCKED""",
+                    [self.id])
+                return bool(self.env.cr.fetchone())
+        except psycopg2.errors.SerializationFailure:
+            return False
+
+    def _invoice_period(self):
+        """Create, post and send the move of this locked period (exactly once). Returns the
+        move, or False: nothing to invoice (period marked so), blocked (alerted), or taken by
+        another run."""
+        self.ensure_one()
+        if not self._invoice_lock_row():
+            return False
+        self.invalidate_recordset(["state", "move_ids"])
+        existing = self.move_ids.filtered(lambda m: m.move_type in ("out_invoice", "in_invoice"))
+        if existing:
+            super(ClearingPeriod, self).write({"state": "invoiced"})
+            return existing
+        contract = self.contract_id
+        rows = self._invoice_rows()
+        if not rows or not any(row["amount_untaxed"] for row in rows):
+            self.state = "nothing"
+            self.message_post(body=_("Nothing to invoice: no billable session in this period."))
+            return False
+        journal = contract._invoice_journal()
+        blocker = self._invoice_blocker(journal)
+        if blocker:
+            self._invoice_alert(self, _("Invoice not issued"), blocker)
+            return False
+        vals = self._prepare_invoice_vals(journal=journal)
+        fiscal_position = self.env["account.fiscal.position"].browse(vals["fiscal_position_id"])
+        vals["invoice_line_ids"] = [
+            Command.create(line) for line in self._prepare_invoice_lines(
+                rows, taxes=fiscal_position.map_tax(contract.tax_ids))]
+        move = self.env["account.move"].create(vals)
+        self._invoice_link(move, rows)
+        if not contract.invoice_review:
+            move.action_post()
+            self._invoice_send(move)
+        self.state = "invoiced"
+        self.message_post(body=_("Invoiced: %s.", move._get_html_link()))
+        return move
+
+    def _invoice_link(self, move, rows, refund=False):
+        """The sessions know the move that billed them; the amounts agree to the cent."""
+        currency = move.currency_id
+        expected = sum(invoice_lines._dec(row["amount_untaxed"]) for row in rows)
+        if refund:
+            expected = -expected
+        if float_compare(move.amount_untaxed, float(expected),
+                         precision_rounding=currency.rounding):
+            raise UserError(_(
+                "%(move)s: untaxed %(amount)s differs from its sessions' %(expected)s.",
+                move=move.display_name, amount=move.amount_untaxed, expected=expected))
+        ids = [row["id"] for row in rows]
+        self.env.cr.execute(
+            """UPDATE clearing_cdr SET invoice_move_id = %s WHERE id = ANY(%s)""",
+            [move.id, ids])
+        if refund:
+            self.env.cr.execute(
+                """UPDATE clearing_cdr SET refund_move_id = %s
+                    WHERE id IN (SELECT credited_cdr_id FROM clearing_cdr WHERE id = ANY(%s))""",
+                [move.id, ids])
+        self.env["clearing.cdr"].invalidate_model(["invoice_move_id", "refund_move_id"])
+
+    @api.model
+    def _invoice_refunds(self):
+        """Credit notes for the credits (accepted disputes, OCPI credit CDRs) of sessions
+        already billed: one per billed move, reversing exactly those sessions."""
+        self.env["clearing.cdr"].flush_model()
+        self.env.cr.execute(
+            """SELECT DISTINCT o.invoice_move_id
+                 FROM clearing_cdr c JOIN clearing_cdr o ON o.id = c.credited_cdr_id
+                 JOIN account_move m ON m.id = o.invoice_move_id
+                WHERE c.invoice_move_id IS NULL AND c.state != 'excluded'
+                  AND m.state = 'posted' AND m.move_type IN ('out_invoice', 'in_invoice')""")
+        invoices = self.env["account.move"].browse([row[0] for row in self.env.cr.fetchall()])
+        refunds = self.env["account.move"]
+        for invoice in invoices:
+            refunds |= invoice.clearing_period_id._invoice_refund(invoice)
+        return refunds
+
+    def _invoice_refund(self, invoice):
+        """Credit note of ``invoice`` for its sessions' credits not billed yet."""
+        self.ensure_one()
+        rows = self._invoice_rows(refund_of=invoice)
+        if not rows:
+            return self.env["account.move"]
+        move_type = "out_refund" if invoice.move_type == "out_invoice" else "in_refund"
+        vals = self._prepare_invoice_vals(move_type=move_type, journal=invoice.journal_id)
+        vals.update(
+            reversed_entry_id=invoice.id,
+            fiscal_position_id=invoice.fiscal_position_id.id,
+            partner_id=invoice.partner_id.id,
+            currency_id=invoice.currency_id.id,
+            invoice_date=self._contract_today(self.contract_id),
+            ref=_("Credit note of %s", invoice.name),
+        )
+        taxes = invoice.fiscal_position_id.map_tax(self.contract_id.tax_ids)
+        vals["invoice_line_ids"] = [
+            Command.create(line)
+            for line in self._prepare_invoice_lines(rows, sign=-1, taxes=taxes)]
+        move = self.env["account.move"].create(vals)
+        self._invoice_link(move, rows, refund=True)
+        if not self.contract_id.invoice_review:
+            move.action_post()
+            self._invoice_send(move)
+        self.message_post(body=_("Credit note %(refund)s of %(invoice)s.",
+                                 refund=move._get_html_link(), invoice=invoice._get_html_link()))
+        return move
+
+    @api.model
+    def _invoice_can_commit(self):
+        """Commit per period in a running server's cron; never in tests or while modules
+        load (demo data), whose transaction must stay whole."""
+        return self.pool.ready and not (config["test_enable"] or modules.module.current_test)
+
+    @api.model
+    def _cron_invoice_periods(self):
+        """On the statement date, after the lock: credit notes first, then one move per locked
+        period, each period in its own transaction (committed with the cron's progress), so
+        an interrupted run leaves each period either without a move or with a complete,
+        posted one, and the next run goes on from there."""
+        self = self.sudo()
+        self._invoice_refunds()
+        periods = self.search([("state", "=", "locked")], order="lock_date, id")
+        periods = periods.filtered(lambda p: p.lock_date <= self._contract_today(p.contract_id))
+        periods._invoice_run()
+        self.env.ref("account.ir_cron_account_move_send")._trigger()
+        return True
+
+    def _invoice_run(self):
+        """Invoice these periods, each in its own transaction (savepoint, then commit with the
+        cron's progress outside tests): an error leaves that period as it was, alerted."""
+        cr = self.env.cr
+        periods = self
+        done = 0
+        for period in periods:
+            try:
+                with cr.savepoint():
+                    period._invoice_period()
+            except (UserError, psycopg2.IntegrityError) as error:
+                # nothing half-made: the savepoint took the move back
+                self.env.invalidate_all()
+                _logger.warning("Clearing period %s not invoiced: %s", period.id, error)
+                period._invoice_alert(period, _("Invoice not issued"), str(error))
+            done += 1
+            self.env["ir.cron"]._notify_progress(done=done, remaining=len(periods) - done)
+            if self._invoice_can_commit():
+                cr.commit()
+
+    def action_create_invoice(self):
+        """Invoice now (a locked period, before its statement date or after a fix)."""
+        if not self.env.user.has_group("emsp_clearing.group_clearing_manager"):
+            raise UserError(_("Only clearing managers can invoice a period."))
+        if self.filtered(lambda p: p.state != "locked"):
+            raise UserError(_("Only locked periods that are not invoiced yet can be invoiced."))
+        for period in self.sudo():
+            period._invoice_period()
+        self.env.ref("account.ir_cron_account_move_send")._trigger()
+        return self.action_view_invoice() if len(self) == 1 and self.invoice_id else True
+
+    def action_view_invoice(self):
+        self.ensure_one()
+        return self._action_view_moves(self.invoice_id)
+
+    def action_view_refunds(self):
+        self.ensure_one()
+        return self._action_view_moves(self.move_ids - self.invoice_id)
+
+    def _action_view_moves(self, moves):
+        action = {
+            "type": "ir.actions.act_window",
+            "res_model": "account.move",
+            "name": self.display_name,
+            "context": {"create": False},
+        }
+        if len(moves) == 1:
+            action.update(view_mode="form", res_id=moves.id)
+        else:
+            action.update(view_mode="list,form", domain=[("id", "in", moves.ids)])
+        return action
+
+    @api.model
+    def _demo_invoice(self):
+        """Demo data hook (demo/clearing_invoice_demo.xml): the generator is tools/demo.py."""
+        demo.generate_invoices(self.env)
+        return True

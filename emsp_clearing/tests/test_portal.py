@@ -153,14 +153,14 @@ class TestPortal(HttpCase, PeriodCase):
         self.assertIn("spreadsheetml", response.headers["Content-Type"])
         sheet = openpyxl.load_workbook(io.BytesIO(response.content), data_only=True)["Sessions"]
         rows = list(sheet.iter_rows(values_only=True))
-        header = next(i for i, row in enumerate(rows) if row[0] == "Date (local time)")
+        header = next(i for i, row in enumerate(rows) if row[0] == "Date")
         data = rows[header + 1:-1]
         self.assertEqual(len(data), 56)
-        col = rows[header].index("Total")
+        col = rows[header].index("Incl. VAT")
         self.assertAlmostEqual(sum(row[col] for row in data), total, places=2)
         self.assertAlmostEqual(rows[-1][col], total, places=2)
-        first = self.cdrs_a.sorted(lambda c: (c.end_datetime, c.id))[0]
-        self.assertEqual(data[0][rows[header].index("Date (local time)")].strftime(
+        first = self.cdrs_a.sorted(lambda c: (c.start_datetime, c.id))[0]
+        self.assertEqual(data[0][rows[header].index("End (local time)")].strftime(
             "%Y-%m-%d %H:%M:%S"), first.end_local)
         self.assertEqual(data[0][rows[header].index("CDR")], first.ocpi_id)
         kwh = rows[header].index("Energy (kWh)")

@@ -200,3 +200,52 @@ def _stated_totals(data, contract, tariffs, rng):
     totals["total_parking_time"] = float(round(result.total_parking_time, 4))
     totals.pop("total_reservation_cost")
     return totals
+
+
+def generate_invoices(env, count=40, seed=10):
+    """Invoicing demo (demo/clearing_invoice_demo.xml calls it through
+    ``clearing.period._demo_invoice``): sessions of our customers on a CPO's network billed to us,
+    sessions of a German eMSP on ours (reverse charge), the past periods invoiced, posted and
+    queued for sending, one credit note."""
+    periods = env["clearing.period"]
+    company = env.ref("base.main_company")
+    contract = env.ref("emsp_clearing.demo_contract_bex")
+    cdr_model = env["clearing.cdr"]
+    rng = random.Random(seed)
+    today = fields.Date.context_today(periods)
+    first_day = today - timedelta(days=60)
+    own = company.partner_id
+    rhein = env.ref("emsp_clearing.demo_contract_rhein")
+    payloads = []
+    for index in range(count):
+        # sessions of our customers on Borne Express's network (billed to us)
+        data = _cdr_payload(
+            rng, 1000 + index, (own.ocpi_country_code, own.ocpi_party_id, contract),
+            first_day, {})
+        data.update(country_code="FR", party_id="BEX", id="FR-BEX-%05d" % (index + 1))
+        data["cdr_location"]["evse_id"] = data["cdr_location"]["evse_id"].replace(
+            "FR*OUR*", "FR*BEX*")
+        payloads.append(data)
+        # sessions of Rhein Mobil's customers on our network (billed in reverse charge)
+        payloads.append(_cdr_payload(
+            rng, 2000 + index, ("DE", "RMO", rhein), first_day, {}))
+    by_day = {}
+    for payload in payloads:
+        by_day.setdefault(payload["end_date_time"][:10], []).append(payload)
+    for day in sorted(by_day):
+        as_of = {"clearing_today": fields.Date.to_date(day)}
+        periods.with_context(**as_of)._cron_lock_periods()
+        cdr_model.with_context(**as_of).ingest_ocpi_batch(by_day[day], company=company)
+    periods._cron_lock_periods()
+    # what the invoicing cron did on each statement date, then Odoo's sending
+    periods._cron_invoice_periods()
+    invoices = periods.search([("state", "=", "invoiced")]).invoice_id
+    billed = invoices.filtered(lambda m: m.move_type == "out_invoice").clearing_cdr_ids
+    credited = billed.filtered(lambda c: not c.credit and not c.credit_cdr_ids)[:1]
+    if credited:
+        credited._create_dispute_credit()
+        periods._invoice_refunds()
+    # posted and queued for Odoo's sending: the batch cron (account.ir_cron_account_move_send)
+    # renders and mails them once the server runs (no PDF can be rendered while the
+    # module installs: wkhtmltopdf reads the report assets from the running server)
+    return True
