@@ -289,3 +289,22 @@ def test_cdr_dict_conversion_both_ways():
     assert (a.total_cost.excl_vat, a.total_cost.incl_vat) == (b.total_cost.excl_vat, b.total_cost.incl_vat)
     floats = ocpi.cdr_dict_to_version({"total_cost": {"excl_vat": 4.13, "incl_vat": 4.96}}, V230)
     assert floats["total_cost"] == {"before_taxes": 4.13, "taxes": [{"name": "VAT", "amount": 0.83}]}
+
+
+# ---------------------------------------------------------------------------- invoice reconciliation
+_RECORD = {"country_code": "NL", "party_id": "CPO", "id": "IRR-1", "invoice_id": "INV/2026/0042",
+           "cdrs": ["CDR000001", "CDR000002"], "last_updated": "2026-04-08T06:00:00Z"}
+
+
+def test_invoice_reconciliation_record_parses_and_refuses_each_field():
+    rec = ocpi.parse_invoice_reconciliation_record(_RECORD)
+    assert (rec.invoice_id, rec.cdrs) == ("INV/2026/0042", ("CDR000001", "CDR000002"))
+    for key in _RECORD:
+        bad = {k: v for k, v in _RECORD.items() if k != key}
+        with pytest.raises(OcpiValidationError) as e:
+            ocpi.parse_invoice_reconciliation_record(bad)
+        assert e.value.path == f"$.{key}"
+    with pytest.raises(OcpiValidationError, match=r"^\$\.cdrs: must contain at least one"):
+        ocpi.parse_invoice_reconciliation_record(dict(_RECORD, cdrs=[]))
+    with pytest.raises(OcpiValidationError, match=r"^\$\.cdrs\[1\]: must be a string"):
+        ocpi.parse_invoice_reconciliation_record(dict(_RECORD, cdrs=["A", 7]))

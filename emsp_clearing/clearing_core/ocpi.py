@@ -23,7 +23,8 @@ __all__ = [
     "Price", "TaxAmount", "CdrDimension", "ChargingPeriod", "CdrToken", "GeoLocation", "CdrLocation", "Cdr",
     "DisplayText", "PriceComponent", "TariffRestrictions", "TariffElement", "Tariff",
     "parse_cdr", "parse_tariff", "parse_datetime", "V221", "V230", "VERSIONS", "negotiate",
-    "detect_cdr_version", "detect_tariff_version", "read_price", "price_to_ocpi", "tariff_dict_to_version", "cdr_dict_to_version", "TAX_INCLUDED",
+    "detect_cdr_version", "detect_tariff_version", "InvoiceReconciliationRecord",
+    "parse_invoice_reconciliation_record", "read_price", "price_to_ocpi", "tariff_dict_to_version", "cdr_dict_to_version", "TAX_INCLUDED",
     "AUTH_METHODS", "TOKEN_TYPES", "CDR_DIMENSION_TYPES", "CDR_SESSION_ONLY_DIMENSIONS",
     "CONNECTOR_TYPES", "CONNECTOR_FORMATS", "POWER_TYPES", "TARIFF_DIMENSION_TYPES",
     "TARIFF_TYPES", "DAYS_OF_WEEK", "RESERVATION_RESTRICTION_TYPES",
@@ -1074,3 +1075,40 @@ def cdr_dict_to_version(cdr, version):
         out["tariffs"] = [tariff_dict_to_version(t, version) if type(t) is dict else t
                           for t in out["tariffs"]]
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Invoice Reconciliation (2.3.0 edition 2, module ``invoicereconciliation``)
+# --------------------------------------------------------------------------------------------
+class InvoiceReconciliationRecord(NamedTuple):
+    country_code: str
+    party_id: str
+    id: str
+    invoice_id: str
+    cdrs: tuple  # CDR ids, as listed (a CDR id we do not hold is a finding, not an error)
+    last_updated: datetime
+    raw: dict | None = None
+
+    __repr__ = _repr_without_last
+
+
+_CDR_ID = _str(36, True)
+
+
+def parse_invoice_reconciliation_record(data):
+    """Validate an InvoiceReconciliationRecord (every field is required; ``cdrs`` has at least
+    one id); OcpiValidationError naming the JSON path of the first problem."""
+    p = "$"
+    d = _item_object(data, p)
+    cc = _field(d, "country_code", p, True, _check_str, _COUNTRY2)
+    pid = _field(d, "party_id", p, True, _check_str, _PARTY)
+    rid = _field(d, "id", p, True, _check_str, _str(36, True))
+    invoice_id = _field(d, "invoice_id", p, True, _check_str, _str(255, True))
+    cdrs = _field(d, "cdrs", p, True, _check_list, True)
+    for i, cdr_id in enumerate(cdrs):
+        try:
+            _check_str(cdr_id, _CDR_ID)
+        except _BadValue as exc:
+            _fail(f"$.cdrs[{i}]", exc.args[0])
+    last_updated = _field(d, "last_updated", p, True, _check_datetime, True)
+    return InvoiceReconciliationRecord(cc, pid, rid, invoice_id, tuple(cdrs), last_updated, data)

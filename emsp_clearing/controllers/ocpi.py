@@ -231,7 +231,8 @@ class OcpiController(http.Controller):
         return [
                     {"identifier": "credentials", "role": "SENDER", "url": base + "/credentials"},
                     {"identifier": "cdrs", "role": "RECEIVER", "url": base + "/cdrs"},
-                ]
+                ] + ([{"identifier": "invoicereconciliation", "role": "RECEIVER",
+                       "url": base + "/invoicereconciliation"}] if version != ocpi.V221 else [])
 
     # ------------------------------------------------------------------ credentials
     @http.route(_routes("/credentials") + _routes("/credentials/"), type="http", auth="none",
@@ -328,3 +329,30 @@ class OcpiController(http.Controller):
                 not in conn._allowed_parties()):
             raise _Reply(404, ot.CLIENT_ERROR, "Unknown CDR")
         return _Reply(200, ot.SUCCESS, None, data=record.raw_json)
+
+    # ------------------------------------------------------------------ invoice reconciliation
+    # 2.3.0 edition 2, our eMSP hat: the CPO's records (Receiver interface).
+    @http.route([BASES[ocpi.V230] + "/invoicereconciliation",
+                 BASES[ocpi.V230] + "/invoicereconciliation/",
+                 BASES[ocpi.V230] + "/invoicereconciliation/<string:country_code>/"
+                 "<string:party_id>/<string:record_id>"],
+                type="http", auth="none", csrf=False, save_session=False, readonly=False)
+    def ocpi_invoice_reconciliation(self, country_code=None, party_id=None, record_id=None,
+                                    **kw):
+        method = request.httprequest.method
+        if record_id is None and method != "POST":
+            return self._not_allowed("other", ["POST"])
+        if record_id is not None and method not in ("GET", "POST", "PUT", "DELETE"):
+            return self._not_allowed("other", ["GET", "POST", "PUT", "DELETE"])
+        key = (country_code, party_id, record_id) if record_id is not None else None
+
+        def handler(conn, kind, call):
+            body = self._json_body() if method in ("POST", "PUT") else None
+            http_status, code, message, data = conn.env[
+                "clearing.invoice.reconciliation"]._receive(conn, method, body, key)
+            if code != ot.SUCCESS or http_status >= 400:
+                raise _Reply(http_status, code, message,
+                             data=data if data is not None else ot._MISSING)
+            return _Reply(http_status, code, message,
+                          data=data if data is not None else ot._MISSING)
+        return self._handle("other", handler)

@@ -15,4 +15,5 @@ from . import ocpi_connection
 from . import clearing_period
 from . import clearing_dispute
 from . import account_move
+from . import clearing_invoice_reconciliation
 from . import account_move_send

@@ -39,6 +39,12 @@ class AccountMove(models.Model):
     )
     clearing_vendor_mismatch = fields.Boolean(
         "CPO Invoice Differs", compute="_compute_clearing_vendor_difference", store=True)
+    # OCPI 2.3.0 invoice reconciliation records the CPO sent for this vendor bill
+    clearing_reconciliation_ids = fields.One2many(
+        "clearing.invoice.reconciliation", "move_id", string="Invoice Reconciliation Records",
+        readonly=True)
+    clearing_reconciliation_findings = fields.Integer(
+        "Reconciliation Findings", compute="_compute_clearing_reconciliation_findings")
 
     def init(self):
         super().init()
@@ -49,6 +55,12 @@ class AccountMove(models.Model):
                 WHERE clearing_period_id IS NOT NULL
                   AND move_type IN ('out_invoice', 'in_invoice')"""
         )
+
+    @api.depends("clearing_reconciliation_ids.finding_count")
+    def _compute_clearing_reconciliation_findings(self):
+        for move in self:
+            move.clearing_reconciliation_findings = sum(
+                move.clearing_reconciliation_ids.mapped("finding_count"))
 
     def _compute_clearing_cdr_count(self):
         counts = dict(self.env["clearing.cdr"]._read_group(

@@ -24,3 +24,4 @@ from . import test_ocpi_v230
 from . import test_invoice
 from . import test_invoice_concurrency
 from . import test_invoice_documents
+from . import test_invoice_reconciliation

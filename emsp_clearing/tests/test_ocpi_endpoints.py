@@ -31,7 +31,8 @@ class TestOcpiEndpoints(OcpiPushCase):
                 {"version": "2.3.0", "url": self.base_url() + "/ocpi/2.3.0"}])
             r, p = self.ocpi("GET", self.V, token)
             self.assertEqual(r.status_code, 200)
-            eps = {(e["identifier"], e["role"]): e["url"] for e in p["data"]["endpoints"]}
+            eps = {(e["identifier"], e["role"]): e["url"] for e in p["data"]["endpoints"]
+                   if e["identifier"] != "invoicereconciliation"}  # 2.3.0: test_invoice_reconciliation
             self.assertEqual(eps, {
                 ("credentials", "SENDER"): self.base_url() + self.V + "/credentials",
                 ("cdrs", "RECEIVER"): self.base_url() + self.V + "/cdrs"})
