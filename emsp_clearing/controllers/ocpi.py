@@ -231,8 +231,9 @@ class OcpiController(http.Controller):
         return [
                     {"identifier": "credentials", "role": "SENDER", "url": base + "/credentials"},
                     {"identifier": "cdrs", "role": "RECEIVER", "url": base + "/cdrs"},
-                ] + ([{"identifier": "invoicereconciliation", "role": "RECEIVER",
-                       "url": base + "/invoicereconciliation"}] if version != ocpi.V221 else [])
+                ] + ([{"identifier": "invoicereconciliation", "role": role,
+                       "url": base + "/invoicereconciliation"} for role in ("SENDER", "RECEIVER")]
+                     if version != ocpi.V221 else [])
 
     # ------------------------------------------------------------------ credentials
     @http.route(_routes("/credentials") + _routes("/credentials/"), type="http", auth="none",
@@ -331,7 +332,8 @@ class OcpiController(http.Controller):
         return _Reply(200, ot.SUCCESS, None, data=record.raw_json)
 
     # ------------------------------------------------------------------ invoice reconciliation
-    # 2.3.0 edition 2, our eMSP hat: the CPO's records (Receiver interface).
+    # 2.3.0 edition 2: our CPO hat's records (Sender interface: GET on the endpoint) and, our
+    # eMSP hat, the CPO's records (Receiver interface: the other methods).
     @http.route([BASES[ocpi.V230] + "/invoicereconciliation",
                  BASES[ocpi.V230] + "/invoicereconciliation/",
                  BASES[ocpi.V230] + "/invoicereconciliation/<string:country_code>/"
@@ -340,8 +342,10 @@ class OcpiController(http.Controller):
     def ocpi_invoice_reconciliation(self, country_code=None, party_id=None, record_id=None,
                                     **kw):
         method = request.httprequest.method
+        if record_id is None and method == "GET":
+            return self._handle("other", self._invoice_reconciliation_list)
         if record_id is None and method != "POST":
-            return self._not_allowed("other", ["POST"])
+            return self._not_allowed("other", ["GET", "POST"])
         if record_id is not None and method not in ("GET", "POST", "PUT", "DELETE"):
             return self._not_allowed("other", ["GET", "POST", "PUT", "DELETE"])
         key = (country_code, party_id, record_id) if record_id is not None else None
@@ -356,3 +360,36 @@ class OcpiController(http.Controller):
             return _Reply(http_status, code, message,
                           data=data if data is not None else ot._MISSING)
         return self._handle("other", handler)
+
+    MAX_LIMIT = 100
+
+    def _invoice_reconciliation_list(self, conn, kind, call):
+        """Our published records for the caller (Sender interface), last_updated in
+        [date_from, date_to), paginated (Link, X-Total-Count, X-Limit)."""
+        args = request.httprequest.args
+        domain = [("direction", "=", "published"), ("company_id", "=", conn.company_id.id),
+                  ("partner_id", "=", conn.partner_id.commercial_partner_id.id)]
+        filters = {}
+        for name, operator in (("date_from", ">="), ("date_to", "<")):
+            value = args.get(name)
+            if value:
+                try:
+                    moment = ocpi.parse_datetime(value, name, strict=False)
+                except ValueError as error:
+                    raise _Reply(200, ot.INVALID_PARAMETERS, str(error),
+                                 data={"path": name, "reason": str(error)}) from None
+                domain.append(("last_updated", operator, moment.replace(tzinfo=None)))
+                filters[name] = value
+        try:
+            offset = max(0, int(args.get("offset") or 0))
+            limit = min(self.MAX_LIMIT, max(1, int(args.get("limit") or self.MAX_LIMIT)))
+        except ValueError:
+            raise _Reply(200, ot.INVALID_PARAMETERS, "offset and limit must be integers") from None
+        Record = conn.env["clearing.invoice.reconciliation"]
+        total = Record.search_count(domain)
+        records = Record.search(domain, order="last_updated, id", offset=offset, limit=limit)
+        headers = {"X-Total-Count": str(total), "X-Limit": str(limit)}
+        if offset + len(records) < total:
+            url = self._base() + request.httprequest.path
+            headers["Link"] = ot.link_next_header(url, offset + len(records), limit, **filters)
+        return _Reply(200, ot.SUCCESS, None, data=records.mapped("raw_json"), headers=headers)

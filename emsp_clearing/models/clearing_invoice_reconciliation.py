@@ -1,8 +1,16 @@
 """clearing.invoice.reconciliation: an OCPI 2.3.0 InvoiceReconciliationRecord (module
-``invoicereconciliation``) received from a CPO: the id of its invoice and the ids of exactly the
-CDRs that invoice bills.
+``invoicereconciliation``): the id of an invoice and the ids of exactly the CDRs it bills.
 
-Our eMSP hat receives them on our Receiver endpoint (``/ocpi/2.3.0/invoicereconciliation``,
+``direction`` ``published`` -- our CPO hat (direct billing): when an invoice or a credit note of
+a clearing period is posted, a record is published for it (``_publish``: ``invoice_id`` = the
+move's number, ``cdrs`` = the OCPI ids of the CDRs it bills or credits, the ones its XLSX
+lists); the scheduled action delivers it (``_deliver``) by POST to the partner's Receiver
+endpoint when the version details of its connection list one, by PUT once delivered (a
+correction: the move posted again), retrying until delivered; the delivery state shows on the
+invoice. Our Sender endpoint serves them too (GET, paginated, ``date_from``/``date_to``).
+
+``direction`` ``received`` -- our eMSP hat:
+a CPO's records arrive on our Receiver endpoint (``/ocpi/2.3.0/invoicereconciliation``,
 POST/PUT/GET/DELETE, controllers/ocpi.py) and reconciles each at once, without calling anyone,
 against our locked CDRs and the vendor bill of that period (``_reconcile``):
 
@@ -26,6 +34,7 @@ from odoo.tools import float_compare, float_is_zero
 
 from ..clearing_core import ocpi
 from ..clearing_core.errors import OcpiValidationError
+from ..clearing_core.transport import client as ocpi_client
 from ..clearing_core.transport import envelope as ot
 
 class ClearingInvoiceReconciliation(models.Model):
@@ -34,6 +43,9 @@ class ClearingInvoiceReconciliation(models.Model):
     _order = "last_updated desc, id desc"
     _rec_name = "ocpi_id"
 
+    direction = fields.Selection(
+        [("received", "Received (the CPO bills us)"), ("published", "Published (we bill)")],
+        required=True, default="received", readonly=True, index=True)
     company_id = fields.Many2one("res.company", required=True, readonly=True, index=True)
     connection_id = fields.Many2one("clearing.ocpi.connection", readonly=True, index=True,
                                     ondelete="set null")
@@ -58,9 +70,19 @@ class ClearingInvoiceReconciliation(models.Model):
     finding_count = fields.Integer("Findings", readonly=True, index=True)
     findings_html = fields.Html("Reconciliation", compute="_compute_findings_html", sanitize=False)
     reconciled_on = fields.Datetime(readonly=True)
+    # published records: delivery to the partner's Receiver endpoint
+    delivery_state = fields.Selection(
+        [("pending", "To Deliver"), ("delivered", "Delivered"),
+         ("no_endpoint", "No Receiver Endpoint (served by our Sender endpoint)")],
+        readonly=True, index=True)
+    delivery_attempts = fields.Integer(readonly=True)
+    delivery_error = fields.Char("Last Delivery Error", readonly=True)
+    delivered_on = fields.Datetime(readonly=True)
+    delivered_count = fields.Integer(
+        "Deliveries", readonly=True, help="Deliveries done: the first by POST, then PUT.")
 
     _sql_constraints = [
-        ("record_uniq", "unique(company_id, country_code, party_id, ocpi_id)",
+        ("record_uniq", "unique(company_id, direction, country_code, party_id, ocpi_id)",
          "An invoice reconciliation record with this id was already received from this party."),
     ]
 
@@ -122,6 +144,7 @@ class ClearingInvoiceReconciliation(models.Model):
     @api.model
     def _find(self, conn, key):
         return self.search([
+            ("direction", "=", "received"),
             ("company_id", "=", conn.company_id.id), ("country_code", "=ilike", key[0]),
             ("party_id", "=ilike", key[1]), ("ocpi_id", "=", key[2])], limit=1)
 
@@ -174,7 +197,8 @@ class ClearingInvoiceReconciliation(models.Model):
                 if cdr.ocpi_id not in by_id:
                     findings.append({"kind": "not_listed", "cdr": cdr.ocpi_id})
             others = self.search([
-                ("id", "!=", record.id), ("company_id", "=", record.company_id.id),
+                ("id", "!=", record.id), ("direction", "=", "received"),
+                ("company_id", "=", record.company_id.id),
                 ("country_code", "=", record.country_code), ("party_id", "=", record.party_id)])
             for other in others:
                 for ref in set(other.cdr_refs or ()) & set(listed):
@@ -199,6 +223,86 @@ class ClearingInvoiceReconciliation(models.Model):
                 "amount_difference": difference, "findings": findings,
                 "finding_count": len(findings), "reconciled_on": fields.Datetime.now(),
             })
+
+    # ------------------------------------------------------------------ publish (our CPO hat)
+    @api.model
+    def _publish(self, moves):
+        """Publish (or correct) the record of each posted invoice / credit note of a clearing
+        period in ``moves``; returns the records. Delivery is left to the scheduled action."""
+        records = self.browse()
+        for move in moves:
+            own = move.company_id.partner_id
+            cdrs = self.env["clearing.cdr"].search([("invoice_move_id", "=", move.id)],
+                                                   order="id")
+            conn = move._clearing_connection()
+            vals = {
+                "direction": "published", "company_id": move.company_id.id,
+                "connection_id": conn.id or False, "partner_id": move.commercial_partner_id.id,
+                "country_code": own.ocpi_country_code or "", "party_id": own.ocpi_party_id or "",
+                "ocpi_id": "%s-%d" % ("CN" if move.move_type == "out_refund" else "INV", move.id),
+                "invoice_id": move.name, "cdr_refs": cdrs.mapped("ocpi_id"),
+                "cdr_count": len(cdrs), "last_updated": fields.Datetime.now(),
+                "move_id": move.id, "period_id": move.clearing_period_id.id,
+                "listed_amount": sum(cdrs.mapped("amount_total")),
+                "invoice_total": move.amount_total * (-1 if move.move_type == "out_refund" else 1),
+                "delivery_state": "pending" if conn._endpoint_url(
+                    "invoicereconciliation", "RECEIVER") else "no_endpoint",
+                "delivery_error": False,
+            }
+            vals["raw_json"] = self._record_json(vals)
+            record = self.search([("direction", "=", "published"), ("move_id", "=", move.id)],
+                                 limit=1)
+            if record:
+                record.write(vals)
+            else:
+                record = self.create(vals)
+            records |= record
+        if records.filtered(lambda r: r.delivery_state == "pending"):
+            self.env.ref("emsp_clearing.ir_cron_invoice_reconciliation_deliver")._trigger()
+        return records
+
+    @api.model
+    def _record_json(self, vals):
+        """The InvoiceReconciliationRecord object of published ``vals``."""
+        return {
+            "country_code": vals["country_code"], "party_id": vals["party_id"],
+            "id": vals["ocpi_id"], "invoice_id": vals["invoice_id"], "cdrs": vals["cdr_refs"],
+            "last_updated": ot.format_datetime(vals["last_updated"]),
+        }
+
+    @api.model
+    def _cron_deliver(self, limit=200):
+        """Deliver the published records waiting for it (oldest first); a failure is kept
+        on the record and retried at the next run."""
+        records = self.search([("direction", "=", "published"),
+                               ("delivery_state", "=", "pending")], order="id", limit=limit)
+        records._deliver()
+        return records
+
+    def _deliver(self):
+        for record in self:
+            conn = record.connection_id
+            url = conn._endpoint_url("invoicereconciliation", "RECEIVER") if conn else False
+            if not url:
+                record.write({"delivery_state": "no_endpoint"})
+                continue
+            body = record.raw_json
+            try:
+                client = conn._client(retries=0)
+                if record.delivered_count:
+                    client.request("PUT", "%s/%s/%s/%s" % (
+                        url.rstrip("/"), body["country_code"], body["party_id"], body["id"]),
+                        json_body=body)
+                else:
+                    client.request("POST", url, json_body=body)
+            except (ocpi_client.OcpiClientError, ValueError) as error:
+                record.write({"delivery_attempts": record.delivery_attempts + 1,
+                              "delivery_error": str(error)[:255]})
+                continue
+            record.write({"delivery_state": "delivered", "delivered_on": fields.Datetime.now(),
+                          "delivery_attempts": record.delivery_attempts + 1,
+                          "delivered_count": record.delivered_count + 1,
+                          "delivery_error": False})
 
     @api.model
     def _finding_labels(self):

@@ -141,6 +141,13 @@ class ClearingOcpiConnection(models.Model):
         for c in self:
             c.cdrs_sender_url = ocpi_client.find_endpoint(c.endpoints or [], "cdrs", "SENDER") or False
 
+    def _endpoint_url(self, identifier, role):
+        """URL of the partner's endpoint ``identifier`` with ``role`` in the agreed version's
+        details, or False (also on an empty recordset, or when not registered)."""
+        if len(self) != 1 or self.state != "registered":
+            return False
+        return ocpi_client.find_endpoint(self.endpoints or [], identifier, role) or False
+
     def _compute_log_count(self):
         data = self.env["clearing.ingestion.log"]._read_group(
             [("connection_id", "in", self.ids)], ["connection_id"], ["__count"])

@@ -3,6 +3,8 @@ Receiver endpoint and reconciled at once against our locked CDRs and the vendor 
 period (missing, extra, duplicate CDRs, amount gap); bad input refused naming the field,
 nothing stored."""
 
+import datetime as dt
+
 from freezegun import freeze_time
 
 from odoo.tests import tagged
@@ -10,6 +12,7 @@ from odoo.tests import tagged
 from ..clearing_core.transport import envelope as ot
 from .ocpi_common import OcpiHttpCase
 from .period_common import PeriodCase
+from .test_ocpi_v230 import stdlib_peer
 
 
 def _record(rid, invoice_id, cdrs, **extra):
@@ -114,12 +117,12 @@ class TestInvoiceReconciliation(PeriodCase):
             http, code, message, data = self.receive("PUT" if key else "POST", body, key)
             self.assertEqual((http, code, data["path"]), (200, ot.INVALID_PARAMETERS, path), message)
             self.assertTrue(message.startswith(path))
-        self.assertFalse(self.Record.search([]))
+        self.assertFalse(self.Record.search([("direction", "=", "received")]))
         # a POST of an existing id with other content must be a PUT
         self.receive("POST", _record("X", "I", [one]))
         http, code, message, data = self.receive("POST", _record("X", "I2", [one]))
         self.assertEqual((code, data["path"]), (ot.INVALID_PARAMETERS, "$.id"))
-        self.assertEqual(self.Record.search([]).invoice_id, "I")
+        self.assertEqual(self.Record.search([("direction", "=", "received")]).invoice_id, "I")
         self.assertEqual(self.receive("POST", _record("X", "I", [one]))[:2], (200, ot.SUCCESS))
 
 
@@ -132,6 +135,7 @@ class TestInvoiceReconciliationEndpoint(OcpiHttpCase):
         eps = {(e["identifier"], e["role"]): e["url"] for e in p["data"]["endpoints"]}
         base = self.base_url() + "/ocpi/2.3.0/invoicereconciliation"
         self.assertEqual(eps[("invoicereconciliation", "RECEIVER")], base)
+        self.assertEqual(eps[("invoicereconciliation", "SENDER")], base)
         r, p = self.ocpi("GET", "/ocpi/2.2.1", token)
         self.assertNotIn("invoicereconciliation", [e["identifier"] for e in p["data"]["endpoints"]])
         record = {"country_code": "NL", "party_id": "CPO", "id": "R1", "invoice_id": "INV-1",
@@ -139,7 +143,7 @@ class TestInvoiceReconciliationEndpoint(OcpiHttpCase):
         bad = dict(record, cdrs="NOPE-1")
         r, p = self.ocpi("POST", "/ocpi/2.3.0/invoicereconciliation", token, body=bad)
         self.assertEqual((r.status_code, p["status_code"], p["data"]["path"]), (200, 2001, "$.cdrs"))
-        self.assertFalse(self.env["clearing.invoice.reconciliation"].search([]))
+        self.assertFalse(self.env["clearing.invoice.reconciliation"].search([("direction", "=", "received")]))
         # an unknown CDR id is a finding, not an error
         r, p = self.ocpi("POST", "/ocpi/2.3.0/invoicereconciliation", token, body=record)
         self.assertEqual((r.status_code, p["status_code"]), (201, 1000), p)
@@ -156,7 +160,119 @@ class TestInvoiceReconciliationEndpoint(OcpiHttpCase):
         self.assertEqual(r.status_code, 200)
         r, p = self.ocpi("GET", path, token)
         self.assertEqual((r.status_code, p["status_code"]), (404, 2000))
-        r, p = self.ocpi("GET", "/ocpi/2.3.0/invoicereconciliation", token)
+        r, p = self.ocpi("PATCH", "/ocpi/2.3.0/invoicereconciliation", token)
         self.assertEqual(r.status_code, 405)
         r, p = self.ocpi("POST", "/ocpi/2.3.0/invoicereconciliation", "bad-token", body=record)
         self.assertEqual(r.status_code, 401)
+
+
+@tagged("post_install", "-at_install")
+class TestInvoiceReconciliationPublish(PeriodCase):
+    """Our CPO hat: the posted invoice's record reaches a peer speaking 2.3.0 with its Receiver
+    and lists exactly the CDRs the invoice bills; a correction goes by PUT; a failed delivery
+    is retried."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.bank = cls.env["res.partner.bank"].create({
+            "acc_number": "FR7630004000031234567890143", "partner_id": cls.company.partner_id.id})
+        cls.contract.invoice_journal_id = cls.env["account.journal"].create({
+            "name": "Clearing Sales", "code": "CLRS", "type": "sale",
+            "company_id": cls.company.id, "bank_account_id": cls.bank.id})
+        cls.Record = cls.env["clearing.invoice.reconciliation"]
+
+    def _connection_to(self, peer):
+        return self.env["clearing.ocpi.connection"].create({
+            "name": "TEM", "partner_id": self.emsp.id, "state": "registered", "version": "2.3.0",
+            "token_b": peer.token_b, "endpoints": [
+                {"identifier": "invoicereconciliation", "role": "RECEIVER",
+                 "url": peer.base + "/2.3.0/invoicereconciliation"}]})
+
+    def test_invoice_record_delivered_corrected_and_retried(self):
+        with stdlib_peer.StdlibPeer([], invoice_receiver=True) as peer:
+            conn = self._connection_to(peer)
+            with freeze_time("2026-03-20 10:00:00"):
+                sessions = [self._session("2026-03-%02dT10:00:00" % (10 + i), kwh=5.0 + i)
+                            for i in range(3)]
+            with freeze_time("2026-04-08 06:00:00"):
+                self.Period._cron_lock_periods()
+                self.Period._cron_invoice_periods()
+            invoice = sessions[0].invoice_move_id
+            self.assertEqual((invoice.move_type, invoice.state), ("out_invoice", "posted"))
+            record = invoice.clearing_published_reconciliation_ids
+            self.assertEqual(len(record), 1)
+            self.assertEqual((record.connection_id, record.delivery_state), (conn, "pending"))
+            billed = self.env["clearing.cdr"].search([("invoice_move_id", "=", invoice.id)])
+            self.assertEqual(sorted(record.cdr_refs), sorted(billed.mapped("ocpi_id")))
+            self.assertEqual(sorted(record.cdr_refs), sorted(s.ocpi_id for s in sessions))
+            # the XLSX of the invoice lists the same sessions (its rows: clearing_cdr_ids)
+            self.assertEqual(sorted(invoice.clearing_cdr_ids.mapped("ocpi_id")), sorted(record.cdr_refs))
+
+            self.Record._cron_deliver()
+            self.assertEqual((record.delivery_state, record.delivered_count), ("delivered", 1))
+            method, body = peer.records[record.ocpi_id]
+            self.assertEqual(method, "POST")
+            self.assertEqual(body["invoice_id"], invoice.name)
+            self.assertEqual(sorted(body["cdrs"]), sorted(s.ocpi_id for s in sessions))
+            self.assertEqual((body["country_code"], body["party_id"]), ("FR", "TST"))
+
+            # a correction (the invoice posted again) goes by PUT, to the record's URL
+            invoice.button_draft()
+            invoice.action_post()
+            self.assertEqual(record.delivery_state, "pending")
+            self.Record._cron_deliver()
+            self.assertEqual(peer.records[record.ocpi_id][0], "PUT")
+            self.assertEqual(record.delivered_count, 2)
+
+            # the partner's endpoint down: kept pending with the error, delivered later
+            conn.endpoints = [{"identifier": "invoicereconciliation", "role": "RECEIVER",
+                               "url": "http://127.0.0.1:9/nothing"}]
+            invoice.button_draft()
+            invoice.action_post()
+            self.Record._cron_deliver()
+            self.assertEqual((record.delivery_state, record.delivery_attempts), ("pending", 3))
+            self.assertTrue(record.delivery_error)
+            conn.endpoints = [{"identifier": "invoicereconciliation", "role": "RECEIVER",
+                               "url": peer.base + "/2.3.0/invoicereconciliation"}]
+            self.Record._cron_deliver()
+            self.assertEqual((record.delivery_state, record.delivery_error), ("delivered", False))
+
+    def test_partner_without_receiver_endpoint(self):
+        with freeze_time("2026-03-20 10:00:00"):
+            cdr = self._session("2026-03-10T10:00:00")
+        with freeze_time("2026-04-08 06:00:00"):
+            self.Period._cron_lock_periods()
+            self.Period._cron_invoice_periods()
+        record = cdr.invoice_move_id.clearing_published_reconciliation_ids
+        self.assertEqual((record.delivery_state, record.cdr_refs), ("no_endpoint", [cdr.ocpi_id]))
+
+
+@tagged("post_install", "-at_install")
+class TestInvoiceReconciliationSender(OcpiHttpCase):
+
+    def test_sender_endpoint_paginated_with_dates(self):
+        conn, token = self._connection()
+        other, _t = self._connection(partner=self.env["res.partner"].create(
+            {"name": "Other", "ocpi_country_code": "NL", "ocpi_party_id": "OTH"}))
+        Record = self.env["clearing.invoice.reconciliation"]
+        for i, partner in enumerate([self.cpo] * 5 + [other.partner_id]):
+            vals = {"direction": "published", "company_id": self.company.id,
+                    "partner_id": partner.id, "country_code": "DE", "party_id": "MSP",
+                    "ocpi_id": "INV-%d" % i, "invoice_id": "INV/2026/%04d" % i,
+                    "cdr_refs": ["C%d" % i], "cdr_count": 1,
+                    "last_updated": dt.datetime(2026, 4, 1 + i, 6)}
+            Record.create(dict(vals, raw_json=Record._record_json(vals)))
+        self.env.flush_all()
+        r, p = self.ocpi("GET", "/ocpi/2.3.0/invoicereconciliation?limit=2", token)
+        self.assertEqual((r.status_code, p["status_code"]), (200, 1000))
+        self.assertEqual([x["id"] for x in p["data"]], ["INV-0", "INV-1"])
+        self.assertEqual((r.headers["X-Total-Count"], r.headers["X-Limit"]), ("5", "2"))
+        self.assertIn("offset=2", r.headers["Link"])
+        r, p = self.ocpi("GET", "/ocpi/2.3.0/invoicereconciliation?date_from=2026-04-02T00:00:00Z"
+                                "&date_to=2026-04-04T06:00:00Z", token)
+        self.assertEqual([x["id"] for x in p["data"]], ["INV-1", "INV-2"])
+        self.assertNotIn("Link", r.headers)
+        self.assertEqual(p["data"][0]["last_updated"], "2026-04-02T06:00:00Z")
+        r, p = self.ocpi("GET", "/ocpi/2.3.0/invoicereconciliation?date_from=soon", token)
+        self.assertEqual((p["status_code"], p["data"]["path"]), (2001, "date_from"))

@@ -2,7 +2,8 @@
 versions it is given (2.2.1 and/or 2.3.0): what the tests of OCPI 2.3.0 need, since the
 extrawest-ocpi peer (``peer.py``) only speaks 2.2.1.
 
-It plays the CPO: versions and version details (``credentials``, ``cdrs`` SENDER), a
+It plays the CPO (or, with ``invoice_receiver``, an eMSP receiving our invoice reconciliation
+records: POST/PUT on its ``invoicereconciliation`` Receiver, kept in ``records``): versions and version details (``credentials``, ``cdrs`` SENDER), a
 paginated CDRs Sender (``offset``/``limit``/``date_from``/``date_to``, ``Link``,
 ``X-Total-Count``, ``X-Limit``) serving its CDRs in the form of the version asked for, and
 ``register``: the credentials Sender side of the handshake (GET our versions, pick the highest
@@ -26,7 +27,7 @@ def _auth(token):
 
 class StdlibPeer:
     def __init__(self, cdrs, versions=ORDER, token_b="peer-token-b", max_limit=10,
-                 convert=None):
+                 convert=None, invoice_receiver=False):
         """``cdrs``: 2.2.1 CDR dicts; ``convert(cdr, version)``: their form in a version."""
         self.cdrs = cdrs
         self.versions = tuple(versions)
@@ -35,6 +36,8 @@ class StdlibPeer:
         self.convert = convert or (lambda cdr, version: cdr)
         self.requests = []
         self.token_c = None
+        self.invoice_receiver = invoice_receiver
+        self.records = {}  # id -> InvoiceReconciliationRecord received
 
     # ------------------------------------------------------------------ server
     def __enter__(self):
@@ -55,11 +58,39 @@ class StdlibPeer:
                     return self._ok([{"version": v, "url": peer.base + "/" + v} for v in peer.versions])
                 if len(parts) == 1 and parts[0] in peer.versions:
                     v = parts[0]
-                    return self._ok({"version": v, "endpoints": [
+                    endpoints = [
                         {"identifier": "credentials", "role": "RECEIVER", "url": peer.base + "/%s/credentials" % v},
-                        {"identifier": "cdrs", "role": "SENDER", "url": peer.base + "/%s/cdrs" % v}]})
+                        {"identifier": "cdrs", "role": "SENDER", "url": peer.base + "/%s/cdrs" % v}]
+                    if peer.invoice_receiver and v != "2.2.1":
+                        endpoints.append({"identifier": "invoicereconciliation", "role": "RECEIVER",
+                                          "url": peer.base + "/%s/invoicereconciliation" % v})
+                    return self._ok({"version": v, "endpoints": endpoints})
                 if len(parts) == 2 and parts[0] in peer.versions and parts[1] == "cdrs":
                     return self._cdrs(parts[0], urllib.parse.parse_qs(url.query))
+                return self._send(404, {"status_code": 2000, "status_message": "unknown",
+                                        "timestamp": "2026-01-01T00:00:00Z"})
+
+            def do_POST(self):
+                return self._write("POST")
+
+            def do_PUT(self):
+                return self._write("PUT")
+
+            def _write(self, method):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
+                peer.requests.append((method, self.path))
+                if self.headers.get("Authorization") != _auth(peer.token_b):
+                    return self._send(401, {"status_code": 2000, "status_message": "Unauthorized",
+                                            "timestamp": "2026-01-01T00:00:00Z"})
+                parts = [p for p in self.path.split("/") if p]
+                if (peer.invoice_receiver and len(parts) >= 2 and parts[1] == "invoicereconciliation"
+                        and (method == "POST") == (len(parts) == 2)):
+                    if method == "PUT" and parts[2:] != [body["country_code"], body["party_id"], body["id"]]:
+                        return self._send(200, {"status_code": 2001, "status_message": "URL/body",
+                                                "timestamp": "2026-01-01T00:00:00Z"})
+                    peer.records[body["id"]] = (method, body)
+                    return self._send(201 if method == "POST" else 200, {
+                        "status_code": 1000, "timestamp": "2026-01-01T00:00:00Z"})
                 return self._send(404, {"status_code": 2000, "status_message": "unknown",
                                         "timestamp": "2026-01-01T00:00:00Z"})
 
