@@ -18,8 +18,11 @@ project. Provide it, then run scripts/setup again:
      tarball from Odoo's download page), e.g. into /opt/odoo18;
   2. install its Python dependencies (its requirements.txt; on Python 3.11 take the versions its
      markers select for Python 3.12, as 3.11's cbor2 pin does not build);
-  3. make it importable: 'pip install --no-deps -e /opt/odoo18' (or set PYTHON to a Python that
-     already imports it).
+  3. make it importable AS A PLAIN DIRECTORY: 'pip install --no-deps -e <odoo source>
+     --config-settings editable_mode=compat' (or a non-editable install, or set PYTHON to a Python
+     that already imports it). pip's default editable mode (an import hook) breaks as soon as the
+     OCA add-on wheels of requirements.txt land in site-packages/odoo/addons/: 'import odoo' then
+     finds that folder as an empty namespace package.
 Check: $PY -c 'import odoo.release as r; print(r.version)'   must print 18.0
 MSG
 }
@@ -27,6 +30,14 @@ MSG
 # Exit status 0 when '$PY' imports Odoo 18.x; prints the reason otherwise.
 check_odoo() {
   local out
+  # An editable install in pip's default mode (import hook) is shadowed by the wheels' folder
+  # site-packages/odoo/addons/: 'import odoo' gives an empty namespace without odoo.release.
+  if out=$("$PY" -c 'import odoo, sys; sys.exit(0 if getattr(odoo, "__file__", None) else 3)' 2>&1); then
+    :
+  elif [ $? -eq 3 ]; then
+    odoo_missing_message "'import odoo' finds only an empty namespace package ($("$PY" -c 'import odoo; print(list(odoo.__path__))' 2>&1)): Odoo was installed editable in pip's default mode, hidden by the OCA wheels installed under site-packages/odoo/addons/. Mend it with: $PY -m pip install --no-deps -e <odoo source> --config-settings editable_mode=compat"
+    return 1
+  fi
   if ! out=$("$PY" -c 'import odoo.release as r; print(r.version_info[0])' 2>&1); then
     odoo_missing_message "import odoo failed: $(printf '%s' "$out" | tail -n 1)"
     return 1

@@ -4,8 +4,11 @@ from . import res_config_settings
 from . import res_partner
 from . import res_currency
 from . import account_tax
+from . import clearing_price_line_mixin
 from . import clearing_price_line
+from . import clearing_fleet
 from . import clearing_contract
+from . import clearing_contract_cost
 from . import clearing_cdr_ingest_mixin
 from . import clearing_period_documents_mixin
 from . import clearing_cdr
@@ -17,3 +20,8 @@ from . import clearing_dispute
 from . import account_move
 from . import clearing_invoice_reconciliation
 from . import account_move_send
+from . import account_bank_statement_line
+from . import account_statement_import
+from . import account_statement_import_camt_parser
+from . import clearing_payment_exception
+from . import account_payment_order

@@ -50,6 +50,8 @@ AMOUNT_PARTS = (
     ("amount_parking", "total_parking_cost"),
     ("amount_reservation", "total_reservation_cost"),
 )
+# the components of the untaxed amount
+AMOUNT_FIELDS = tuple(fname for fname, _attr in AMOUNT_PARTS) + ("amount_adjustment",)
 STATED_PRICES = (
     ("stated_total_fixed_cost", "total_fixed_cost"),
     ("stated_total_energy_cost", "total_energy_cost"),
@@ -207,6 +209,16 @@ class ClearingCdr(models.Model):
         help="Stated total incl. VAT minus our total.",
     )
     price_mismatch = fields.Boolean(readonly=True, index=True)
+    cost_amount = fields.Monetary(
+        "Cost", compute="_compute_margin",
+        help="CPO hat: what the session costs us (energy per kWh and fees per session of the "
+        "contract's costs, else the company defaults).")
+    margin = fields.Monetary(
+        compute="_compute_margin", help="CPO hat: untaxed amount minus cost.")
+    fleet_id = fields.Many2one(
+        "clearing.fleet", string="Fleet Grid", readonly=True, index=True, ondelete="set null",
+        help="The fleet whose grid priced the session; empty: the contract's grid.",
+    )
     priced_date = fields.Datetime("Priced On", readonly=True)
     # ---------------------------------------------------------------- clearing
     contract_id = fields.Many2one(
@@ -313,6 +325,22 @@ class ClearingCdr(models.Model):
             ["ocpi_id", "upper(country_code)", "upper(party_id)", "company_id"])
 
     # ------------------------------------------------------------------ computes
+    def _compute_margin(self):
+        """One query (``clearing.contract._session_costs_sql``) for the sessions of CPO-side
+        contracts; the others have no margin here (eMSP hat: the resale simulation)."""
+        ids = [cdr_id for cdr_id in self.ids if cdr_id]
+        rows = {}
+        if ids:
+            self.env["clearing.contract"]._flush_for_costs()
+            rows = {row[0]: row for row in self.env.execute_query(
+                self.env["clearing.contract"]._session_costs_sql(SQL(
+                    "cdr.id = ANY(%s) AND contract.role = 'cpo'", ids)))}
+        for cdr in self:
+            row = rows.get(cdr.id)
+            cost = cdr.currency_id.round(float(row[5])) if row else 0.0
+            cdr.cost_amount = cost
+            cdr.margin = float(row[4]) - cost if row else 0.0
+
     @api.depends("country_code", "party_id", "token_country_code", "token_party_id")
     def _compute_identities(self):
         for cdr in self:
@@ -732,7 +760,7 @@ class ClearingCdr(models.Model):
             price_breakdown=False, applied_tariff=False, price_difference=0.0,
             price_difference_incl=0.0, price_mismatch=False, priced_date=False,
             tax_comparison=False,
-            state="unmatched",
+            state="unmatched", fleet_id=False,
         )
         return vals
 
@@ -762,6 +790,46 @@ class ClearingCdr(models.Model):
             ) from error
         return tariff_dict, tariff
 
+    @api.model
+    def _pricing_grid(self, contract, token_uid, token_contract_id, end_datetime,
+                      tariff_cache):
+        """``(fleet, tariff_dict, ocpi.Tariff)``: the grid that prices a session of
+        ``contract`` with this token ending at ``end_datetime`` (naive UTC) -- the grid of the
+        first fleet of the contract the token belongs to on the local end day, else the
+        contract's (empty fleet). The one place both ingestion paths and ``reprice`` choose
+        it; the fleets and their tariffs are read once per ``tariff_cache`` (a batch)."""
+        key = ("fleets", contract.id)
+        if key not in tariff_cache:
+            fleets = self.env["clearing.fleet"].sudo().search(
+                [("contract_id", "=", contract.id)])
+            tariff_cache[key] = [fleet._matcher() for fleet in fleets]
+        matchers = tariff_cache[key]
+        if matchers:
+            day = pytz.utc.localize(end_datetime).astimezone(
+                pytz.timezone(contract.tz or "UTC")).date()
+            fleet_model = self.env["clearing.fleet"]
+            for matcher in matchers:
+                if fleet_model._fits(matcher, token_uid, token_contract_id, day):
+                    fleet = matcher[0]
+                    fleet_key = ("fleet", fleet.id)
+                    if fleet_key not in tariff_cache:
+                        tariff_cache[fleet_key] = self._parse_grid(fleet)
+                    return (fleet, *tariff_cache[fleet_key])
+        return (self.env["clearing.fleet"], *self._contract_tariff(contract, tariff_cache))
+
+    @api.model
+    def _parse_grid(self, grid):
+        """``(tariff_dict, ocpi.Tariff)`` of a contract's or a fleet's grid (``grid``: any
+        record with ``to_ocpi_tariff``)."""
+        tariff_dict = grid.to_ocpi_tariff()
+        try:
+            return tariff_dict, ocpi.parse_tariff(tariff_dict, strict=True)
+        except OcpiValidationError as error:
+            raise ValidationError(
+                _("%(grid)s: invalid price grid: %(error)s",
+                  grid=grid.display_name, error=error)
+            ) from error
+
     def _price(self, tariff_cache=None, parsed=None):
         """Price matched CDRs with their contract grid and store rounded amounts.
 
@@ -778,10 +846,13 @@ class ClearingCdr(models.Model):
         OCPI CDR by record id when already parsed)."""
         self.ensure_one()
         contract = self.contract_id
-        tariff_dict, tariff = self._contract_tariff(contract, tariff_cache)
+        fleet, tariff_dict, tariff = self._pricing_grid(
+            contract, self.token_uid, self.token_contract_id, self.end_datetime, tariff_cache)
         ocpi_cdr = parsed.get(self.id) or self._parse_ocpi(self.raw_json)
-        return self._prepare_pricing_vals(self._price_ocpi(ocpi_cdr, tariff, contract),
+        vals = self._prepare_pricing_vals(self._price_ocpi(ocpi_cdr, tariff, contract),
                                           tariff_dict)
+        vals["fleet_id"] = fleet.id
+        return vals
 
     @api.model
     def _price_ocpi(self, ocpi_cdr, tariff, contract):
@@ -800,28 +871,15 @@ class ClearingCdr(models.Model):
         rounded to the CDR currency) under the OCPI tariff ``tariff_dict`` of its contract.
         Both ingestion paths and ``reprice`` write them."""
         self.ensure_one()
-        code = self.currency_id.name
         sign = Decimal(-1) if self.credit else Decimal(1)
+        code = self.currency_id.name
 
         def money(value):
             return currencies.round_money(sign * Decimal(value or 0), code)
 
-        vals = {}
-        untaxed = Decimal(0)
-        tax = Decimal(0)
-        for fname, attr in AMOUNT_PARTS:
-            price = getattr(result, attr)
-            excl = money(price.excl_vat) if price is not None else Decimal(0)
-            vals[fname] = float(excl)
-            untaxed += excl
-        adjustment = result.min_max_adjustment
-        adjustment_excl = money(adjustment.excl_vat) if adjustment is not None else Decimal(0)
-        vals["amount_adjustment"] = float(adjustment_excl)
-        untaxed += adjustment_excl
-        total_cost = result.total_cost
-        if total_cost.incl_vat is not None:
-            tax = money(Decimal(total_cost.incl_vat) - Decimal(total_cost.excl_vat))
-        total = untaxed + tax
+        amounts = self._priced_amounts(result, code, self.credit)
+        vals = {fname: float(amounts[fname]) for fname in AMOUNT_FIELDS}
+        untaxed, total = amounts["amount_untaxed"], amounts["amount_total"]
         # Compare with the exact stated values (the Monetary fields are rounded), in either
         # OCPI version (2.3.0: before_taxes and the tax amounts).
         stated = ocpi.read_price((self.raw_json or {}).get("total_cost"))
@@ -835,7 +893,7 @@ class ClearingCdr(models.Model):
             [(t.percentage, money(t.amount)) for t in result.tax_amounts()], tolerance)
         vals.update(
             amount_untaxed=float(untaxed),
-            amount_tax=float(tax),
+            amount_tax=float(amounts["amount_tax"]),
             amount_total=float(total),
             energy_kwh=float(sign * Decimal(result.total_energy or 0)),
             duration_hours=float(sign * Decimal(result.total_time or 0)),
@@ -912,6 +970,32 @@ class ClearingCdr(models.Model):
             cdr.tax_comparison_html = Markup(
                 "<table class='table table-sm o_clearing_taxes'><thead><tr><th>%s</th>%s</tr>"
                 "</thead><tbody>%s</tbody></table>") % (_("Tax"), head, body)
+
+    @api.model
+    def _priced_amounts(self, result, currency_code, credit=False):
+        """The stored amounts of a pricing.PriceResult, exact ``Decimal`` rounded to the
+        currency: each component (``AMOUNT_PARTS``) and the min/max adjustment rounded, the
+        untaxed amount their sum, the tax rounded once, the total their sum; negative for a
+        credit. ``_prepare_pricing_vals`` stores them; the what-if simulation compares them."""
+        sign = Decimal(-1) if credit else Decimal(1)
+
+        def money(value):
+            return currencies.round_money(sign * Decimal(value or 0), currency_code)
+
+        amounts = {}
+        for fname, attr in AMOUNT_PARTS:
+            price = getattr(result, attr)
+            amounts[fname] = money(price.excl_vat) if price is not None else Decimal(0)
+        adjustment = result.min_max_adjustment
+        amounts["amount_adjustment"] = (
+            money(adjustment.excl_vat) if adjustment is not None else Decimal(0))
+        untaxed = sum((amounts[fname] for fname in AMOUNT_FIELDS), Decimal(0))
+        tax = Decimal(0)
+        total_cost = result.total_cost
+        if total_cost.incl_vat is not None:
+            tax = money(Decimal(total_cost.incl_vat) - Decimal(total_cost.excl_vat))
+        amounts.update(amount_untaxed=untaxed, amount_tax=tax, amount_total=untaxed + tax)
+        return amounts
 
     @api.model
     def _priced_line_json(self, line):
@@ -1092,6 +1176,7 @@ class ClearingCdr(models.Model):
             "credited_cdr_id": self.id,
             "dispute_credit": True,
             "applied_tariff": self.applied_tariff,
+            "fleet_id": self.fleet_id.id,
             "raw_json": {},
         }
         if amount_untaxed is None:

@@ -185,13 +185,15 @@ class ClearingCdrIngestMixin(models.AbstractModel):
                            raw_json=vals.get("raw_json"))
             out.update(type(self)._prepare_empty_pricing_vals(draft))
             return out
-        tariff_dict, tariff = self._contract_tariff(contract, tariff_cache)
+        fleet, tariff_dict, tariff = self._pricing_grid(
+            contract, vals.get("token_uid"), vals.get("token_contract_id"), end, tariff_cache)
         result = self._price_ocpi(parsed, tariff, contract)
         draft = Draft(self, currency_id=currency, credit=vals.get("credit"),
                        raw_json=vals.get("raw_json"), contract_id=contract,
                        charging_periods=vals.get("charging_periods"),
                        start_datetime=vals["start_datetime"], end_datetime=end)
         out.update(type(self)._prepare_pricing_vals(draft, result, tariff_dict))
+        out["fleet_id"] = fleet.id
         return out
 
     @api.model

@@ -7,7 +7,8 @@ import pytz
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.osv import expression
-from odoo.tools import SQL, float_is_zero
+from odoo.tools import SQL, float_is_zero, format_amount
+from markupsafe import escape
 
 from odoo.addons.base.models.res_partner import _tz_get
 
@@ -31,7 +32,7 @@ class ClearingContract(models.Model):
     _clearing_cache_fields = frozenset({
         "state", "partner_id", "company_id", "currency_id", "role", "date_start", "date_end",
         "tz", "price_tolerance", "min_price", "max_price", "tax_ids", "vat_rate",
-        "price_line_ids"})
+        "price_line_ids", "fleet_ids"})
     _order = "date_start desc, id desc"
     _check_company_auto = True
     _rec_names_search = ["name", "description", "partner_id.name"]
@@ -144,8 +145,29 @@ class ClearingContract(models.Model):
         help="Maximum price of a session, excl. VAT (0 = none).",
     )
     price_line_ids = fields.One2many(
-        "clearing.price.line", "contract_id", string="Price Grid", copy=True
+        "clearing.price.line", "contract_id", string="Price Grid", copy=True,
+        domain=[("fleet_id", "=", False), ("resale", "=", False)],
     )
+    resale_line_ids = fields.One2many(
+        "clearing.price.line", "contract_id", string="Resale Grid", copy=True,
+        domain=[("fleet_id", "=", False), ("resale", "=", True)],
+        help="eMSP hat: what we charge our own drivers for these sessions, priced with the "
+        "same engine over the same CDRs (Resale margin).",
+    )
+    cost_ids = fields.One2many(
+        "clearing.contract.cost", "contract_id", string="Costs", copy=True,
+        help="CPO hat: what the sessions cost us, with validity dates; without a cost line "
+        "for a day, the company's default costs apply.",
+    )
+    fleet_ids = fields.One2many(
+        "clearing.fleet", "contract_id", string="Fleet Terms",
+        help="Extra grids for the sessions of named fleets of the counterparty.",
+    )
+    figures_html = fields.Html(
+        "Figures per Month", compute="_compute_figures_html", sanitize=False)
+    cdr_disputed_count = fields.Integer("Disputed", compute="_compute_figures_html")
+    cdr_excluded_count = fields.Integer("Excluded", compute="_compute_figures_html")
+    cdr_late_count = fields.Integer("Late", compute="_compute_figures_html")
     price_tolerance = fields.Float(
         digits=(16, 6),
         default=_default_price_tolerance,
@@ -229,6 +251,152 @@ class ClearingContract(models.Model):
             contract.ocpi_tariff_json = json.dumps(
                 contract.to_ocpi_tariff(), indent=2, ensure_ascii=False
             )
+
+    @api.model
+    def _flush_for_costs(self):
+        """Flush what ``_session_costs_sql`` and ``_fixed_cost_sql`` read."""
+        self.env["clearing.cdr"].flush_model()
+        self.env["clearing.contract.cost"].flush_model()
+        self.flush_model(["company_id", "tz", "role"])
+        self.env["res.company"].flush_model(
+            ["clearing_energy_cost", "clearing_session_cost", "clearing_monthly_cost"])
+
+    @api.model
+    def _session_costs_sql(self, where):
+        """SQL rows ``(id, contract_id, period_id, local_day, revenue, cost)`` of the
+        ``clearing_cdr`` rows (alias ``cdr``) fitting ``where``, attached to a contract: revenue
+        is the billable untaxed amount (0 for an excluded session), cost what the session costs
+        us as CPO -- the energy cost per kWh and the cost per session of the contract's cost
+        line covering its local end day, else the company's defaults; none for excluded and
+        credit sessions."""
+        return SQL(
+            """SELECT cdr.id, cdr.contract_id, cdr.period_id, sess.local_day,
+                      CASE WHEN cdr.state = 'excluded' THEN 0
+                           ELSE coalesce(cdr.amount_untaxed, 0) END AS revenue,
+                      CASE WHEN cdr.state = 'excluded' OR coalesce(cdr.credit, FALSE) THEN 0
+                           ELSE coalesce(cost.energy_cost, company.clearing_energy_cost, 0)
+                                    ::numeric * abs(coalesce(cdr.energy_kwh, 0))
+                                + coalesce(cost.session_cost, company.clearing_session_cost, 0)
+                                    ::numeric END AS cost
+                 FROM clearing_cdr cdr
+                 JOIN clearing_contract contract ON contract.id = cdr.contract_id
+                 JOIN res_company company ON company.id = contract.company_id
+                 CROSS JOIN LATERAL (SELECT ((cdr.end_datetime AT TIME ZONE 'UTC')
+                                    AT TIME ZONE coalesce(contract.tz, 'UTC'))::date AS local_day
+                                    ) sess
+                 LEFT JOIN LATERAL (
+                     SELECT cc.energy_cost, cc.session_cost FROM clearing_contract_cost cc
+                      WHERE cc.contract_id = cdr.contract_id AND cc.date_start <= sess.local_day
+                        AND (cc.date_end IS NULL OR cc.date_end >= sess.local_day)
+                      LIMIT 1) cost ON TRUE
+                WHERE %s""", where)
+
+    @api.model
+    def _fixed_cost_sql(self, contract_id, day_from, day_to):
+        """SQL scalar: the fixed monthly costs of the contract (SQL expression) over the days
+        ``day_from`` to ``day_to`` (SQL dates, included), each day counting for its share of
+        its month -- a calendar month costs exactly its monthly cost -- at the cost line
+        covering that day, else the company default."""
+        return SQL(
+            """(SELECT coalesce(sum(coalesce(cc.monthly_cost, (
+                        SELECT company.clearing_monthly_cost FROM res_company company
+                          JOIN clearing_contract contract ON contract.company_id = company.id
+                         WHERE contract.id = %(contract)s), 0)::numeric
+                    / extract(day FROM date_trunc('month', day.day)
+                                      + interval '1 month - 1 day')::numeric), 0)
+                  FROM generate_series(%(day_from)s::date, %(day_to)s::date, interval '1 day')
+                       AS day(day)
+                  LEFT JOIN LATERAL (
+                      SELECT cc.monthly_cost FROM clearing_contract_cost cc
+                       WHERE cc.contract_id = %(contract)s AND cc.date_start <= day.day::date
+                         AND (cc.date_end IS NULL OR cc.date_end >= day.day::date)
+                       LIMIT 1) cc ON TRUE)""",
+            contract=contract_id, day_from=day_from, day_to=day_to)
+
+    def _figures_by_month(self):
+        """Figures of the contracts per month (end of session in the contract time zone), in
+        one SQL query: ``{(contract id, first day of month): {figure: value}}``. Figures:
+        sessions, kwh, priced, mismatched (count) and mismatch_amount (stated minus ours, excl.
+        VAT), disputed, excluded, late, revenue (untaxed amount of the sessions not excluded),
+        cost (of the sessions, ``_session_costs_sql``), fixed_cost (of the month,
+        ``_fixed_cost_sql``) and margin (revenue - cost - fixed_cost; the CPO hat)."""
+        if not self.ids:
+            return {}
+        self._flush_for_costs()
+        rows = self.env.execute_query_dict(SQL(
+            """WITH sess AS (%(sessions)s),
+                    agg AS (
+               SELECT sess.contract_id, date_trunc('month', sess.local_day)::date AS month,
+                      count(*) AS sessions,
+                      coalesce(sum(cdr.energy_kwh), 0) AS kwh,
+                      count(*) FILTER (WHERE cdr.state IN ('priced', 'locked')) AS priced,
+                      count(*) FILTER (WHERE cdr.price_mismatch) AS mismatched,
+                      coalesce(sum(cdr.price_difference) FILTER (WHERE cdr.price_mismatch), 0)
+                          AS mismatch_amount,
+                      count(*) FILTER (WHERE coalesce(cdr.dispute_state, 'none') <> 'none')
+                          AS disputed,
+                      count(*) FILTER (WHERE cdr.state = 'excluded') AS excluded,
+                      count(*) FILTER (WHERE cdr.is_late) AS late,
+                      sum(sess.revenue) AS revenue,
+                      sum(sess.cost) AS cost
+                 FROM sess JOIN clearing_cdr cdr ON cdr.id = sess.id
+             GROUP BY 1, 2)
+            SELECT agg.*, %(fixed)s AS fixed_cost
+              FROM agg
+             ORDER BY 1, 2 DESC""",
+            sessions=self._session_costs_sql(SQL("cdr.contract_id = ANY(%s)", self.ids)),
+            fixed=self._fixed_cost_sql(
+                SQL("agg.contract_id"), SQL("agg.month"),
+                SQL("(agg.month + interval '1 month - 1 day')::date"))))
+        currency_of = {contract.id: contract.currency_id for contract in self}
+        for row in rows:
+            currency = currency_of[row["contract_id"]]
+            for key in ("revenue", "mismatch_amount", "cost", "fixed_cost"):
+                row[key] = to_decimal(currency.round(float(row[key])))
+            row["margin"] = row["revenue"] - row["cost"] - row["fixed_cost"]
+        return {(row.pop("contract_id"), row.pop("month")): row for row in rows}
+
+    def _compute_figures_html(self):
+        figures = self._figures_by_month()
+        labels = [
+            ("sessions", _("Sessions")), ("kwh", _("kWh")), ("priced", _("Priced")),
+            ("mismatched", _("Mismatched")), ("mismatch_amount", _("Mismatch amount")),
+            ("disputed", _("Disputed")), ("excluded", _("Excluded")), ("late", _("Late")),
+            ("revenue", _("Billable (excl. VAT)")),
+        ]
+        margin_labels = [("cost", _("Session costs")), ("fixed_cost", _("Fixed costs")),
+                         ("margin", _("Margin"))]
+        for contract in self:
+            months = sorted(((month, row) for (cid, month), row in figures.items()
+                             if cid == contract._origin.id), key=lambda item: item[0],
+                            reverse=True)
+            for fname, key in (("cdr_disputed_count", "disputed"),
+                               ("cdr_excluded_count", "excluded"), ("cdr_late_count", "late")):
+                contract[fname] = sum(row[key] for _month, row in months)
+            if not months:
+                contract.figures_html = False
+                continue
+            columns = labels + (margin_labels if contract.role == "cpo" else [])
+            head = "".join("<th class='text-end'>%s</th>" % escape(label)
+                           for _key, label in columns)
+            body = []
+            for month, row in months:
+                cells = []
+                for key, _label in columns:
+                    value = row[key]
+                    if key in ("mismatch_amount", "revenue", "cost", "fixed_cost", "margin"):
+                        text = format_amount(self.env, float(value), contract.currency_id)
+                    elif key == "kwh":
+                        text = "%.3f" % value
+                    else:
+                        text = str(value)
+                    cells.append("<td class='text-end'>%s</td>" % escape(text))
+                body.append("<tr><td>%s</td>%s</tr>" % (month.strftime("%Y-%m"),
+                                                         "".join(cells)))
+            contract.figures_html = (
+                "<table class='table table-sm o_clearing_figures'><thead><tr><th>%s</th>%s"
+                "</tr></thead><tbody>%s</tbody></table>"
+                % (escape(_("Month")), head, "".join(body)))
 
     def _compute_tracking(self):
         stats = {}
@@ -437,6 +605,44 @@ class ClearingContract(models.Model):
         action["domain"] = [("contract_id", "=", self.id)]
         action["context"] = {"search_default_contract_id": self.id}
         action["name"] = _("Clearing Periods of %s", self.name)
+        return action
+
+    def _action_view_cdrs_where(self, domain, name):
+        action = self.action_view_cdrs()
+        action["domain"] = [("contract_id", "=", self.id)] + domain
+        action["name"] = name
+        return action
+
+    def action_view_disputed(self):
+        return self._action_view_cdrs_where(
+            [("dispute_state", "not in", ("none", False))], _("Disputed sessions"))
+
+    def action_view_excluded(self):
+        return self._action_view_cdrs_where([("state", "=", "excluded")],
+                                            _("Excluded sessions"))
+
+    def action_view_late(self):
+        return self._action_view_cdrs_where([("is_late", "=", True)], _("Late sessions"))
+
+    def action_resale_margin(self):
+        """eMSP hat: the sessions of a past range priced with the resale grid (revenue) next
+        to what the CPO bills us for them (cost) -- the what-if simulation with the resale
+        grid."""
+        self.ensure_one()
+        if not self.resale_line_ids:
+            raise UserError(_("Contract %s has no resale grid.", self.name))
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "emsp_clearing.action_clearing_whatif")
+        action["context"] = {"default_contract_id": self.id, "default_resale": True}
+        action["name"] = _("Resale margin of %s", self.name)
+        return action
+
+    def action_view_figures(self):
+        """The contract's sessions as a pivot by month (the figures of the Figures tab)."""
+        action = self.action_view_cdrs()
+        action["view_mode"] = "pivot,graph,list,form"
+        action["views"] = [(False, "pivot"), (False, "graph"), (False, "list"), (False, "form")]
+        action["name"] = _("Figures of %s", self.name)
         return action
 
     def action_view_mismatches(self):
@@ -959,3 +1165,23 @@ class ClearingContract(models.Model):
                            cdr_model._identities_domain(set(identities.values()))]),
         ]))
         (stale - leaving).reprice()
+
+    # ------------------------------------------------------------------ payments
+    payment_exception_count = fields.Integer(
+        "Open Payment Exceptions", compute="_compute_payment_exception_count")
+
+    def _compute_payment_exception_count(self):
+        groups = self.env["clearing.payment.exception"]._read_group(
+            [("contract_id", "in", self.ids), ("state", "=", "open")],
+            ["contract_id"], ["__count"])
+        counts = {contract.id: n for contract, n in groups}
+        for contract in self:
+            contract.payment_exception_count = counts.get(contract.id, 0)
+
+    def action_view_payment_exceptions(self):
+        self.ensure_one()
+        action = self.env["ir.actions.actions"]._for_xml_id(
+            "emsp_clearing.action_clearing_payment_exception")
+        action["domain"] = [("contract_id", "=", self.id)]
+        action["context"] = {"search_default_open": 1, "default_contract_id": self.id}
+        return action

@@ -9,7 +9,7 @@ import psycopg2
 
 from odoo import Command, _, api, fields, models, modules
 from odoo.exceptions import UserError
-from odoo.tools import config, float_compare, formatLang
+from odoo.tools import SQL, config, float_compare, formatLang
 
 from ..clearing_core import invoice_lines
 
@@ -24,9 +24,14 @@ PERIOD_STATES = [
     ("locked", "Locked"),
     ("invoiced", "Invoiced"),
     ("nothing", "Nothing to Invoice"),
+    ("paid", "Paid"),
 ]
-# States of a period whose sessions no longer change (a locked period never reopens).
-FROZEN_STATES = ("locked", "invoiced", "nothing")
+# States of a period whose sessions are final (a locked period never reopens).
+FROZEN_STATES = ("locked", "invoiced", "nothing", "paid")
+# The only state changes a frozen period accepts: invoicing (an invoice, or nothing to
+# invoice), then its invoice paid (and unpaid again when a payment is undone).
+FROZEN_TRANSITIONS = {("locked", "invoiced"), ("locked", "nothing"), ("invoiced", "paid"),
+                      ("paid", "invoiced")}
 # Fields a locked period still accepts: the portal access token (technical).
 LOCKED_WRITABLE = {"access_token"}
 # Figures computed from the sessions in SQL (not stored, not cached across changes).
@@ -86,6 +91,13 @@ class ClearingPeriod(models.Model):
     amount_untaxed = fields.Monetary("Untaxed Amount", compute="_compute_figures")
     amount_tax = fields.Monetary("Tax", compute="_compute_figures")
     amount_total = fields.Monetary("Total", compute="_compute_figures")
+    cost_amount = fields.Monetary(
+        "Costs", compute="_compute_margin",
+        help="CPO hat: the sessions' costs and the fixed monthly costs over the period's days "
+        "(clearing.contract.cost, else the company defaults).")
+    margin = fields.Monetary(
+        compute="_compute_margin",
+        help="CPO hat: billable untaxed amount of the sessions (excluded ones out) minus costs.")
 
     # ---------------------------------------------------------------- Invoicing
     move_ids = fields.One2many(
@@ -159,6 +171,35 @@ class ClearingPeriod(models.Model):
                  "amount_total"), row[1:]))
         return result
 
+    def _compute_margin(self):
+        """One query for all the periods: their sessions' revenue and costs
+        (``clearing.contract._session_costs_sql``) and the fixed costs of their days."""
+        real = self.filtered(lambda p: p.id and p.contract_id.role == "cpo")
+        figures = {}
+        if real:
+            self.env["clearing.contract"]._flush_for_costs()
+            contract_model = self.env["clearing.contract"]
+            rows = self.env.execute_query(SQL(
+                """SELECT period.id,
+                          coalesce((SELECT sum(sess.revenue) FROM (%(rev)s) sess), 0),
+                          coalesce((SELECT sum(sess.cost) FROM (%(cost)s) sess), 0)
+                          + %(fixed)s
+                     FROM clearing_period period WHERE period.id = ANY(%(ids)s)""",
+                rev=SQL("SELECT revenue FROM (%s) s",
+                        contract_model._session_costs_sql(SQL("cdr.period_id = period.id"))),
+                cost=SQL("SELECT cost FROM (%s) s",
+                         contract_model._session_costs_sql(SQL("cdr.period_id = period.id"))),
+                fixed=contract_model._fixed_cost_sql(SQL("period.contract_id"),
+                                                     SQL("period.date_start"),
+                                                     SQL("period.date_end")),
+                ids=real.ids))
+            figures = {pid: (revenue, cost) for pid, revenue, cost in rows}
+        for period in self:
+            revenue, cost = figures.get(period.id, (0, 0))
+            cost = period.currency_id.round(float(cost))
+            period.cost_amount = cost
+            period.margin = float(revenue) - cost
+
     def _compute_figures(self):
         real = self.filtered("id")
         figures = real._figures()
@@ -184,9 +225,8 @@ class ClearingPeriod(models.Model):
     def write(self, vals):
         frozen = self.filtered(lambda p: p.state in FROZEN_STATES)
         if frozen and set(vals) - LOCKED_WRITABLE:
-            # the invoicing step: a locked period becomes invoiced or "nothing to invoice"
-            if not (set(vals) == {"state"} and vals["state"] in ("invoiced", "nothing")
-                    and all(p.state == "locked" for p in frozen)):
+            if not (set(vals) == {"state"}
+                    and all((p.state, vals["state"]) in FROZEN_TRANSITIONS for p in frozen)):
                 raise UserError(_(
                     "Clearing period %s is locked: it can no longer be changed. Corrections "
                     "go through credit operations in a later period.",
@@ -820,3 +860,31 @@ class ClearingPeriod(models.Model):
         """Demo data hook (demo/clearing_invoice_demo.xml): the generator is tools/demo.py."""
         demo.generate_invoices(self.env)
         return True
+
+    # ------------------------------------------------------------------ payments
+    invoice_payment_state = fields.Selection(
+        [("none", "Not invoiced"), ("not_paid", "Not paid"), ("partial", "Partially paid"),
+         ("paid", "Paid")],
+        string="Payment", compute="_compute_invoice_payment_state",
+        help="Payment state of the period's invoice (or vendor bill).",
+    )
+
+    def _compute_invoice_payment_state(self):
+        groups = self.env["account.move"].sudo()._read_group(
+            [("clearing_period_id", "in", self.ids), ("state", "=", "posted"),
+             ("move_type", "=", "out_invoice")],
+            ["clearing_period_id", "payment_state"], ["__count"],
+        )
+        states = {}
+        for period, payment_state, _count in groups:
+            states.setdefault(period.id, set()).add(payment_state)
+        for period in self:
+            found = states.get(period.id)
+            if not found:
+                period.invoice_payment_state = "none"
+            elif found <= {"paid", "in_payment"}:
+                period.invoice_payment_state = "paid"
+            elif found <= {"not_paid"}:
+                period.invoice_payment_state = "not_paid"
+            else:
+                period.invoice_payment_state = "partial"

@@ -22,6 +22,12 @@ class ResConfigSettings(models.TransientModel):
         readonly=False,
         digits=(16, 6),
     )
+    clearing_energy_cost = fields.Float(
+        related="company_id.clearing_energy_cost", readonly=False, digits=(16, 6))
+    clearing_session_cost = fields.Float(
+        related="company_id.clearing_session_cost", readonly=False, digits=(16, 6))
+    clearing_monthly_cost = fields.Float(
+        related="company_id.clearing_monthly_cost", readonly=False, digits=(16, 2))
     # not config_parameter= fields: those delete the parameter when set to 0, and the default
     # would then come back instead of "keep forever"
     clearing_push_queue_retention_days = fields.Integer(
@@ -57,3 +63,21 @@ class ResConfigSettings(models.TransientModel):
         for name, key in _RETENTION_FIELDS.items():
             if self[name] != retention_days(self.env, key):
                 params.set_param(key, str(self[name]))
+
+    # Payments
+    clearing_pay_tolerance_amount = fields.Monetary(
+        related="company_id.clearing_pay_tolerance_amount", readonly=False,
+        currency_field="currency_id",
+    )
+    clearing_pay_tolerance_percent = fields.Float(
+        related="company_id.clearing_pay_tolerance_percent", readonly=False,
+    )
+    clearing_pay_writeoff_account_id = fields.Many2one(
+        related="company_id.clearing_pay_writeoff_account_id", readonly=False,
+    )
+    clearing_late_reminder_days = fields.Integer(
+        related="company_id.clearing_late_reminder_days", readonly=False,
+    )
+    clearing_payment_mode_id = fields.Many2one(
+        related="company_id.clearing_payment_mode_id", readonly=False,
+    )

@@ -25,3 +25,7 @@ from . import test_invoice
 from . import test_invoice_concurrency
 from . import test_invoice_documents
 from . import test_invoice_reconciliation
+from . import test_payments
+from . import test_fleet
+from . import test_whatif
+from . import test_figures

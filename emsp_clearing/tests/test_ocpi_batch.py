@@ -7,7 +7,7 @@ from unittest.mock import patch
 
 import psycopg2
 
-from odoo import fields
+from odoo import Command, fields
 from odoo.exceptions import ValidationError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
@@ -94,6 +94,11 @@ class TestOcpiBatchIngest(OcpiHttpCase):
         self.env["res.currency"].with_context(active_test=False).search(
             [("name", "=", "USD")]).active = True
         items = self._items()
+        # fleet terms: the token of cdrs[1] (by UID) and of cdrs[3] (by contract_id pattern)
+        fleet = self.env["clearing.fleet"].create({
+            "name": "VIP", "contract_id": self.contract.id, "token_uids": "tok00001",
+            "contract_id_patterns": "DE-MSP-C00003*",
+            "price_line_ids": [Command.create({"dimension": "ENERGY", "price": 0.21})]})
         model = self.env["clearing.cdr"]
         sp = self.env.cr.savepoint()
         slow = model._ingest_ocpi_each(copy.deepcopy(items), company=self.company)
@@ -129,6 +134,9 @@ class TestOcpiBatchIngest(OcpiHttpCase):
         self.assertEqual(credit.credited_cdr_id.ocpi_id, "EQ000006")
         self.assertEqual(model.search([("ocpi_id", "=", "EQ000001")]).state, "priced")
         self.assertIn("USD", model.search([("ocpi_id", "=", "EQ-USD")]).unmatched_reason)
+        fleet_cdrs = model.search([("fleet_id", "=", fleet.id)])
+        self.assertEqual(sorted(fleet_cdrs.mapped("ocpi_id")), ["EQ000002", "EQ000004"])
+        self.assertEqual(fleet_cdrs[0].applied_tariff["id"], "%s/VIP" % self.contract.name)
 
     def test_field_added_later_flows_through_the_batch_path(self):
         """A stored field added to clearing.cdr later -- as invoicing or another module would

@@ -309,7 +309,10 @@ class TestPortal(HttpCase, PeriodCase):
         self.assertEqual(xlsx.status_code, 200)
         self.assertIn("spreadsheetml", xlsx.headers["Content-Type"])
         sheet = openpyxl.load_workbook(io.BytesIO(xlsx.content), data_only=True)["Sessions"]
-        self.assertIn(self.special.ocpi_id, [row[3] for row in sheet.iter_rows(values_only=True)])
+        rows = list(sheet.iter_rows(values_only=True))
+        header = next(row for row in rows if row and row[0] == "Date")
+        cdr_col = header.index("CDR")
+        self.assertIn(self.special.ocpi_id, [row[cdr_col] for row in rows])
 
     def test_wrong_or_foreign_token_is_refused(self):
         token_a = self.period_a._portal_ensure_token()

@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""Bank statement import and payment matching: a camt.053 of N lines against N open invoices.
+
+    python3 bench/bench_payments.py [--n 10000] [--template DB] [--keep-db]
+
+On a scratch database (created, emsp_clearing installed without demo, dropped at the end
+unless --keep-db):
+
+* setup (not timed): 200 eMSPs with an IBAN each, N posted customer invoices with RF structured
+  references (sale journal on the 'euro' reference model), amounts all different;
+* a camt.053.001.02 statement of N credit lines, a mix of the cases in cycles of 20:
+  8 paid by RF reference (written without spaces), 4 by invoice number in the remittance text,
+  3 by payer IBAN + amount (no reference), 1 for two invoices (two references), 1 partial,
+  1 overpayment, 1 unknown payer, 1 paid in another currency;
+* timed: the import (the OCA wizard: parse, create the statement lines) plus our matching (run
+  by the import), as an accountant (not the superuser): time and SQL statements, the lines
+  matched per rule and the exceptions per type; then the same with N/2 to show the cost is
+  linear.
+"""
+
+import argparse
+import base64
+import os
+import sys
+import time
+from decimal import Decimal
+
+from odoo_bench import REPO, create_db, drop_db, registry_of
+
+sys.path.insert(0, os.path.join(REPO, "emsp_clearing", "tests"))
+from camt_files import Entry, camt053  # noqa: E402
+
+OUR_IBAN = "FR7630006000011234567890189"
+CYCLE = (["ref"] * 8 + ["number"] * 4 + ["iban"] * 3
+         + ["multi", "partial", "over", "unknown", "currency"])
+
+
+def iban_de(n):
+    """A valid German IBAN for account number ``n``."""
+    bban = "37040044%010d" % n
+    check = 98 - int(bban + "131400") % 97
+    return "DE%02d%s" % (check, bban)
+
+
+def setup(db, n, page=500):
+    import odoo
+    from odoo import Command, api
+    registry = registry_of(db)
+    with registry.cursor() as cr:
+        env = api.Environment(cr, odoo.SUPERUSER_ID, {"tracking_disable": True})
+        company = env.company
+        bank = env["account.journal"].search(
+            [("type", "=", "bank"), ("company_id", "=", company.id)], limit=1)
+        bank.bank_account_id = env["res.partner.bank"].create(
+            {"acc_number": OUR_IBAN, "partner_id": company.partner_id.id})
+        sale = env["account.journal"].search(
+            [("type", "=", "sale"), ("company_id", "=", company.id)], limit=1)
+        sale.write({"invoice_reference_model": "euro", "invoice_reference_type": "invoice"})
+        other = env.ref("base.CHF") if company.currency_id.name != "CHF" else env.ref("base.EUR")
+        other.active = True
+        partners = env["res.partner"].create([
+            {"name": "Bench eMSP %03d" % i, "is_company": True,
+             "bank_ids": [Command.create({"acc_number": iban_de(i + 1)})]}
+            for i in range(200)
+        ])
+        t = time.monotonic()
+        for start in range(0, n, page):
+            moves = env["account.move"].create([{
+                "move_type": "out_invoice", "partner_id": partners[k % 200].id,
+                "journal_id": sale.id, "invoice_date": "2026-11-01",
+                "invoice_date_due": "2026-12-01",
+                "invoice_line_ids": [Command.create({
+                    "name": "Charging sessions", "price_unit": 10 + k * 0.01, "tax_ids": []})],
+            } for k in range(start, min(n, start + page))])
+            moves.action_post()
+            cr.commit()
+            env.invalidate_all()
+        print("setup: %d invoices posted (%.0fs)" % (n, time.monotonic() - t), flush=True)
+        return bank.id, company.currency_id.name, other.name
+
+
+def statement(db, n, offset, ccy, other_ccy, msg):
+    """camt.053 bytes of ``n`` lines paying the invoices from index ``offset``."""
+    import odoo
+    from odoo import api
+    registry = registry_of(db)
+    with registry.cursor() as cr:
+        env = api.Environment(cr, odoo.SUPERUSER_ID, {})
+        cr.execute("""
+            SELECT m.name, m.payment_reference, m.amount_residual, p.id
+              FROM account_move m JOIN res_partner p ON p.id = m.partner_id
+             WHERE m.move_type = 'out_invoice' AND m.state = 'posted'
+             ORDER BY m.id OFFSET %s LIMIT %s""", [offset, n])
+        invoices = cr.fetchall()
+        ibans = dict(env["res.partner.bank"].search([]).mapped(
+            lambda b: (b.partner_id.id, b.acc_number)))
+    entries, k, i = [], 0, 0
+    while len(entries) < n and k < len(invoices):
+        case = CYCLE[i % len(CYCLE)]
+        name, ref, amount, partner = invoices[k]
+        amount = Decimal(str(amount))
+        kw = {"booking_date": "2026-12-02", "bank_ref": "%s-%06d" % (msg, i),
+              "party_name": "Payer", "party_iban": ibans.get(partner, "")}
+        if case == "ref":
+            e = Entry(amount, structured_ref=ref.replace(" ", ""), **kw)
+        elif case == "number":
+            e = Entry(amount, unstructured="Invoice %s november" % name, **kw)
+        elif case == "iban":
+            e = Entry(amount, unstructured="clearing november", **kw)
+        elif case == "multi":
+            name2, ref2, amount2, _p = invoices[k + 1]
+            e = Entry(amount + Decimal(str(amount2)), unstructured="%s %s" % (ref, ref2), **kw)
+            k += 1
+        elif case == "partial":
+            e = Entry(amount - Decimal("5.00"), structured_ref=ref.replace(" ", ""), **kw)
+        elif case == "over":
+            e = Entry(amount + Decimal("5.00"), structured_ref=ref.replace(" ", ""), **kw)
+        elif case == "unknown":
+            kw.update(party_iban="FR1420041010050500013M02606", party_name="Stranger")
+            e = Entry(Decimal("77.77"), unstructured="gift", **kw)
+            k -= 1  # no invoice used
+        else:
+            e = Entry(amount, structured_ref=ref.replace(" ", ""),
+                      instructed=(amount * Decimal("1.10"), other_ccy), **kw)
+        entries.append(e)
+        k += 1
+        i += 1
+    return camt053(msg, OUR_IBAN, ccy, entries), k
+
+
+def _timed_matching():
+    """Measure our matching inside the import (bench instrumentation only): wraps
+    account.bank.statement.line._clearing_match to record its time and SQL statements."""
+    from odoo.addons.emsp_clearing.models import account_bank_statement_line as mod
+    cls = mod.AccountBankStatementLine
+    original = cls._clearing_match
+    figures = {}
+
+    def timed(self):
+        q0, t0 = self.env.cr.sql_log_count, time.monotonic()
+        res = original(self)
+        self.env.flush_all()
+        figures["time"] = time.monotonic() - t0
+        figures["sql"] = self.env.cr.sql_log_count - q0
+        return res
+
+    cls._clearing_match = timed
+    return figures
+
+
+def run(db, bank_id, data, label, n):
+    import odoo
+    from odoo import api
+    registry = registry_of(db)
+    matching = _timed_matching()
+    with registry.cursor() as cr:
+        env = api.Environment(cr, odoo.SUPERUSER_ID, {})
+        admin = env.ref("base.user_admin")
+        admin.groups_id |= (env.ref("account.group_account_manager")
+                             | env.ref("account.group_account_user"))
+        cr.commit()
+        env = api.Environment(cr, admin.id, {"lang": "en_US", "tz": "UTC"})
+        env.invalidate_all()
+        wizard = env["account.statement.import"].with_context(journal_id=bank_id).create(
+            {"statement_file": base64.b64encode(data), "statement_filename": "%s.xml" % label})
+        q0 = cr.sql_log_count
+        t0 = time.monotonic()
+        result = wizard._import_file()
+        env.flush_all()
+        elapsed = time.monotonic() - t0
+        queries = cr.sql_log_count - q0
+        cr.commit()
+        lines = env["account.bank.statement"].browse(result["statement_ids"]).line_ids
+        assert len(lines) == n, (len(lines), n)
+        rules = env["account.bank.statement.line"]._read_group(
+            [("id", "in", lines.ids)], ["clearing_match_rule"], ["__count"])
+        exc = env["clearing.payment.exception"]._read_group(
+            [("statement_line_id", "in", lines.ids)], ["exception_type"], ["__count"])
+    print("%-28s %7.2f s %8d SQL  %6.0f lines/s  %5.1f SQL/line" % (
+        label, elapsed, queries, n / elapsed, queries / n), flush=True)
+    mt, mq = matching["time"], matching["sql"]
+    print("    of which OCA parse + Odoo statement lines: %7.2f s %8d SQL" % (
+        elapsed - mt, queries - mq))
+    print("    of which our matching + reconciliation:    %7.2f s %8d SQL  (%.1f ms, %.2f SQL "
+          "per line)" % (mt, mq, 1000 * mt / n, mq / n))
+    print("    matched per rule: %s" % ", ".join(
+        "%s %d" % (r or "none", c) for r, c in sorted(rules, key=lambda x: str(x[0]))))
+    print("    exceptions:       %s" % ", ".join("%s %d" % (t, c) for t, c in sorted(exc)))
+    return elapsed, queries
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=10000)
+    ap.add_argument("--template", help="clone this database (emsp_clearing installed)")
+    ap.add_argument("--keep-db", action="store_true")
+    args = ap.parse_args()
+    db = "bench_payments_%d" % os.getpid()
+    create_db(db, args.template)
+    try:
+        half = args.n // 2
+        bank_id, ccy, other = setup(db, args.n + half)
+        print("load: %s" % " ".join("%.2f" % x for x in os.getloadavg()), flush=True)
+        data, used = statement(db, args.n, 0, ccy, other, "BIG")
+        t1, q1 = run(db, bank_id, data, "import+match %d lines" % args.n, args.n)
+        data, _used = statement(db, half, used, ccy, other, "HALF")
+        t2, q2 = run(db, bank_id, data, "import+match %d lines" % half, half)
+        print("ratio full/half: time %.2f, SQL %.2f (2.00 = linear)" % (t1 / t2, q1 / q2))
+    finally:
+        if args.keep_db:
+            print("kept database %s" % db)
+        else:
+            drop_db(db)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
