@@ -8,8 +8,11 @@ On a scratch database (created, emsp_clearing installed, dropped at the end unle
 
 (a) batch: ``clearing.ingestion.log._ingest_cdrs`` page by page, committing each page — what an
     OCPI pull does after each GET (and the file import): validation, idempotency check,
-    contract matching, pricing, storage;
-(b) POST: the same number of other CDRs POSTed one by one to ``/ocpi/2.2.1/cdrs`` by
+    contract matching, pricing, storage; in OCPI 2.2.1 and, with other ids, the same CDRs in
+    2.3.0 (``--versions``), pages of the two versions alternating so that the growing tables and
+    the machine's load weigh on both alike, each version timed on its own pages;
+(b) POST: the same number of other CDRs POSTed one by one to ``/ocpi/<version>/cdrs`` (one run
+    per version and worker count) by
     ``--concurrency`` client threads, Odoo started by this script on a free loopback port with
     each of the ``--workers`` counts (and one cron worker, which stores the push queue
     meanwhile); prints the rate at which the POSTs were answered (201, the CDR queued), the rate
@@ -62,35 +65,47 @@ def setup_data(db):
         return conn.id, token
 
 
-def bench_batch(db, conn_id, cdrs, page):
+def bench_batch(db, conn_id, cdrs_by_version, page):
+    """Ingest each version's CDRs page by page, the versions' pages alternating; returns
+    {version: seconds spent on its pages}."""
     odoo, registry = odoo_env(db)
     from odoo import api
-    t = time.monotonic()
-    created = 0
+    elapsed = {v: 0.0 for v in cdrs_by_version}
+    created = {v: 0 for v in cdrs_by_version}
+    total = sum(len(c) for c in cdrs_by_version.values())
+    done = 0
     with registry.cursor() as cr:
         env = api.Environment(cr, odoo.SUPERUSER_ID, {"tracking_disable": True})
         conn = env["clearing.ocpi.connection"].browse(conn_id)
         parties = conn._allowed_parties()
-        for start in range(0, len(cdrs), page):
-            chunk = cdrs[start:start + page]
-            log = env["clearing.ingestion.log"].create({
-                "channel": "pull", "connection_id": conn.id, "partner_id": conn.partner_id.id,
-                "company_id": conn.company_id.id})
-            res = log._ingest_cdrs(chunk, connection=conn, company=conn.company_id,
-                                   allowed_parties=parties)
-            created += sum(1 for r in res if r["outcome"] == "created")
-            cr.commit()
-            env.invalidate_all()
-            if (start // page) % 10 == 0:
-                done = start + len(chunk)
-                print("  batch: %d/%d (%.0f CDR/s)" % (done, len(cdrs), done / (time.monotonic() - t)),
-                      flush=True)
-    elapsed = time.monotonic() - t
-    assert created == len(cdrs), "only %d of %d CDRs stored" % (created, len(cdrs))
+        longest = max(len(c) for c in cdrs_by_version.values())
+        for k, start in enumerate(range(0, longest, page)):
+            for version, cdrs in cdrs_by_version.items():
+                chunk = cdrs[start:start + page]
+                if not chunk:
+                    continue
+                t = time.monotonic()
+                log = env["clearing.ingestion.log"].create({
+                    "channel": "pull", "connection_id": conn.id, "partner_id": conn.partner_id.id,
+                    "company_id": conn.company_id.id})
+                res = log._ingest_cdrs(chunk, connection=conn, company=conn.company_id,
+                                       allowed_parties=parties, version=version)
+                created[version] += sum(1 for r in res if r["outcome"] == "created")
+                cr.commit()
+                env.invalidate_all()
+                elapsed[version] += time.monotonic() - t
+                done += len(chunk)
+            if k % 10 == 0:
+                print("  batch: %d/%d (%s)" % (done, total, ", ".join(
+                    "%s %.0f CDR/s" % (v, min(len(cdrs_by_version[v]), start + page) / elapsed[v])
+                    for v in elapsed if elapsed[v])), flush=True)
+    for version, cdrs in cdrs_by_version.items():
+        assert created[version] == len(cdrs), "%s: only %d of %d CDRs stored" % (
+            version, created[version], len(cdrs))
     return elapsed
 
 
-def bench_post(db, token, cdrs, workers, concurrency):
+def bench_post(db, token, cdrs, workers, concurrency, version="2.2.1"):
     """POST ``cdrs`` one by one; returns (seconds until every POST was answered, seconds until
     the push queue had stored them all, requests/s of Odoo's empty /web/health route)."""
     port = free_port()
@@ -136,7 +151,7 @@ def bench_post(db, token, cdrs, workers, concurrency):
             # (Odoo's prefork workers answer HTTP/1.0 and close each connection)
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
             try:
-                c.request("POST", "/ocpi/2.2.1/cdrs", body=bodies[i], headers={
+                c.request("POST", "/ocpi/%s/cdrs" % version, body=bodies[i], headers={
                     "Authorization": auth, "Content-Type": "application/json",
                     "X-Request-ID": "b%d" % i, "X-Correlation-ID": "bench"})
                 r = c.getresponse()
@@ -266,27 +281,39 @@ def main():
     ap.add_argument("--keep-db", action="store_true")
     ap.add_argument("--post-n", type=int, help="CDRs for each POST run (default: --n)")
     ap.add_argument("--skip-post", action="store_true")
+    ap.add_argument("--versions", default="2.2.1,2.3.0",
+                    help="comma-separated OCPI versions to ingest in (default 2.2.1,2.3.0)")
     args = ap.parse_args()
+    versions = [v.strip() for v in args.versions.split(",") if v.strip()]
     worker_counts = [int(w) for w in args.workers.split(",") if w.strip()]
     db = "bench_ingest_%d" % os.getpid()
     lm = launcher()
     # recent sessions (last days), as a live feed brings them: old ones would all be "late"
     start = (datetime.datetime.utcnow() - datetime.timedelta(days=5)).strftime("%Y-%m-%dT00:00:00")
-    batch_cdrs = lm.make_cdrs(args.n, prefix="B", step_seconds=7, start=start)
+    sys.path.insert(0, os.path.join(REPO, "emsp_clearing"))
+    from clearing_core import ocpi
+    batch_by_version = {
+        v: [ocpi.cdr_dict_to_version(c, v) for c in lm.make_cdrs(
+            args.n, prefix="B%d" % k, step_seconds=7, start=start)]
+        for k, v in enumerate(versions)}
+    batch_cdrs = next(iter(batch_by_version.values()))
     post_n = args.post_n or args.n
     post_runs = []
     try:
         create_db(db, args.template)
         conn_id, token = setup_data(db)
-        print("(a) batch path, %d CDRs in pages of %d ..." % (args.n, args.page), flush=True)
-        t_batch = bench_batch(db, conn_id, batch_cdrs, args.page)
+        print("(a) batch path, %d CDRs per version (%s) in pages of %d ..." % (
+            args.n, ", ".join(versions), args.page), flush=True)
+        t_batch = bench_batch(db, conn_id, batch_by_version, args.page)
         if not args.skip_post:
             for k, workers in enumerate(worker_counts):
-                post_cdrs = lm.make_cdrs(post_n, prefix="P%d" % k, step_seconds=7, start=start)
-                print("(b) concurrent POSTs, %d CDRs, %d worker(s), %d clients ..." % (
-                    post_n, workers, args.concurrency), flush=True)
-                post_runs.append((workers, bench_post(db, token, post_cdrs, workers,
-                                                      args.concurrency)))
+                for j, version in enumerate(versions):
+                    post_cdrs = [ocpi.cdr_dict_to_version(c, version) for c in lm.make_cdrs(
+                        post_n, prefix="P%d%d" % (k, j), step_seconds=7, start=start)]
+                    print("(b) concurrent POSTs in %s, %d CDRs, %d worker(s), %d clients ..." % (
+                        version, post_n, workers, args.concurrency), flush=True)
+                    post_runs.append((workers, version, bench_post(
+                        db, token, post_cdrs, workers, args.concurrency, version)))
         print("(c) PostgreSQL COPY of the same rows ...", flush=True)
         t_copy = bench_copy(db, batch_cdrs)
     finally:
@@ -295,12 +322,17 @@ def main():
     n = args.n
     print()
     print("%-44s %10s %12s" % ("path", "seconds", "CDR/s"))
-    print("%-44s %10.1f %12.0f   target >= 2000: %s" % ("(a) batch x%d (pull page / file)" % n, t_batch,
-                                                        n / t_batch, "met" if n / t_batch >= 2000 else "NOT met"))
-    for workers, (acked, stored, floor_rate) in post_runs:
+    for version, seconds in t_batch.items():
+        print("%-44s %10.1f %12.0f   target >= 2000: %s" % (
+            "(a) batch %s x%d (pull page / file)" % (version, n), seconds, n / seconds,
+            "met" if n / seconds >= 2000 else "NOT met"))
+    if len(t_batch) > 1 and "2.2.1" in t_batch and "2.3.0" in t_batch:
+        print("    2.3.0 / 2.2.1 batch throughput: %.3f (bar: >= 0.90)"
+              % (t_batch["2.2.1"] / t_batch["2.3.0"]))
+    for workers, version, (acked, stored, floor_rate) in post_runs:
         per_worker = post_n / acked / workers
         print("%-44s %10.1f %12.0f   %.0f per worker, target >= 200: %s" % (
-            "(b) POST x%d, %d worker(s): answered" % (post_n, workers), acked, post_n / acked,
+            "(b) POST %s x%d, %d worker(s): answered" % (version, post_n, workers), acked, post_n / acked,
             per_worker, "met" if per_worker >= 200 else "NOT met"))
         print("%-44s %10.1f %12.0f   (queue stored the last one %.1f s after its answer)" % (
             "    ... all stored by the push queue", stored, post_n / stored, stored - acked))

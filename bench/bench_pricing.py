@@ -13,7 +13,12 @@ load on a shared machine counts less):
   (a) json.loads of every text alone (the floor every engine pays),
   (b) the full path: json.loads + ocpi.parse_cdr(strict=True) + pricing.price_cdr, with numbers
       decoded as floats and with parse_float=Decimal,
-  (c) pricing alone, on CDRs parsed beforehand.
+  (c) pricing alone, on CDRs parsed beforehand,
+  (d) the same CDRs and tariff in OCPI 2.3.0 (Price ``{before_taxes, taxes}``, PriceLimit,
+      ``tax_included``) beside 2.2.1: full path and pricing alone, each measured three times
+      alternating with 2.2.1 (best of three each, so that load changes hit both alike), the
+      ratio, and the check that both versions give the same totals (bar: 2.3.0 not slower by
+      more than 10 %).
 
 When OCPI_TARIFFS_PY names a directory holding the source of the public Python engine
 ocpi-tariffs-py (its ``src/ocpi_tariffs`` package, which needs pydantic 2), the same CDRs go
@@ -174,8 +179,13 @@ def main():
     args = ap.parse_args()
 
     rng = random.Random(args.seed)
-    texts = [json.dumps(make_cdr(rng, i)) for i in range(args.n)]
+    cdrs = [make_cdr(rng, i) for i in range(args.n)]
+    texts = [json.dumps(c) for c in cdrs]
+    texts_230 = [json.dumps(ocpi.cdr_dict_to_version(c, ocpi.V230)) for c in cdrs]
+    del cdrs
     tariff = ocpi.parse_tariff(TARIFF, strict=True)
+    tariff_230 = ocpi.parse_tariff(ocpi.tariff_dict_to_version(TARIFF, ocpi.V230), strict=True,
+                                   version=ocpi.V230)
     tz = args.tz
     n = args.n
     peer_path = os.environ.get("OCPI_TARIFFS_PY")
@@ -206,6 +216,33 @@ def main():
     results = [price_cdr(cdr, tariff, tz).to_ocpi_totals()["total_cost"] for cdr in parsed]
     checksum = sum(r["excl_vat"] for r in results)
     del parsed
+
+    # (d) 2.3.0 beside 2.2.1, alternating, best of three
+    def full_230(text):
+        return price_cdr(parse_cdr(json.loads(text), strict=True, version=ocpi.V230), tariff_230, tz)
+
+    for text in texts_230[: len(warm)]:
+        full_230(text)
+    parsed_221 = [parse_cdr(json.loads(text)) for text in texts]
+    parsed_230 = [parse_cdr(json.loads(text), version=ocpi.V230) for text in texts_230]
+    best = {"full 2.2.1": 0, "full 2.3.0": 0, "price 2.2.1": 0, "price 2.3.0": 0}
+    for _round in range(3):
+        ocpi._EMBEDDED_TARIFFS.clear()
+        best["full 2.2.1"] = max(best["full 2.2.1"], cpu_rate(ours(json.loads), texts))
+        ocpi._EMBEDDED_TARIFFS.clear()
+        best["full 2.3.0"] = max(best["full 2.3.0"], cpu_rate(full_230, texts_230))
+        best["price 2.2.1"] = max(best["price 2.2.1"], cpu_rate(lambda c: price_cdr(c, tariff, tz), parsed_221))
+        best["price 2.3.0"] = max(best["price 2.3.0"], cpu_rate(lambda c: price_cdr(c, tariff_230, tz), parsed_230))
+    same = sum(price_cdr(a, tariff, tz).total_cost == price_cdr(b, tariff_230, tz).total_cost
+               for a, b in zip(parsed_221, parsed_230))
+    del parsed_221, parsed_230
+    version_rows = [
+        ("(d) 2.2.1 full path (best of 3)", best["full 2.2.1"]),
+        ("(d) 2.3.0 full path (best of 3)", best["full 2.3.0"]),
+        ("(d) 2.2.1 price_cdr alone (best of 3)", best["price 2.2.1"]),
+        ("(d) 2.3.0 price_cdr alone (best of 3)", best["price 2.3.0"]),
+    ]
+    rows.extend(version_rows)
 
     peer_rows = []
     if peer_path:
@@ -246,6 +283,9 @@ def main():
     for label, rate in rows + peer_rows:
         print(f"{label:{width}s} : {rate:9,.0f} CDR/s ({1e6 / rate:6.1f} us/CDR)")
     print(f"checksum (sum of our total_cost.excl_vat): {checksum}")
+    print(f"2.3.0 / 2.2.1 throughput: full path {best['full 2.3.0'] / best['full 2.2.1']:.3f},"
+          f" pricing alone {best['price 2.3.0'] / best['price 2.2.1']:.3f} (bar: >= 0.90);"
+          f" same total_cost in both versions: {same}/{n} CDRs")
     if peer_rows:
         print(f"ours / peer, full path: {ours_full / peer_full_rate:.2f}x; pricing alone:"
               f" {ours_price / peer_price_rate:.2f}x (bar: >= 2x)")

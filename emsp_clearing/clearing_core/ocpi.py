@@ -20,15 +20,21 @@ from . import currencies
 from .errors import OcpiValidationError
 
 __all__ = [
-    "Price", "CdrDimension", "ChargingPeriod", "CdrToken", "GeoLocation", "CdrLocation", "Cdr",
+    "Price", "TaxAmount", "CdrDimension", "ChargingPeriod", "CdrToken", "GeoLocation", "CdrLocation", "Cdr",
     "DisplayText", "PriceComponent", "TariffRestrictions", "TariffElement", "Tariff",
-    "parse_cdr", "parse_tariff", "parse_datetime",
+    "parse_cdr", "parse_tariff", "parse_datetime", "V221", "V230", "VERSIONS", "negotiate",
+    "detect_cdr_version", "detect_tariff_version", "InvoiceReconciliationRecord",
+    "parse_invoice_reconciliation_record", "read_price", "price_to_ocpi", "tariff_dict_to_version", "cdr_dict_to_version", "TAX_INCLUDED",
     "AUTH_METHODS", "TOKEN_TYPES", "CDR_DIMENSION_TYPES", "CDR_SESSION_ONLY_DIMENSIONS",
     "CONNECTOR_TYPES", "CONNECTOR_FORMATS", "POWER_TYPES", "TARIFF_DIMENSION_TYPES",
     "TARIFF_TYPES", "DAYS_OF_WEEK", "RESERVATION_RESTRICTION_TYPES",
 ]
 
 UTC = timezone.utc
+
+V221 = "2.2.1"
+V230 = "2.3.0"
+VERSIONS = (V230, V221)  # the versions we speak, highest first
 
 # --------------------------------------------------------------------------------------------
 # Enumerations (OCPI 2.2.1)
@@ -67,6 +73,7 @@ TARIFF_TYPES = frozenset({
 DAYS_OF_WEEK = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
 _DAYS_SET = frozenset(DAYS_OF_WEEK)
 RESERVATION_RESTRICTION_TYPES = frozenset({"RESERVATION", "RESERVATION_EXPIRES"})
+TAX_INCLUDED = frozenset({"YES", "NO", "N/A"})  # 2.3.0 TaxIncluded
 
 
 # --------------------------------------------------------------------------------------------
@@ -79,9 +86,23 @@ def _repr_without_last(self):
     return f"{type(self).__name__}({shown})"
 
 
+class TaxAmount(NamedTuple):
+    """OCPI 2.3.0 TaxAmount: one tax of a Price, as the sender stated it."""
+    name: str
+    account_number: str | None
+    percentage: Decimal | None
+    amount: Decimal
+
+
 class Price(NamedTuple):
+    """A cost, whatever the version: 2.2.1 ``{excl_vat, incl_vat}``; 2.3.0 ``{before_taxes,
+    taxes}`` reads as ``excl_vat`` = before_taxes, ``incl_vat`` = before_taxes + the tax
+    amounts (None when ``taxes`` is absent), ``taxes`` = the TaxAmounts as sent (None in
+    2.2.1).  A 2.3.0 PriceLimit reads as ``excl_vat`` = before_taxes, ``incl_vat`` =
+    after_taxes."""
     excl_vat: Decimal
     incl_vat: Decimal | None = None
+    taxes: tuple | None = None
 
 
 class CdrDimension(NamedTuple):
@@ -178,6 +199,8 @@ class Tariff(NamedTuple):
     end_date_time: datetime | None
     energy_mix: dict | None
     last_updated: datetime | None
+    # 2.3.0 TaxIncluded (YES / NO / N/A); None: 2.2.1 (prices before VAT, as NO)
+    tax_included: str | None = None
     raw: dict | None = None
 
     __repr__ = _repr_without_last
@@ -395,6 +418,55 @@ def _check_price(v, sign):
     return Price(ex, inc)
 
 
+def _check_tax_amounts(v, minimum):
+    """2.3.0 ``taxes`` of a Price: a list of TaxAmount objects (``amount`` >= ``minimum``
+    unless None); a problem raises _BadValue whose ``sub`` starts with ``taxes``."""
+    if type(v) is not list:
+        raise _BadValue(f"must be an array, got {_show(v)}", "taxes")
+    out = []
+    for i, t in enumerate(v):
+        where = f"taxes[{i}]"
+        if type(t) is not dict:
+            raise _BadValue(f"must be an object, got {_show(t)}", where)
+        try:
+            name = _member(t, "name", True, _check_str, _TAX_NAME)
+            account = _member(t, "account_number", False, _check_str, _TAX_NAME)
+            percentage = _member(t, "percentage", False, _check_number, 0)
+            amount = _member(t, "amount", True, _check_number, minimum)
+        except _BadValue as exc:
+            raise _BadValue(exc.args[0], f"{where}.{exc.sub}") from None
+        out.append(TaxAmount(name, account, percentage, amount))
+    return tuple(out)
+
+
+def _check_price_230(v, sign):
+    """A 2.3.0 Price ``{before_taxes, taxes}``; ``sign`` as for ``_check_price``.  The tax
+    amounts of a credit CDR's total_cost are <= 0 like its before_taxes."""
+    _check_object(v, None)
+    minimum = 0 if sign > 0 else None
+    before = _member(v, "before_taxes", True, _check_number, minimum)
+    taxes = v.get("taxes")
+    if taxes is not None:
+        taxes = _check_tax_amounts(taxes, minimum)
+    if sign < 0:
+        if before > 0:
+            raise _BadValue(f"must be <= 0 on a credit CDR, got {_show(v['before_taxes'])}", "before_taxes")
+        for i, t in enumerate(taxes or ()):
+            if t.amount > 0:
+                raise _BadValue(f"must be <= 0 on a credit CDR, got {t.amount}", f"taxes[{i}].amount")
+    if taxes is None:
+        return Price(before, None, None)
+    return Price(before, before + sum(t.amount for t in taxes), taxes)
+
+
+def _check_price_limit(v, _arg):
+    """A 2.3.0 PriceLimit ``{before_taxes, after_taxes?}`` (both >= 0)."""
+    _check_object(v, None)
+    before = _member(v, "before_taxes", True, _check_number, 0)
+    after = _member(v, "after_taxes", False, _check_number, 0)
+    return Price(before, after)
+
+
 def _item_object(v, path):
     if type(v) is not dict:
         _fail(path, f"must be an object, got {_show(v)}")
@@ -416,6 +488,7 @@ _TIME_OF_DAY = _str(5, False, re.compile(r"([0-1][0-9]|2[0-3]):[0-5][0-9]\Z"),
 _DATE_RE = re.compile(r"([12][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])\Z")
 _LANGUAGE_STRICT = _str(2, False, re.compile(r"[a-z]{2}\Z"), "be an ISO 639-1 language code")
 _LANGUAGE_LENIENT = _str(2)
+_TAX_NAME = _str(255)
 
 
 def _check_date(v, _arg):
@@ -570,7 +643,8 @@ def _tariff_elements(d, path, strict):
     return tuple(out)
 
 
-def _parse_tariff(data, strict, path):
+def _parse_tariff(data, strict, path, version, embedded=False):
+    """``version``: a ``_Version``; ``embedded``: a tariff inside a CDR (see TAX_INCLUDED)."""
     d = _item_object(data, path)
     p = path
     cc = _field(d, "country_code", p, strict, _check_str, _COUNTRY2)
@@ -580,11 +654,16 @@ def _parse_tariff(data, strict, path):
     ttype = _field(d, "type", p, False, _check_enum, (TARIFF_TYPES, "TariffType"))
     alt_text = _display_texts(d, "tariff_alt_text", p, strict)
     alt_url = _field(d, "tariff_alt_url", p, False, _check_str, _str(255))
-    min_price = _field(d, "min_price", p, False, _check_price, 1)
-    max_price = _field(d, "max_price", p, False, _check_price, 1)
+    min_price = _field(d, "min_price", p, False, version.limit, 1)
+    max_price = _field(d, "max_price", p, False, version.limit, 1)
     if min_price is not None and max_price is not None and min_price.excl_vat > max_price.excl_vat:
-        _fail(f"{p}.min_price.excl_vat",
-              f"must be <= max_price.excl_vat ({max_price.excl_vat}), got {min_price.excl_vat}")
+        key = version.limit_keys[0]
+        _fail(f"{p}.min_price.{key}",
+              f"must be <= max_price.{key} ({max_price.excl_vat}), got {min_price.excl_vat}")
+    tax_included = None
+    if version.tax_included:
+        tax_included = _field(d, "tax_included", p, strict and not embedded, _check_enum,
+                              (TAX_INCLUDED, "TaxIncluded"))
     elements = _tariff_elements(d, p, strict)
     sdt = _field(d, "start_date_time", p, False, _check_datetime, strict)
     edt = _field(d, "end_date_time", p, False, _check_datetime, strict)
@@ -593,12 +672,13 @@ def _parse_tariff(data, strict, path):
     energy_mix = _field(d, "energy_mix", p, False, _check_object)
     last_updated = _field(d, "last_updated", p, strict, _check_datetime, strict)
     return Tariff(cc, pid, tid, cur, ttype, alt_text, alt_url, min_price, max_price, elements,
-                  sdt, edt, energy_mix, last_updated, data)
+                  sdt, edt, energy_mix, last_updated, tax_included, data)
 
 
-def parse_tariff(data, strict=True):
-    """Validate an OCPI 2.2.1 Tariff object and return a :class:`Tariff`."""
-    return _parse_tariff(data, strict, "$")
+def parse_tariff(data, strict=True, version=V221):
+    """Validate an OCPI Tariff object of ``version`` (``"2.2.1"`` or ``"2.3.0"``) and return
+    a :class:`Tariff`."""
+    return _parse_tariff(data, strict, "$", _version(version))
 
 
 # CPOs embed the same Tariff in every CDR (CDR.tariffs): validating it again for each CDR would
@@ -615,21 +695,21 @@ _EMBEDDED_TARIFFS = {}
 _EMBEDDED_TARIFFS_SIZE = 256
 
 
-def _tariff_key(t, strict):
+def _tariff_key(t, strict, version):
     try:
-        return strict, marshal.dumps(t, 4)
+        return strict, version.name, marshal.dumps(t, 4)
     except ValueError:  # a Decimal (json.loads with parse_float=Decimal)
-        return strict, repr(t)
+        return strict, version.name, repr(t)
 
 
-def _embedded_tariff(t, strict, i):
+def _embedded_tariff(t, strict, i, version):
     """The validated ``$.tariffs[i]`` (``t``), remembered (see above)."""
     if type(t) is not dict:
-        return _parse_tariff(t, strict, f"$.tariffs[{i}]")
-    key = _tariff_key(t, strict)
+        return _parse_tariff(t, strict, f"$.tariffs[{i}]", version, True)
+    key = _tariff_key(t, strict, version)
     tariff = _EMBEDDED_TARIFFS.get(key)
     if tariff is None:
-        tariff = _parse_tariff(t, strict, f"$.tariffs[{i}]")
+        tariff = _parse_tariff(t, strict, f"$.tariffs[{i}]", version, True)
         if len(_EMBEDDED_TARIFFS) >= _EMBEDDED_TARIFFS_SIZE:
             _EMBEDDED_TARIFFS.clear()
         _EMBEDDED_TARIFFS[key] = tariff
@@ -671,6 +751,8 @@ _CDR_SCHEMA = (  # the fields validated first, in this order; the others: see pa
     ("credit", _check_bool, None), ("credit_reference_id", _check_str, _str(39, True)),
     ("home_charging_compensation", _check_bool, None), ("last_updated", _check_datetime, _STRICT),
 )
+_CDR_SCHEMA_230 = tuple((key, _check_price_230 if check is _check_price else check, arg)
+                        for key, check, arg in _CDR_SCHEMA)
 _CDR_REQUIRED_STRICT = ("id", "start_date_time", "end_date_time", "auth_method", "total_energy",
                         "total_time", "last_updated", "country_code", "party_id")
 _CDR_REQUIRED_LENIENT = ("start_date_time", "end_date_time")
@@ -794,15 +876,17 @@ def _charging_periods(d, strict, start, end):
     return tuple(out)
 
 
-def parse_cdr(data, strict=True):
-    """Validate an OCPI 2.2.1 CDR object and return a :class:`Cdr`.
+def parse_cdr(data, strict=True, version=V221):
+    """Validate an OCPI CDR object of ``version`` (``"2.2.1"`` or ``"2.3.0"``) and return a
+    :class:`Cdr` (the same object whatever the version: see ``Price``).
 
     The fields of ``_CDR_SCHEMA`` present are validated in its order, then the required ones
     are checked, then the CDR-level rules, the objects, currency, embedded tariffs, charging
     periods, token, location, signed data and ``total_cost``: the first problem is raised."""
+    version = _version(version)
     p = "$"
     d = _item_object(data, p)
-    f = _fields(d, p, _CDR_SCHEMA, strict)
+    f = _fields(d, p, version.cdr_schema, strict)
     _require(d, f, p, _CDR_REQUIRED_STRICT if strict else _CDR_REQUIRED_LENIENT)
     if f["id"] is not None and not f["credit"] and len(f["id"]) > 36:
         _fail("$.id", f"must be at most 36 characters on a non-credit CDR, got {len(f['id'])}")
@@ -814,12 +898,217 @@ def parse_cdr(data, strict=True):
     loc = _field(d, "cdr_location", p, strict, _check_object)
     currency = _field(d, "currency", p, True, _check_currency)
     tariffs = _field(d, "tariffs", p, False, _check_list, False) or ()
-    tariff_objs = tuple(_embedded_tariff(t, strict, i) for i, t in enumerate(tariffs))
+    tariff_objs = tuple(_embedded_tariff(t, strict, i, version) for i, t in enumerate(tariffs))
     periods = _charging_periods(d, strict, f["start_date_time"], f["end_date_time"])
     sd = _field(d, "signed_data", p, False, _check_object)
     token = _cdr_token(tok, strict) if tok is not None else None
     location = _cdr_location(loc, strict) if loc is not None else None
     signed = _signed_data(sd, "$.signed_data", strict) if sd is not None else None
-    total_cost = _field(d, "total_cost", p, strict, _check_price, -1 if f["credit"] else 1)
+    total_cost = _field(d, "total_cost", p, strict, version.price, -1 if f["credit"] else 1)
     return Cdr(cdr_token=token, cdr_location=location, currency=currency, tariffs=tariff_objs,
                charging_periods=periods, signed_data=signed, total_cost=total_cost, raw=data, **f)
+
+
+# --------------------------------------------------------------------------------------------
+# Versions: everything that differs between OCPI 2.2.1 and 2.3.0 for the CDR and the Tariff,
+# in one place.  The parsers above read both into the same objects (``Price``, ``Tariff``,
+# ``Cdr``); the functions below write and convert per version.
+# --------------------------------------------------------------------------------------------
+class _Version(NamedTuple):
+    name: str
+    price: object        # check of a CDR cost (Price)
+    limit: object        # check of a Tariff min_price / max_price
+    limit_keys: tuple    # (before taxes, after taxes) member names of a limit
+    tax_included: bool   # the Tariff has ``tax_included``
+    cdr_schema: tuple
+
+
+_VERSIONS = {
+    V221: _Version(V221, _check_price, _check_price, ("excl_vat", "incl_vat"), False, _CDR_SCHEMA),
+    V230: _Version(V230, _check_price_230, _check_price_limit, ("before_taxes", "after_taxes"),
+                   True, _CDR_SCHEMA_230),
+}
+
+
+def _version(version):
+    try:
+        return _VERSIONS[version]
+    except KeyError:
+        raise ValueError(f"unsupported OCPI version {version!r} (supported: {', '.join(VERSIONS)})") from None
+
+
+def negotiate(theirs):
+    """The highest of our ``VERSIONS`` among ``theirs`` (version strings), or None."""
+    for v in VERSIONS:
+        if v in theirs:
+            return v
+    return None
+
+
+def detect_cdr_version(data):
+    """The version of a CDR dict that passed validation (stored JSON): its ``total_cost`` is
+    ``{before_taxes...}`` in 2.3.0, ``{excl_vat...}`` in 2.2.1."""
+    total = data.get("total_cost") if type(data) is dict else None
+    if type(total) is dict and "before_taxes" in total and "excl_vat" not in total:
+        return V230
+    return V221
+
+
+def detect_tariff_version(data):
+    """The version of a Tariff dict by its form: 2.3.0 has ``tax_included`` or PriceLimits
+    (``before_taxes``), 2.2.1 neither."""
+    if type(data) is not dict:
+        return V221
+    if "tax_included" in data:
+        return V230
+    for key in ("min_price", "max_price"):
+        limit = data.get(key)
+        if type(limit) is dict and "before_taxes" in limit:
+            return V230
+    return V221
+
+
+def read_price(value, version=None):
+    """The ``Price`` of a stored cost dict (either version, detected when ``version`` is None);
+    None when ``value`` is not a valid cost."""
+    if type(value) is not dict:
+        return None
+    if version is None:
+        version = V230 if "before_taxes" in value and "excl_vat" not in value else V221
+    v = _version(version)
+    first = _to_decimal(value.get(v.limit_keys[0]))
+    try:
+        return v.price(value, -1 if first is not None and first < 0 else 1)
+    except _BadValue:
+        return None
+
+
+def price_to_ocpi(price, version, num=lambda v: v):
+    """A CDR cost ``Price`` as the JSON object of ``version`` (``num`` formats the numbers).
+    2.3.0: the taxes as held (``price.taxes``), else one ``VAT`` tax of incl - excl when
+    that is known and not zero."""
+    if version == V221:
+        out = {"excl_vat": num(price.excl_vat)}
+        if price.incl_vat is not None:
+            out["incl_vat"] = num(price.incl_vat)
+        return out
+    _version(version)
+    out = {"before_taxes": num(price.excl_vat)}
+    if price.taxes:
+        out["taxes"] = [_tax_to_ocpi(t, num) for t in price.taxes]
+    elif price.taxes is None and price.incl_vat is not None and price.incl_vat != price.excl_vat:
+        out["taxes"] = [{"name": "VAT", "amount": num(price.incl_vat - price.excl_vat)}]
+    return out
+
+
+def _tax_to_ocpi(tax, num):
+    out = {"name": tax.name}
+    if tax.account_number is not None:
+        out["account_number"] = tax.account_number
+    if tax.percentage is not None:
+        out["percentage"] = num(tax.percentage)
+    out["amount"] = num(tax.amount)
+    return out
+
+
+def tariff_dict_to_version(tariff, version):
+    """A Tariff dict of either version written in ``version``: the min/max price members are
+    renamed (``excl_vat``/``incl_vat`` <-> ``before_taxes``/``after_taxes``), ``tax_included``
+    added (``"NO"`` when absent: 2.2.1 prices are before VAT) or removed.  Raises
+    OcpiValidationError when a 2.3.0 tariff with ``tax_included`` YES goes to 2.2.1 (whose
+    prices are before VAT).  Other members are kept as they are."""
+    target = _version(version)
+    out = dict(tariff)
+    if target.tax_included:
+        out.setdefault("tax_included", "NO")
+    else:
+        included = out.pop("tax_included", None)
+        if included == "YES":
+            _fail("$.tax_included", "a tariff whose prices include taxes (YES) has no OCPI 2.2.1 form "
+                  "(2.2.1 prices are before VAT)")
+    for key in ("min_price", "max_price"):
+        limit = out.get(key)
+        if type(limit) is not dict:
+            continue
+        before = limit.get("before_taxes", limit.get("excl_vat"))
+        after = limit.get("after_taxes", limit.get("incl_vat"))
+        names = target.limit_keys
+        out[key] = {names[0]: before} if after is None else {names[0]: before, names[1]: after}
+    return out
+
+
+_CDR_COSTS = ("total_cost", "total_fixed_cost", "total_energy_cost", "total_time_cost",
+              "total_parking_cost", "total_reservation_cost")
+
+
+def _number_like(template, value):
+    """``value`` (a Decimal) as a number of the type of ``template`` (float stays float)."""
+    return float(value) if isinstance(template, float) else value
+
+
+def cdr_dict_to_version(cdr, version):
+    """A CDR dict of either version written in ``version``: its costs become the Price of
+    ``version`` (2.3.0: ``{before_taxes, taxes: [{"name": "VAT", "amount": incl - excl}]}``
+    when ``incl_vat`` is stated; 2.2.1: ``incl_vat`` = before_taxes + the tax amounts) and its
+    embedded tariffs go through ``tariff_dict_to_version``.  Other members are kept."""
+    target = _version(version)
+    out = dict(cdr)
+    for key in _CDR_COSTS:
+        price = out.get(key)
+        if type(price) is not dict:
+            continue
+        if target.name == V230 and "excl_vat" in price:
+            excl, incl = price["excl_vat"], price.get("incl_vat")
+            new = {"before_taxes": excl}
+            if incl is not None:
+                amount = _to_decimal(incl) - _to_decimal(excl)
+                new["taxes"] = [{"name": "VAT", "amount": _number_like(incl, amount)}]
+            out[key] = new
+        elif target.name == V221 and "before_taxes" in price:
+            before = price["before_taxes"]
+            new = {"excl_vat": before}
+            if price.get("taxes") is not None:
+                total = _to_decimal(before) + sum(_to_decimal(t["amount"]) for t in price["taxes"])
+                new["incl_vat"] = _number_like(before, total)
+            out[key] = new
+    if type(out.get("tariffs")) is list:
+        out["tariffs"] = [tariff_dict_to_version(t, version) if type(t) is dict else t
+                          for t in out["tariffs"]]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Invoice Reconciliation (2.3.0 edition 2, module ``invoicereconciliation``)
+# --------------------------------------------------------------------------------------------
+class InvoiceReconciliationRecord(NamedTuple):
+    country_code: str
+    party_id: str
+    id: str
+    invoice_id: str
+    cdrs: tuple  # CDR ids, as listed (a CDR id we do not hold is a finding, not an error)
+    last_updated: datetime
+    raw: dict | None = None
+
+    __repr__ = _repr_without_last
+
+
+_CDR_ID = _str(36, True)
+
+
+def parse_invoice_reconciliation_record(data):
+    """Validate an InvoiceReconciliationRecord (every field is required; ``cdrs`` has at least
+    one id); OcpiValidationError naming the JSON path of the first problem."""
+    p = "$"
+    d = _item_object(data, p)
+    cc = _field(d, "country_code", p, True, _check_str, _COUNTRY2)
+    pid = _field(d, "party_id", p, True, _check_str, _PARTY)
+    rid = _field(d, "id", p, True, _check_str, _str(36, True))
+    invoice_id = _field(d, "invoice_id", p, True, _check_str, _str(255, True))
+    cdrs = _field(d, "cdrs", p, True, _check_list, True)
+    for i, cdr_id in enumerate(cdrs):
+        try:
+            _check_str(cdr_id, _CDR_ID)
+        except _BadValue as exc:
+            _fail(f"$.cdrs[{i}]", exc.args[0])
+    last_updated = _field(d, "last_updated", p, True, _check_datetime, True)
+    return InvoiceReconciliationRecord(cc, pid, rid, invoice_id, tuple(cdrs), last_updated, data)

@@ -41,7 +41,7 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import OcpiValidationError
-from .ocpi import DAYS_OF_WEEK, Price, TariffRestrictions
+from .ocpi import DAYS_OF_WEEK, V221, Price, TariffRestrictions, TaxAmount, price_to_ocpi
 
 __all__ = ["PricedLine", "PriceResult", "price_cdr", "prepare_tariff", "PreparedTariff", "ZERO_PRICE"]
 
@@ -110,33 +110,57 @@ class PriceResult(NamedTuple):
     min_max_adjustment: Price
     lines: tuple
 
-    def to_ocpi_totals(self, places=4, as_float=False):
+    def tax_amounts(self, category=None):
+        """The taxes of ``total_cost`` (or of the lines of ``category``: FIXED, ENERGY...) per
+        VAT rate, as ``ocpi.TaxAmount("VAT", None, rate, amount)`` in the order the rates
+        first appear; lines without VAT carry no tax.  For the total, the tax part of
+        ``min_max_adjustment`` goes to the rate when there is one, else to a TaxAmount
+        without percentage.  The amounts add up exactly to ``incl_vat - excl_vat``."""
+        with localcontext(_EXACT):
+            by_rate = {}
+            for line in self.lines:
+                if line.vat is not None and (category is None or line.category == category):
+                    by_rate[line.vat] = by_rate.get(line.vat, _ZERO) + (line.incl_vat - line.excl_vat)
+            if category is None:
+                adjustment = self.min_max_adjustment.incl_vat - self.min_max_adjustment.excl_vat
+                if adjustment:
+                    if len(by_rate) == 1:
+                        rate = next(iter(by_rate))
+                        by_rate[rate] += adjustment
+                    else:
+                        by_rate[None] = by_rate.get(None, _ZERO) + adjustment
+            return tuple(TaxAmount("VAT", None, rate, amount) for rate, amount in by_rate.items())
+
+    def to_ocpi_totals(self, places=4, as_float=False, version=V221):
         """The OCPI CDR totals rounded (ROUND_HALF_UP) to ``places`` decimals.
 
         Values are normalised Decimals (``5.5``, ``30``), or floats when ``as_float`` is true
         (a float of a <= 4-decimal Decimal prints without artefacts).  Keys: total_cost,
         total_energy, total_energy_cost, total_time, total_time_cost, total_parking_time,
-        total_parking_cost, total_fixed_cost, total_reservation_cost; costs are
-        ``{"excl_vat": ..., "incl_vat": ...}``.
+        total_parking_cost, total_fixed_cost, total_reservation_cost; costs are the Price of
+        ``version``: ``{"excl_vat", "incl_vat"}`` (2.2.1) or ``{"before_taxes", "taxes"}``
+        (2.3.0, taxes per VAT rate: ``tax_amounts``).
         """
         conv = float if as_float else (lambda x: x)
 
         def num(v):
             return conv(_fmt(v, places))
 
-        def price(p):
-            return {"excl_vat": num(p.excl_vat), "incl_vat": num(p.incl_vat)}
+        def price(p, category):
+            if version == V221:
+                return {"excl_vat": num(p.excl_vat), "incl_vat": num(p.incl_vat)}
+            return price_to_ocpi(p._replace(taxes=self.tax_amounts(category)), version, num)
 
         return {
-            "total_cost": price(self.total_cost),
+            "total_cost": price(self.total_cost, None),
             "total_energy": num(self.total_energy),
-            "total_energy_cost": price(self.total_energy_cost),
+            "total_energy_cost": price(self.total_energy_cost, "ENERGY"),
             "total_time": num(self.total_time),
-            "total_time_cost": price(self.total_time_cost),
+            "total_time_cost": price(self.total_time_cost, "TIME"),
             "total_parking_time": num(self.total_parking_time),
-            "total_parking_cost": price(self.total_parking_cost),
-            "total_fixed_cost": price(self.total_fixed_cost),
-            "total_reservation_cost": price(self.total_reservation_cost),
+            "total_parking_cost": price(self.total_parking_cost, "PARKING"),
+            "total_fixed_cost": price(self.total_fixed_cost, "FIXED"),
+            "total_reservation_cost": price(self.total_reservation_cost, "RESERVATION"),
         }
 
 
@@ -156,12 +180,13 @@ class _Element:
                  "days", "min_kwh", "max_kwh", "min_current", "max_current", "min_power",
                  "max_power", "min_dur", "max_dur", "reservation", "info")
 
-    def __init__(self, index, element):
+    def __init__(self, index, element, taxed):
         self.info = {}
         for pc in element.price_components:
             if pc.type not in self.info:  # first component of a dimension in an element wins
-                vat_factor = _ONE + pc.vat / _HUNDRED if pc.vat is not None else None
-                self.info[pc.type] = (pc.price, pc.vat, pc.step_size, vat_factor, index)
+                vat = pc.vat if taxed else None  # tax_included N/A: no tax applies
+                vat_factor = _ONE + vat / _HUNDRED if vat is not None else None
+                self.info[pc.type] = (pc.price, vat, pc.step_size, vat_factor, index)
         r = element.restrictions or TariffRestrictions()
         self.start_s = _seconds_of_day(r.start_time) if r.start_time is not None else None
         self.end_s = _seconds_of_day(r.end_time) if r.end_time is not None else None
@@ -185,11 +210,15 @@ class PreparedTariff:
     """A tariff ready for pricing: for each kind of period (0 regular, 1 reservation, 2 expired
     reservation), the candidate elements of each dimension in tariff order."""
 
-    __slots__ = ("tariff", "cands", "needs_local")
+    __slots__ = ("tariff", "cands", "needs_local", "inclusive")
 
     def __init__(self, tariff):
         self.tariff = tariff
-        elems = [_Element(i, e) for i, e in enumerate(tariff.elements)]
+        # 2.3.0 tax_included: YES = prices include the taxes; N/A = no tax applies; NO (and
+        # 2.2.1, None) = prices before taxes.
+        self.inclusive = tariff.tax_included == "YES"
+        taxed = tariff.tax_included != "N/A"
+        elems = [_Element(i, e, taxed) for i, e in enumerate(tariff.elements)]
         regular = [e for e in elems if e.reservation is None]
         reserv = [e for e in elems if e.reservation == "RESERVATION"]
         expires = [e for e in elems if e.reservation == "RESERVATION_EXPIRES"]
@@ -390,9 +419,14 @@ def _price(cdr, prepared, zone):
     priced = []
     sums = {cat: [_ZERO, _ZERO] for cat in ("FIXED", "ENERGY", "TIME", "PARKING", "RESERVATION")}
     raw_ex = raw_in = _ZERO
+    inclusive = prepared.inclusive
     for i, dim, cat, vol, billed, (price, vat, step, factor, eidx) in lines:
-        ex = price * billed
-        inc = ex * factor if factor is not None else ex
+        if inclusive:  # the price includes the taxes: before taxes = after / (1 + vat/100)
+            inc = price * billed
+            ex = _CTX.divide(inc, factor) if factor is not None else inc
+        else:
+            ex = price * billed
+            inc = ex * factor if factor is not None else ex
         priced.append(PricedLine(i, periods[i].start_date_time, ends[i], dim, cat, vol, billed, price, vat,
                                  ex, inc, eidx, step))
         sums[cat][0] += ex

@@ -1,9 +1,13 @@
-"""OCPI 2.2.1 endpoints (plain JSON over HTTP, not JSON-RPC).
+"""OCPI 2.2.1 and 2.3.0 endpoints (plain JSON over HTTP, not JSON-RPC).
 
-* ``GET /ocpi/versions``, ``GET /ocpi/2.2.1`` — versions module (Token A or C);
-* ``/ocpi/2.2.1/credentials`` — GET/POST/PUT/DELETE (Token A or C, see credentials.asciidoc);
-* ``POST /ocpi/2.2.1/cdrs`` — CDRs receiver (Token C) -> 201 + Location once checked and queued
-  (models/clearing_cdr_inbox.py); ``GET /ocpi/2.2.1/cdrs/<id>`` — the CDR at that Location;
+Every module below is served under ``/ocpi/2.2.1`` and ``/ocpi/2.3.0`` by the same handlers;
+the version is the one of the path (``_version``) and only the core's parsing depends on it
+(``clearing_core.ocpi``: the 2.3.0 Price and Tariff).
+
+* ``GET /ocpi/versions``, ``GET /ocpi/<version>`` — versions module (Token A or C);
+* ``/ocpi/<version>/credentials`` — GET/POST/PUT/DELETE (Token A or C, see credentials.asciidoc);
+* ``POST /ocpi/<version>/cdrs`` — CDRs receiver (Token C) -> 201 + Location once checked and
+  queued (models/clearing_cdr_inbox.py); ``GET /ocpi/<version>/cdrs/<id>`` — the CDR there;
 * any other path under ``/ocpi/`` -> 404, any other method on a path above -> 405 (with
   ``Allow``), both as OCPI envelopes with status 2000, after the token check (unknown token:
   401 first, on every path).
@@ -23,12 +27,24 @@ from odoo import SUPERUSER_ID, http
 from odoo.http import request
 from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
 
+from ..clearing_core import ocpi
 from ..clearing_core.transport import envelope as ot
 
 _logger = logging.getLogger(__name__)
 
 ROLES = {"CPO", "EMSP", "HUB", "NAP", "NSP", "OTHER", "SCSP"}
-BASE = "/ocpi/2.2.1"
+BASES = {version: "/ocpi/" + version for version in ocpi.VERSIONS}  # highest first
+
+
+def _routes(suffix=""):
+    """The routes of ``suffix`` under every version we serve."""
+    return [base + suffix for base in BASES.values()]
+
+
+def _version():
+    """The OCPI version of the request's path (``/ocpi/2.3.0/...``)."""
+    parts = request.httprequest.path.split("/")
+    return parts[2] if len(parts) > 2 and parts[2] in BASES else ocpi.V221
 MAX_ID = 2**31 - 1  # PostgreSQL integer: a larger number is no id of ours
 
 
@@ -44,10 +60,14 @@ class _Reply(Exception):
         self.headers = headers or {}
 
 
-def _validate_credentials(body):
+def _validate_credentials(body, version=ocpi.V221):
     """``(path, message)`` of the first problem of a credentials object, or ``None``."""
     if not isinstance(body, dict):
         return "$", "a credentials object is expected"
+    hub = body.get("hub_party_id")
+    if version != ocpi.V221 and hub is not None and (
+            not isinstance(hub, str) or len(hub) != 5 or not hub.isascii() or not hub.isalnum()):
+        return "$.hub_party_id", "must be the hub's country code and party id (5 characters)"
     token = body.get("token")
     if not isinstance(token, str) or not ot.is_valid_token(token):
         return "$.token", "must be 1 to 64 printable non-whitespace ASCII characters"
@@ -177,8 +197,8 @@ class OcpiController(http.Controller):
         """Any other path under /ocpi/: a 404 envelope, after the token check."""
         def handler(conn, kind, call):
             hreq = request.httprequest
-            raise _Reply(404, ot.CLIENT_ERROR, "Unknown OCPI endpoint: %s %s (see %s%s for "
-                         "ours)" % (hreq.method, hreq.path, self._base(), BASE))
+            raise _Reply(404, ot.CLIENT_ERROR, "Unknown OCPI endpoint: %s %s (see %s/ocpi/versions "
+                         "for ours)" % (hreq.method, hreq.path, self._base()))
         return self._handle("other", handler, token_kinds=("A", "C"))
 
     # ------------------------------------------------------------------ versions
@@ -188,28 +208,35 @@ class OcpiController(http.Controller):
         if request.httprequest.method != "GET":
             return self._not_allowed("versions", ["GET"], token_kinds=("A", "C"))
         def handler(conn, kind, call):
-            return _Reply(200, ot.SUCCESS, None,
-                          data=[{"version": ot.VERSION, "url": self._base() + BASE}])
+            return _Reply(200, ot.SUCCESS, None, data=[
+                {"version": version, "url": self._base() + base}
+                for version, base in sorted(BASES.items())])
         return self._handle("versions", handler, token_kinds=("A", "C"))
 
-    @http.route([BASE, BASE + "/"], type="http", auth="none", csrf=False,
+    @http.route(_routes() + _routes("/"), type="http", auth="none", csrf=False,
                 save_session=False, readonly=False)
     def ocpi_version_details(self, **kw):
         if request.httprequest.method != "GET":
             return self._not_allowed("versions", ["GET"], token_kinds=("A", "C"))
+        version = _version()
         def handler(conn, kind, call):
-            base = self._base() + BASE
+            base = self._base() + BASES[version]
             return _Reply(200, ot.SUCCESS, None, data={
-                "version": ot.VERSION,
-                "endpoints": [
-                    {"identifier": "credentials", "role": "SENDER", "url": base + "/credentials"},
-                    {"identifier": "cdrs", "role": "RECEIVER", "url": base + "/cdrs"},
-                ],
-            })
+                "version": version,
+                "endpoints": self._prepare_endpoints(version, base)})
         return self._handle("versions", handler, token_kinds=("A", "C"))
 
+    def _prepare_endpoints(self, version, base):
+        """Hook: the endpoints of our version details for ``version`` (``base``: its URL)."""
+        return [
+                    {"identifier": "credentials", "role": "SENDER", "url": base + "/credentials"},
+                    {"identifier": "cdrs", "role": "RECEIVER", "url": base + "/cdrs"},
+                ] + ([{"identifier": "invoicereconciliation", "role": role,
+                       "url": base + "/invoicereconciliation"} for role in ("SENDER", "RECEIVER")]
+                     if version != ocpi.V221 else [])
+
     # ------------------------------------------------------------------ credentials
-    @http.route([BASE + "/credentials", BASE + "/credentials/"], type="http", auth="none",
+    @http.route(_routes("/credentials") + _routes("/credentials/"), type="http", auth="none",
                 csrf=False, save_session=False, readonly=False)
     def ocpi_credentials(self, **kw):
         if request.httprequest.method not in ("GET", "POST", "PUT", "DELETE"):
@@ -239,7 +266,7 @@ class OcpiController(http.Controller):
         if method == "PUT" and kind != "C":
             raise _Reply(405, ot.CLIENT_ERROR, "Method not allowed: not registered yet, use POST")
         body = self._json_body()
-        problem = _validate_credentials(body)
+        problem = _validate_credentials(body, _version())
         if problem:
             raise _Reply(200, ot.INVALID_PARAMETERS, "%s: %s" % problem,
                          data={"path": problem[0], "reason": problem[1]})
@@ -256,7 +283,7 @@ class OcpiController(http.Controller):
         return _Reply(200, ot.SUCCESS, None, data=creds)
 
     # ------------------------------------------------------------------ CDRs receiver
-    @http.route([BASE + "/cdrs", BASE + "/cdrs/"], type="http", auth="none",
+    @http.route(_routes("/cdrs") + _routes("/cdrs/"), type="http", auth="none",
                 csrf=False, save_session=False, readonly=False)
     def ocpi_cdrs_post(self, **kw):
         if request.httprequest.method != "POST":
@@ -268,20 +295,21 @@ class OcpiController(http.Controller):
         """Check the CDR and acknowledge it; it is stored from the push queue
         (models/clearing_cdr_inbox.py) under the id of its Location."""
         body = self._json_body()
+        version = _version()
         outcome, cdr_ref, path, reason, log = conn.env["clearing.cdr.inbox"]._receive(
-            body, conn, call)
+            body, conn, call, version=version)
         call["log"] = log
         if outcome == "rejected":
             raise _Reply(200, ot.INVALID_PARAMETERS, "%s: %s" % (path, reason),
                          data={"path": path, "reason": reason})
-        location = "%s%s/cdrs/%d" % (self._base(), BASE, cdr_ref)
+        location = "%s%s/cdrs/%d" % (self._base(), BASES[version], cdr_ref)
         if outcome == "duplicate":
             return _Reply(200, ot.SUCCESS, "CDR already received (identical), nothing stored",
                           headers={"Location": location})
         call["final"] = True  # the log row was written with the CDR, as 201
         return _Reply(201, ot.SUCCESS, None, headers={"Location": location})
 
-    @http.route(BASE + "/cdrs/<string:cdr_ref>", type="http", auth="none",
+    @http.route(_routes("/cdrs/<string:cdr_ref>"), type="http", auth="none",
                 csrf=False, save_session=False, readonly=False)
     def ocpi_cdr_get(self, cdr_ref, **kw):
         if request.httprequest.method != "GET":
@@ -302,3 +330,66 @@ class OcpiController(http.Controller):
                 not in conn._allowed_parties()):
             raise _Reply(404, ot.CLIENT_ERROR, "Unknown CDR")
         return _Reply(200, ot.SUCCESS, None, data=record.raw_json)
+
+    # ------------------------------------------------------------------ invoice reconciliation
+    # 2.3.0 edition 2: our CPO hat's records (Sender interface: GET on the endpoint) and, our
+    # eMSP hat, the CPO's records (Receiver interface: the other methods).
+    @http.route([BASES[ocpi.V230] + "/invoicereconciliation",
+                 BASES[ocpi.V230] + "/invoicereconciliation/",
+                 BASES[ocpi.V230] + "/invoicereconciliation/<string:country_code>/"
+                 "<string:party_id>/<string:record_id>"],
+                type="http", auth="none", csrf=False, save_session=False, readonly=False)
+    def ocpi_invoice_reconciliation(self, country_code=None, party_id=None, record_id=None,
+                                    **kw):
+        method = request.httprequest.method
+        if record_id is None and method == "GET":
+            return self._handle("other", self._invoice_reconciliation_list)
+        if record_id is None and method != "POST":
+            return self._not_allowed("other", ["GET", "POST"])
+        if record_id is not None and method not in ("GET", "POST", "PUT", "DELETE"):
+            return self._not_allowed("other", ["GET", "POST", "PUT", "DELETE"])
+        key = (country_code, party_id, record_id) if record_id is not None else None
+
+        def handler(conn, kind, call):
+            body = self._json_body() if method in ("POST", "PUT") else None
+            http_status, code, message, data = conn.env[
+                "clearing.invoice.reconciliation"]._receive(conn, method, body, key)
+            if code != ot.SUCCESS or http_status >= 400:
+                raise _Reply(http_status, code, message,
+                             data=data if data is not None else ot._MISSING)
+            return _Reply(http_status, code, message,
+                          data=data if data is not None else ot._MISSING)
+        return self._handle("other", handler)
+
+    MAX_LIMIT = 100
+
+    def _invoice_reconciliation_list(self, conn, kind, call):
+        """Our published records for the caller (Sender interface), last_updated in
+        [date_from, date_to), paginated (Link, X-Total-Count, X-Limit)."""
+        args = request.httprequest.args
+        domain = [("direction", "=", "published"), ("company_id", "=", conn.company_id.id),
+                  ("partner_id", "=", conn.partner_id.commercial_partner_id.id)]
+        filters = {}
+        for name, operator in (("date_from", ">="), ("date_to", "<")):
+            value = args.get(name)
+            if value:
+                try:
+                    moment = ocpi.parse_datetime(value, name, strict=False)
+                except ValueError as error:
+                    raise _Reply(200, ot.INVALID_PARAMETERS, str(error),
+                                 data={"path": name, "reason": str(error)}) from None
+                domain.append(("last_updated", operator, moment.replace(tzinfo=None)))
+                filters[name] = value
+        try:
+            offset = max(0, int(args.get("offset") or 0))
+            limit = min(self.MAX_LIMIT, max(1, int(args.get("limit") or self.MAX_LIMIT)))
+        except ValueError:
+            raise _Reply(200, ot.INVALID_PARAMETERS, "offset and limit must be integers") from None
+        Record = conn.env["clearing.invoice.reconciliation"]
+        total = Record.search_count(domain)
+        records = Record.search(domain, order="last_updated, id", offset=offset, limit=limit)
+        headers = {"X-Total-Count": str(total), "X-Limit": str(limit)}
+        if offset + len(records) < total:
+            url = self._base() + request.httprequest.path
+            headers["Link"] = ot.link_next_header(url, offset + len(records), limit, **filters)
+        return _Reply(200, ot.SUCCESS, None, data=records.mapped("raw_json"), headers=headers)

@@ -18,6 +18,7 @@ from . import ocpi_connection
 from . import clearing_period
 from . import clearing_dispute
 from . import account_move
+from . import clearing_invoice_reconciliation
 from . import account_move_send
 from . import account_bank_statement_line
 from . import account_statement_import

@@ -41,6 +41,16 @@ class AccountMove(models.Model):
     )
     clearing_vendor_mismatch = fields.Boolean(
         "CPO Invoice Differs", compute="_compute_clearing_vendor_difference", store=True)
+    # OCPI 2.3.0 invoice reconciliation records the CPO sent for this vendor bill
+    clearing_reconciliation_ids = fields.One2many(
+        "clearing.invoice.reconciliation", "move_id", domain=[("direction", "=", "received")],
+        string="Invoice Reconciliation Records", readonly=True)
+    clearing_published_reconciliation_ids = fields.One2many(
+        "clearing.invoice.reconciliation", "move_id",
+        domain=[("direction", "=", "published")],
+        string="Published Invoice Reconciliation Records", readonly=True)
+    clearing_reconciliation_findings = fields.Integer(
+        "Reconciliation Findings", compute="_compute_clearing_reconciliation_findings")
 
     def init(self):
         super().init()
@@ -51,6 +61,27 @@ class AccountMove(models.Model):
                 WHERE clearing_period_id IS NOT NULL
                   AND move_type IN ('out_invoice', 'in_invoice')"""
         )
+
+    @api.depends("clearing_reconciliation_ids.finding_count")
+    def _compute_clearing_reconciliation_findings(self):
+        for move in self:
+            move.clearing_reconciliation_findings = sum(
+                move.clearing_reconciliation_ids.mapped("finding_count"))
+
+    def _post(self, soft=True):
+        posted = super()._post(soft=soft)
+        ours = posted.filtered(lambda m: m.clearing_period_id
+                               and m.move_type in ("out_invoice", "out_refund"))
+        if ours:
+            self.env["clearing.invoice.reconciliation"].sudo()._publish(ours)
+        return posted
+
+    def _clearing_connection(self):
+        """The registered OCPI connection with this move's partner (the eMSP we bill)."""
+        self.ensure_one()
+        return self.env["clearing.ocpi.connection"].sudo().search([
+            ("company_id", "=", self.company_id.id), ("state", "=", "registered"),
+            ("partner_id", "=", self.commercial_partner_id.id)], limit=1)
 
     def _compute_clearing_cdr_count(self):
         counts = dict(self.env["clearing.cdr"]._read_group(

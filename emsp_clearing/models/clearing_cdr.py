@@ -153,6 +153,17 @@ class ClearingCdr(models.Model):
     )
     stated_total_parking_cost = fields.Monetary("Stated Parking Cost", readonly=True)
     stated_total_reservation_cost = fields.Monetary("Stated Reservation Cost", readonly=True)
+    ocpi_version = fields.Char(
+        "OCPI Version", readonly=True, default="2.2.1",
+        help="The OCPI version of the CDR as received (2.2.1 or 2.3.0).")
+    stated_taxes = fields.Json(
+        readonly=True,
+        help="The taxes of the stated total cost as sent (OCPI 2.3.0 TaxAmount objects).")
+    tax_comparison = fields.Json(
+        readonly=True,
+        help="Each stated tax against ours: name, percentage, stated, ours, difference.")
+    tax_comparison_html = fields.Html(
+        "Taxes", compute="_compute_tax_comparison_html", sanitize=False)
     remark = fields.Text(readonly=True)
     invoice_reference_id = fields.Char(readonly=True)
     credit = fields.Boolean(readonly=True, index=True)
@@ -477,9 +488,10 @@ class ClearingCdr(models.Model):
     @api.depends("price_breakdown")
     @api.model
     def _parse_ocpi(self, data):
-        """Validate ``data`` with the core; ValidationError naming the JSON path."""
+        """Validate ``data`` with the core, in the OCPI version of its form (2.2.1 or 2.3.0);
+        ValidationError naming the JSON path."""
         try:
-            return ocpi.parse_cdr(data, strict=True)
+            return ocpi.parse_cdr(data, strict=True, version=ocpi.detect_cdr_version(data))
         except OcpiValidationError as error:
             raise ValidationError(_("Invalid OCPI CDR: %s", error)) from error
 
@@ -544,6 +556,9 @@ class ClearingCdr(models.Model):
             "signed_data": data.get("signed_data"),
             "stated_total_cost_excl": _float(total_cost.excl_vat),
             "stated_total_cost_incl": _float(total_cost.incl_vat),
+            "ocpi_version": ocpi.detect_cdr_version(data),
+            # as sent (the JSON of total_cost.taxes)
+            "stated_taxes": data["total_cost"].get("taxes") if total_cost.taxes is not None else False,
             "stated_total_energy": _float(parsed.total_energy),
             "stated_total_time": _float(parsed.total_time),
             "stated_total_parking_time": _float(parsed.total_parking_time),
@@ -744,6 +759,7 @@ class ClearingCdr(models.Model):
             energy_kwh=energy, duration_hours=hours, parking_hours=parking,
             price_breakdown=False, applied_tariff=False, price_difference=0.0,
             price_difference_incl=0.0, price_mismatch=False, priced_date=False,
+            tax_comparison=False,
             state="unmatched", fleet_id=False,
         )
         return vals
@@ -856,16 +872,25 @@ class ClearingCdr(models.Model):
         Both ingestion paths and ``reprice`` write them."""
         self.ensure_one()
         sign = Decimal(-1) if self.credit else Decimal(1)
-        amounts = self._priced_amounts(result, self.currency_id.name, self.credit)
+        code = self.currency_id.name
+
+        def money(value):
+            return currencies.round_money(sign * Decimal(value or 0), code)
+
+        amounts = self._priced_amounts(result, code, self.credit)
         vals = {fname: float(amounts[fname]) for fname in AMOUNT_FIELDS}
         untaxed, total = amounts["amount_untaxed"], amounts["amount_total"]
-        # Compare with the exact stated values (the Monetary fields are rounded).
-        stated = (self.raw_json or {}).get("total_cost") or {}
-        stated_excl = to_decimal(stated.get("excl_vat"))
-        stated_incl = to_decimal(stated.get("incl_vat"))
+        # Compare with the exact stated values (the Monetary fields are rounded), in either
+        # OCPI version (2.3.0: before_taxes and the tax amounts).
+        stated = ocpi.read_price((self.raw_json or {}).get("total_cost"))
+        stated_excl = stated.excl_vat if stated is not None else Decimal(0)
         difference = stated_excl - untaxed
-        difference_incl = stated_incl - total if "incl_vat" in stated else Decimal(0)
+        difference_incl = (stated.incl_vat - total if stated is not None
+                           and stated.incl_vat is not None else Decimal(0))
         tolerance = to_decimal(self.contract_id.price_tolerance)
+        comparison = self._compare_taxes(
+            stated.taxes if stated is not None else None,
+            [(t.percentage, money(t.amount)) for t in result.tax_amounts()], tolerance)
         vals.update(
             amount_untaxed=float(untaxed),
             amount_tax=float(amounts["amount_tax"]),
@@ -877,11 +902,74 @@ class ClearingCdr(models.Model):
             applied_tariff=tariff_dict,
             price_difference=float(difference),
             price_difference_incl=float(difference_incl),
-            price_mismatch=abs(difference) > tolerance,
+            tax_comparison=comparison or False,
+            price_mismatch=abs(difference) > tolerance
+            or any(row["mismatch"] for row in comparison or ()),
             priced_date=fields.Datetime.now(),
             state="priced",
         )
         return vals
+
+    @api.model
+    def _compare_taxes(self, stated_taxes, ours, tolerance):
+        """Rows comparing the sender's taxes (``stated_taxes``: ocpi.TaxAmount, as sent; None
+        when the CDR states none, OCPI 2.2.1) with ours (``ours``: ``[(rate, amount)]``
+        rounded, by VAT rate), by tax: a stated tax with a percentage meets our tax of that
+        rate; without one, our only tax when there is one. Our taxes no stated tax met are
+        rows stated 0. ``mismatch``: the difference exceeds ``tolerance``."""
+        if stated_taxes is None:
+            return None
+        ours = list(ours)
+        used = set()
+        rows = []
+
+        def row(name, rate, stated, our):
+            difference = stated - our
+            return {"name": name, "percentage": _json_decimal(rate),
+                    "stated": _json_decimal(stated), "ours": _json_decimal(our),
+                    "difference": _json_decimal(difference),
+                    "mismatch": abs(difference) > tolerance}
+
+        for tax in stated_taxes:
+            match = None
+            for k, (rate, _amount) in enumerate(ours):
+                if k not in used and (
+                        (tax.percentage is not None and rate == tax.percentage)
+                        or (tax.percentage is None and len(stated_taxes) == 1 and len(ours) == 1)):
+                    match = k
+                    break
+            if match is None:
+                rows.append(row(tax.name, tax.percentage, tax.amount, Decimal(0)))
+            else:
+                used.add(match)
+                rows.append(row(tax.name, ours[match][0] if tax.percentage is None
+                                else tax.percentage, tax.amount, ours[match][1]))
+        for k, (rate, amount) in enumerate(ours):
+            if k not in used:
+                rows.append(row(_("VAT"), rate, Decimal(0), amount))
+        return rows
+
+    @api.depends("tax_comparison", "currency_id")
+    def _compute_tax_comparison_html(self):
+        for cdr in self:
+            rows = cdr.tax_comparison or []
+            if not rows:
+                cdr.tax_comparison_html = False
+                continue
+            head = Markup("").join(Markup("<th class='text-end'>%s</th>") % h for h in (
+                _("Percentage"), _("Stated"), _("Ours"), _("Difference")))
+            body = Markup("").join(
+                Markup("<tr%s><td>%s</td><td class='text-end'>%s</td><td class='text-end'>%s</td>"
+                       "<td class='text-end'>%s</td><td class='text-end'>%s</td></tr>") % (
+                    Markup(" class='text-danger'") if r.get("mismatch") else Markup(""),
+                    r.get("name") or "",
+                    display.format_number(r.get("percentage")) if r.get("percentage") is not None else "",
+                    display.format_number(r.get("stated")), display.format_number(r.get("ours")),
+                    display.format_number(r.get("difference")))
+                for r in rows)
+            cdr.tax_comparison_html = Markup(
+                "<table class='table table-sm o_clearing_taxes'><thead><tr><th>%s</th>%s</tr>"
+                "</thead><tbody>%s</tbody></table>") % (_("Tax"), head, body)
 
     @api.model
     def _priced_amounts(self, result, currency_code, credit=False):

@@ -100,16 +100,16 @@ class ClearingCdrInbox(models.Model):
 
     # ------------------------------------------------------------------ receive (POST)
     @api.model
-    def _receive(self, body, conn, call):
+    def _receive(self, body, conn, call, version=ocpi.V221):
         """Check a pushed CDR and queue it. ``call``: the OCPI controller's call (log values,
-        start time). Returns ``(outcome, cdr_ref, path, reason, log)`` with outcome ``queued``
+        start time); ``version``: the OCPI version of the endpoint it was pushed to. Returns ``(outcome, cdr_ref, path, reason, log)`` with outcome ``queued``
         / ``duplicate`` / ``rejected`` and the call's log row (counts and rejection written);
         None for ``queued``: that call's row is written when the queue stores the CDR."""
         log_vals = call["vals"]
         if not isinstance(body, dict):
             return self._refuse(log_vals, body, "$", _("one CDR object is expected"))
         try:
-            parsed = ocpi.parse_cdr(body, strict=True)
+            parsed = ocpi.parse_cdr(body, strict=True, version=version)
         except OcpiValidationError as e:
             return self._refuse(log_vals, body, e.path, e.message)
         key = _key(parsed.country_code, parsed.party_id, parsed.id)

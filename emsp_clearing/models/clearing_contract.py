@@ -12,6 +12,7 @@ from markupsafe import escape
 
 from odoo.addons.base.models.res_partner import _tz_get
 
+from ..clearing_core import ocpi
 from ..tools.numbers import decimal_to_json, float_to_decimal, to_decimal
 from ..tools.selections import WEEKDAY_FIELDS
 
@@ -678,9 +679,12 @@ class ClearingContract(models.Model):
             (float_to_decimal(tax.amount) for tax in self.tax_ids), Decimal(0)
         )
 
-    def to_ocpi_tariff(self):
-        """The OCPI 2.2.1 Tariff object equivalent to this contract's grid."""
+    def to_ocpi_tariff(self, version=ocpi.V221):
+        """The OCPI Tariff object of ``version`` (2.2.1 or 2.3.0) equivalent to this contract's
+        grid. The grid's prices are before taxes: 2.3.0 ``tax_included`` is NO."""
         self.ensure_one()
+        if version != ocpi.V221:
+            return ocpi.tariff_dict_to_version(self.to_ocpi_tariff(), version)
         cpo = self._cpo_partner()
         vat = self._vat_decimal()
         tariff = {
@@ -704,14 +708,20 @@ class ClearingContract(models.Model):
         return tariff
 
     def _lines_from_ocpi_tariff(self, tariff):
-        """Replace the grid with the lines of an OCPI tariff (dict).
+        """Replace the grid with the lines of an OCPI tariff (dict, 2.2.1 or 2.3.0).
 
         One line per price component; restrictions are copied. The tariff currency
-        must be the contract's; min/max price are imported too.
+        must be the contract's; min/max price are imported too. A 2.3.0 tariff whose prices
+        include the taxes (``tax_included`` YES) is refused: the grid's prices are before taxes.
         """
         self.ensure_one()
         if not isinstance(tariff, dict):
             raise ValidationError(_("$: an OCPI tariff must be a JSON object."))
+        if tariff.get("tax_included") == "YES":
+            raise ValidationError(_(
+                "$.tax_included: the tariff's prices include the taxes (YES); a contract grid "
+                "holds prices before taxes. Ask the CPO for the tariff before taxes."))
+        tariff = ocpi.tariff_dict_to_version(tariff, ocpi.V221)
         currency = tariff.get("currency")
         if currency and currency != self.currency_id.name:
             raise ValidationError(

@@ -221,8 +221,12 @@ class ClearingIngestionLog(models.Model):
         return None, text
 
     def _ingest_cdrs(self, items, connection=None, company=None, positions=None,
-                     allowed_parties=None, ids=None):
+                     allowed_parties=None, ids=None, version=None):
         """Ingest ``items`` (raw CDR JSON values) and record the outcome on this log.
+
+        ``version``: the OCPI version the CDRs must follow (a pull: the connection's); None
+        reads each in the version of its form (``ocpi.detect_cdr_version``: files, the push
+        queue whose CDRs were validated in their version when acknowledged).
 
         * invalid CDR -> rejected, line with reason and JSON path; the others still land;
         * same (country_code, party_id, id) already stored with the same content -> replay:
@@ -247,7 +251,8 @@ class ClearingIngestionLog(models.Model):
                 results[i] = self._rejected("$", _("a CDR must be a JSON object"))
                 continue
             try:
-                cdr = ocpi.parse_cdr(data, strict=True)
+                cdr = ocpi.parse_cdr(data, strict=True,
+                                     version=version or ocpi.detect_cdr_version(data))
             except OcpiValidationError as e:
                 results[i] = self._rejected(e.path, e.message, data)
                 continue

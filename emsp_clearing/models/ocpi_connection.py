@@ -1,4 +1,8 @@
-"""OCPI 2.2.1 connection with one partner: credentials handshake state, tokens, endpoints, pull.
+"""OCPI connection with one partner: credentials handshake state, tokens, endpoints, pull.
+
+The version is the highest both sides speak (2.3.0, else 2.2.1: ``clearing_core.ocpi.VERSIONS``),
+agreed at registration from the partner's versions list; its endpoints are stored with it and the
+pull reads the partner's CDRs in that version.
 
 Tokens (credentials.asciidoc): an accountant creates the connection and gets Token A (shown once,
 stored as a SHA-256 digest). The partner POSTs its credentials with Token A: Token B (theirs, what
@@ -16,6 +20,7 @@ from typing import NamedTuple
 from odoo import _, api, fields, models, tools
 from odoo.exceptions import UserError
 
+from ..clearing_core import ocpi
 from ..clearing_core.transport import client as ocpi_client
 from ..clearing_core.transport import envelope as ot
 
@@ -77,7 +82,8 @@ class ClearingOcpiConnection(models.Model):
     )
     # --- the partner's side
     versions_url = fields.Char("Partner Versions URL", readonly=True, tracking=True)
-    version = fields.Char(readonly=True)
+    version = fields.Char(readonly=True, tracking=True,
+                          help="OCPI version agreed with the partner: the highest both speak.")
     version_details_url = fields.Char(readonly=True)
     endpoints = fields.Json("Endpoints (JSON)", readonly=True)
     endpoints_text = fields.Text("Endpoints", compute="_compute_texts")
@@ -134,6 +140,13 @@ class ClearingOcpiConnection(models.Model):
     def _compute_cdrs_sender_url(self):
         for c in self:
             c.cdrs_sender_url = ocpi_client.find_endpoint(c.endpoints or [], "cdrs", "SENDER") or False
+
+    def _endpoint_url(self, identifier, role):
+        """URL of the partner's endpoint ``identifier`` with ``role`` in the agreed version's
+        details, or False (also on an empty recordset, or when not registered)."""
+        if len(self) != 1 or self.state != "registered":
+            return False
+        return ocpi_client.find_endpoint(self.endpoints or [], identifier, role) or False
 
     def _compute_log_count(self):
         data = self.env["clearing.ingestion.log"]._read_group(
@@ -268,7 +281,8 @@ class ClearingOcpiConnection(models.Model):
         self.ensure_one()
         try:
             # the partner waits for our answer: one retry, not the pull's patience
-            details_url, endpoints = self._client(creds["token"], retries=1).discover(creds["url"])
+            version, details_url, endpoints = self._client(
+                creds["token"], retries=1).negotiate(creds["url"])
         except ocpi_client.OcpiClientError as e:
             code = e.status_code if e.status_code == ot.UNSUPPORTED_VERSION else ot.UNABLE_TO_USE_CLIENT_API
             return code, _("Cannot use your API at %(url)s: %(err)s", url=creds["url"], err=e)
@@ -276,7 +290,7 @@ class ClearingOcpiConnection(models.Model):
             return ot.UNABLE_TO_USE_CLIENT_API, str(e)
         self.sudo().write({
             "token_b": creds["token"], "token_b_hint": self._hint(creds["token"]),
-            "versions_url": creds["url"], "version": ot.VERSION,
+            "versions_url": creds["url"], "version": version,
             "version_details_url": details_url, "endpoints": endpoints,
             "partner_roles": creds["roles"],
             "token_a_hash": False, "token_a_hint": False,
@@ -367,6 +381,7 @@ class ClearingOcpiConnection(models.Model):
                 date_to=self.pull_window_to, limit=self.pull_limit or None, start_url=resume)
             for page in pages:
                 log._ingest_cdrs(page.items, connection=self, company=self.company_id,
+                                 version=self.version or ocpi.V221,
                                  positions=["page %d #%d" % (page.number, i + 1)
                                             for i in range(len(page.items))],
                                  allowed_parties=parties)

@@ -20,9 +20,11 @@ from . import test_contract_rematch
 from . import test_retention
 from . import test_partner_rematch
 from . import test_rematch_batch
+from . import test_ocpi_v230
 from . import test_invoice
 from . import test_invoice_concurrency
 from . import test_invoice_documents
+from . import test_invoice_reconciliation
 from . import test_payments
 from . import test_fleet
 from . import test_whatif

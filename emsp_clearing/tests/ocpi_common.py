@@ -9,6 +9,7 @@ import os
 from odoo import Command
 from odoo.tests import HttpCase
 
+from ..clearing_core import ocpi
 from ..clearing_core.transport import envelope as ot
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -28,8 +29,8 @@ def load_launcher():
 launcher = load_launcher()
 
 
-def spec_example(name):
-    path = os.path.join(OCPI_DIR, "examples", name)
+def spec_example(name, version="2.2.1"):
+    path = os.path.join(OCPI_DIR, "examples" if version == "2.2.1" else "examples-" + version, name)
     with open(path, encoding="utf-8") as f:
         return json.load(f)
 
@@ -109,17 +110,28 @@ class OcpiHttpCase(HttpCase):
 
 
 class OcpiPushCase(OcpiHttpCase):
-    """``cls.cdrs``: six CDRs of the peer CPO; ``self.conn`` / ``self.token_c``: its registered
-    connection; ``push``: POST one to our CDRs receiver."""
+    """``cls.cdrs``: six CDRs of the peer CPO in the form of ``VERSION``; ``self.conn`` /
+    ``self.token_c``: its registered connection; ``push``: POST one to our CDRs receiver of
+    ``VERSION`` (``cls.V``: its base path). A subclass setting ``VERSION`` runs every test of
+    its parent in that version."""
+
+    VERSION = ocpi.V221
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.cdrs = launcher.make_cdrs(6)
+        cls.V = "/ocpi/" + cls.VERSION
+        cls.cdrs = [ocpi.cdr_dict_to_version(c, cls.VERSION) for c in launcher.make_cdrs(6)]
+
+    @classmethod
+    def price(cls, excl, incl):
+        """A cost of ``excl``/``incl`` in the form of ``VERSION``."""
+        return ocpi.cdr_dict_to_version(
+            {"total_cost": {"excl_vat": excl, "incl_vat": incl}}, cls.VERSION)["total_cost"]
 
     def setUp(self):
         super().setUp()
         self.conn, self.token_c = self._connection()
 
     def push(self, cdr, token=None):
-        return self.ocpi("POST", "/ocpi/2.2.1/cdrs", token or self.token_c, body=cdr)
+        return self.ocpi("POST", self.V + "/cdrs", token or self.token_c, body=cdr)

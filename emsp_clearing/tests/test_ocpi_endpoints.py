@@ -1,9 +1,11 @@
-"""OCPI 2.2.1 endpoints against the real HTTP stack: tokens, envelope, CDR receiver rules."""
+"""OCPI endpoints against the real HTTP stack: tokens, envelope, CDR receiver rules -- in 2.2.1
+(``TestOcpiEndpoints``) and, every test again, in 2.3.0 (``TestOcpiEndpoints230``)."""
 
 import copy
 
 from odoo.tests import tagged
 
+from ..clearing_core import ocpi
 from ..clearing_core.transport import envelope as ot
 from .ocpi_common import OcpiPushCase, spec_example
 
@@ -24,13 +26,16 @@ class TestOcpiEndpoints(OcpiPushCase):
             r, p = self.ocpi("GET", "/ocpi/versions", token)
             self.assertEqual(r.status_code, 200)
             self.assertEnvelope(p, 1000)
-            self.assertEqual(p["data"], [{"version": "2.2.1", "url": self.base_url() + "/ocpi/2.2.1"}])
-            r, p = self.ocpi("GET", "/ocpi/2.2.1", token)
+            self.assertEqual(p["data"], [
+                {"version": "2.2.1", "url": self.base_url() + "/ocpi/2.2.1"},
+                {"version": "2.3.0", "url": self.base_url() + "/ocpi/2.3.0"}])
+            r, p = self.ocpi("GET", self.V, token)
             self.assertEqual(r.status_code, 200)
-            eps = {(e["identifier"], e["role"]): e["url"] for e in p["data"]["endpoints"]}
+            eps = {(e["identifier"], e["role"]): e["url"] for e in p["data"]["endpoints"]
+                   if e["identifier"] != "invoicereconciliation"}  # 2.3.0: test_invoice_reconciliation
             self.assertEqual(eps, {
-                ("credentials", "SENDER"): self.base_url() + "/ocpi/2.2.1/credentials",
-                ("cdrs", "RECEIVER"): self.base_url() + "/ocpi/2.2.1/cdrs"})
+                ("credentials", "SENDER"): self.base_url() + self.V + "/credentials",
+                ("cdrs", "RECEIVER"): self.base_url() + self.V + "/cdrs"})
         self.assertEqual(self.last_log(channel="versions").connection_id, self.conn)
 
     def test_missing_unknown_malformed_token_401(self):
@@ -44,7 +49,7 @@ class TestOcpiEndpoints(OcpiPushCase):
         log = self.last_log(channel="versions")
         self.assertEqual(log.outcome, "unauthorized")
         self.assertFalse(log.connection_id)
-        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", "unknown", body=self.cdrs[0])
+        r, p = self.ocpi("POST", self.V + "/cdrs", "unknown", body=self.cdrs[0])
         self.assertEqual(r.status_code, 401)
         self.assertEqual(self.cdr_count(), 0)
 
@@ -61,10 +66,10 @@ class TestOcpiEndpoints(OcpiPushCase):
     def test_token_a_outside_credentials_and_versions_401(self):
         conn_a, _ = self._connection(registered=False)
         token_a = conn_a._new_token_a()
-        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", token_a, body=self.cdrs[0])
+        r, p = self.ocpi("POST", self.V + "/cdrs", token_a, body=self.cdrs[0])
         self.assertEqual(r.status_code, 401)
         self.assertIn("Token A", p["status_message"])
-        r, p = self.ocpi("GET", "/ocpi/2.2.1/cdrs/1", token_a)
+        r, p = self.ocpi("GET", self.V + "/cdrs/1", token_a)
         self.assertEqual(r.status_code, 401)
         self.assertEqual(self.cdr_count(), 0)
         # tokens are stored as digests only
@@ -85,13 +90,13 @@ class TestOcpiEndpoints(OcpiPushCase):
 
     # ------------------------------------------------------------------ CDR receiver
     def test_post_cdr_201_location_and_get(self):
-        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=self.cdrs[0],
+        r, p = self.ocpi("POST", self.V + "/cdrs", self.token_c, body=self.cdrs[0],
                          headers={"X-Request-ID": "r1"})
         self.assertEqual(r.status_code, 201, p)
         self.assertEnvelope(p, 1000)
         self.assertEqual(r.headers["X-Request-ID"], "r1")
         location = r.headers["Location"]
-        self.assertRegex(location, r"^%s/ocpi/2\.2\.1/cdrs/\d+$" % self.base_url())
+        self.assertRegex(location, r"^%s%s/cdrs/\d+$" % (self.base_url(), self.V))
         # acknowledged and queued: the Location already answers, from the queue
         queued = self.env["clearing.cdr.inbox"].search([("ocpi_id", "=", self.cdrs[0]["id"])])
         self.assertEqual((queued.state, queued.request_id), ("queued", "r1"))
@@ -104,7 +109,7 @@ class TestOcpiEndpoints(OcpiPushCase):
         self.assertEqual(self.drain(), 1)
         cdr = self.env["clearing.cdr"].search([("ocpi_id", "=", self.cdrs[0]["id"])])
         self.assertEqual(len(cdr), 1)
-        self.assertEqual(location, "%s/ocpi/2.2.1/cdrs/%d" % (self.base_url(), cdr.id))
+        self.assertEqual(location, "%s%s/cdrs/%d" % (self.base_url(), self.V, cdr.id))
         self.assertEqual(cdr.contract_id, self.contract)
         self.assertEqual(cdr.state, "priced")
         self.assertEqual((queued.state, queued.cdr_id), ("done", cdr))
@@ -117,7 +122,7 @@ class TestOcpiEndpoints(OcpiPushCase):
                           log.ocpi_status_code, log.request_id, log.connection_id,
                           log.partner_id, log.endpoint),
                          ("success", 1, 1, 201, 1000, "r1", self.conn, self.cpo,
-                          "POST /ocpi/2.2.1/cdrs"))
+                          "POST %s/cdrs" % self.V))
         self.assertGreater(log.duration, 0)
         r, p = self.ocpi("GET", location[len(self.base_url()):], self.token_c)
         self.assertEqual(r.status_code, 200)
@@ -125,14 +130,14 @@ class TestOcpiEndpoints(OcpiPushCase):
         # another partner's connection cannot read it
         other, token_other = self._connection(partner=self.env["res.partner"].create({
             "name": "Other CPO", "ocpi_country_code": "BE", "ocpi_party_id": "OTH"}))
-        r, p = self.ocpi("GET", "/ocpi/2.2.1/cdrs/%d" % cdr.id, token_other)
+        r, p = self.ocpi("GET", self.V + "/cdrs/%d" % cdr.id, token_other)
         self.assertEqual(r.status_code, 404)
-        r, p = self.ocpi("GET", "/ocpi/2.2.1/cdrs/999999999", self.token_c)
+        r, p = self.ocpi("GET", self.V + "/cdrs/999999999", self.token_c)
         self.assertEqual(r.status_code, 404)
 
     def test_unparseable_json_400(self):
         for raw in ('{"id": "x",', "", "\xff"):
-            r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, raw_body=raw.encode("latin-1"))
+            r, p = self.ocpi("POST", self.V + "/cdrs", self.token_c, raw_body=raw.encode("latin-1"))
             self.assertEqual(r.status_code, 400, raw)
             self.assertEnvelope(p, 2000)
             self.assertNotIn("data", p)
@@ -142,16 +147,16 @@ class TestOcpiEndpoints(OcpiPushCase):
     def test_schema_error_names_json_path(self):
         bad = copy.deepcopy(self.cdrs[0])
         del bad["cdr_token"]["uid"]
-        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=bad)
+        r, p = self.ocpi("POST", self.V + "/cdrs", self.token_c, body=bad)
         self.assertEqual(r.status_code, 200)  # reached the OCPI layer: no HTTP error
         self.assertEnvelope(p, 2001)
         self.assertIn("$.cdr_token.uid", p["status_message"])
         self.assertEqual(p["data"]["path"], "$.cdr_token.uid")
         bad2 = dict(self.cdrs[1], charging_periods=[{"start_date_time": self.cdrs[1]["start_date_time"],
                                                      "dimensions": [{"type": "ENERGY", "volume": -1}]}])
-        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=bad2)
+        r, p = self.ocpi("POST", self.V + "/cdrs", self.token_c, body=bad2)
         self.assertEqual(p["data"]["path"], "$.charging_periods[0].dimensions[0].volume")
-        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=[self.cdrs[2]])
+        r, p = self.ocpi("POST", self.V + "/cdrs", self.token_c, body=[self.cdrs[2]])
         self.assertEnvelope(p, 2001)
         self.assertEqual(self.cdr_count(), 0)  # nothing partial stored
         log = self.last_log(channel="push")
@@ -163,17 +168,17 @@ class TestOcpiEndpoints(OcpiPushCase):
 
     def test_cdr_of_another_party_refused(self):
         other = dict(self.cdrs[0], party_id="XYZ")
-        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=other)
+        r, p = self.ocpi("POST", self.V + "/cdrs", self.token_c, body=other)
         self.assertEnvelope(p, 2001)
         self.assertEqual(p["data"]["path"], "$.party_id")
         self.assertEqual(self.cdr_count(), 0)
 
     def test_duplicate_replay_is_success_without_new_row(self):
-        r1, p1 = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=self.cdrs[0])
+        r1, p1 = self.ocpi("POST", self.V + "/cdrs", self.token_c, body=self.cdrs[0])
         self.assertEqual(r1.status_code, 201)
         # a re-serialising peer: nulls added, 2.0 for 2 — still the same CDR
         replay = dict(copy.deepcopy(self.cdrs[0]), remark=None, meter_id=None)
-        r2, p2 = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=replay)
+        r2, p2 = self.ocpi("POST", self.V + "/cdrs", self.token_c, body=replay)
         self.assertEqual(r2.status_code, 200)
         self.assertEnvelope(p2, 1000)
         self.assertEqual(r2.headers["Location"], r1.headers["Location"])
@@ -183,19 +188,19 @@ class TestOcpiEndpoints(OcpiPushCase):
         self.drain()
         self.assertEqual(self.cdr_count(ocpi_id=self.cdrs[0]["id"]), 1)
         # once stored, a replay is still recognised (against the stored CDR)
-        r3, p3 = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=replay)
+        r3, p3 = self.ocpi("POST", self.V + "/cdrs", self.token_c, body=replay)
         self.assertEqual((r3.status_code, p3["status_code"]), (200, 1000))
         self.assertEqual(r3.headers["Location"], r1.headers["Location"])
         self.assertEqual(self.cdr_count(ocpi_id=self.cdrs[0]["id"]), 1)
 
     def test_conflicting_duplicate_refused(self):
-        self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=self.cdrs[0])
+        self.ocpi("POST", self.V + "/cdrs", self.token_c, body=self.cdrs[0])
         changed = copy.deepcopy(self.cdrs[0])
-        changed["total_cost"] = {"excl_vat": 99.0, "incl_vat": 119.79}
+        changed["total_cost"] = self.price(99.0, 119.79)
         for drained in (False, True):  # refused while queued and once stored
             if drained:
                 self.drain()
-            r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=changed)
+            r, p = self.ocpi("POST", self.V + "/cdrs", self.token_c, body=changed)
             self.assertEqual(r.status_code, 200)
             self.assertEnvelope(p, 2001)
             self.assertEqual(p["data"]["path"], "$.id")
@@ -210,12 +215,13 @@ class TestOcpiEndpoints(OcpiPushCase):
 
     def test_credit_cdr_linked(self):
         original = self.cdrs[0]
+        original_cost = ocpi.read_price(original["total_cost"])
         credit = copy.deepcopy(original)
         credit.update(id=original["id"] + "-C", credit=True, credit_reference_id=original["id"],
-                      total_cost={k: -v for k, v in original["total_cost"].items()})
-        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=original)
+                      total_cost=self.price(-float(original_cost.excl_vat), -float(original_cost.incl_vat)))
+        r, p = self.ocpi("POST", self.V + "/cdrs", self.token_c, body=original)
         self.assertEqual(r.status_code, 201)
-        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", self.token_c, body=credit)
+        r, p = self.ocpi("POST", self.V + "/cdrs", self.token_c, body=credit)
         self.assertEqual(r.status_code, 201, p)
         self.drain()
         orig = self.env["clearing.cdr"].search([("ocpi_id", "=", original["id"])])
@@ -224,11 +230,11 @@ class TestOcpiEndpoints(OcpiPushCase):
         self.assertEqual(cred.credited_cdr_id, orig)
 
     def test_spec_cdr_example_accepted_as_is(self):
-        example = spec_example("cdr_example.json")
+        example = spec_example("cdr_example.json", self.VERSION)
         bec = self.env["res.partner"].create({"name": "BeCharged", "ocpi_country_code": "BE",
                                               "ocpi_party_id": "BEC", "ocpi_is_cpo": True})
         _conn, token = self._connection(partner=bec)
-        r, p = self.ocpi("POST", "/ocpi/2.2.1/cdrs", token, body=example)
+        r, p = self.ocpi("POST", self.V + "/cdrs", token, body=example)
         self.assertEqual(r.status_code, 201, p)
         self.drain()
         cdr = self.env["clearing.cdr"].search([("ocpi_id", "=", "12345"), ("party_id", "=", "BEC")])
@@ -245,7 +251,7 @@ class TestOcpiEndpoints(OcpiPushCase):
     def test_unsupported_methods(self):
         """GET/PUT/DELETE on the CDRs receiver: a 405 envelope (Allow: POST), 401 first."""
         for method in ("GET", "PUT", "DELETE", "PATCH"):
-            for path in ("/ocpi/2.2.1/cdrs", "/ocpi/2.2.1/cdrs/"):
+            for path in (self.V + "/cdrs", self.V + "/cdrs/"):
                 r, p = self.ocpi(method, path, self.token_c, body=self.cdrs[0])
                 self.assertOcpiReply(r, p, 405, 2000)
                 self.assertEqual(r.headers["Allow"], "POST")
@@ -256,10 +262,10 @@ class TestOcpiEndpoints(OcpiPushCase):
         self.assertEqual((log.http_status, log.outcome), (401, "unauthorized"))
         # the other endpoints too
         for method, path, allowed in (("POST", "/ocpi/versions", "GET"),
-                                      ("DELETE", "/ocpi/2.2.1", "GET"),
-                                      ("PATCH", "/ocpi/2.2.1/credentials",
+                                      ("DELETE", self.V, "GET"),
+                                      ("PATCH", self.V + "/credentials",
                                        "GET, POST, PUT, DELETE"),
-                                      ("DELETE", "/ocpi/2.2.1/cdrs/1", "GET")):
+                                      ("DELETE", self.V + "/cdrs/1", "GET")):
             r, p = self.ocpi(method, path, self.token_c)
             self.assertOcpiReply(r, p, 405, 2000)
             self.assertEqual(r.headers["Allow"], allowed)
@@ -270,7 +276,7 @@ class TestOcpiEndpoints(OcpiPushCase):
     def test_cdr_id_not_a_number(self):
         """GET /cdrs/<anything that is not one of our ids>: an OCPI 404, 401 first."""
         for ref in ("abc", "12x", "-1", "0", "1.5", "99999999999999999999", "%C3%A9"):
-            path = "/ocpi/2.2.1/cdrs/%s" % ref
+            path = self.V + "/cdrs/%s" % ref
             r, p = self.ocpi("GET", path, self.token_c)
             self.assertOcpiReply(r, p, 404, 2000)
             self.assertEqual(p["status_message"], "Unknown CDR")
@@ -286,8 +292,8 @@ class TestOcpiEndpoints(OcpiPushCase):
         conn_a, _ = self._connection(registered=False)
         token_a = conn_a._new_token_a()
         for method, path in (("GET", "/ocpi"), ("GET", "/ocpi/"), ("GET", "/ocpi/2.1.1"),
-                             ("GET", "/ocpi/2.2.1/locations"), ("PUT", "/ocpi/2.2.1/tariffs/x"),
-                             ("GET", "/ocpi/2.2.1/cdrs/1/extra"), ("DELETE", "/ocpi/x/y/z")):
+                             ("GET", self.V + "/locations"), ("PUT", self.V + "/tariffs/x"),
+                             ("GET", self.V + "/cdrs/1/extra"), ("DELETE", "/ocpi/x/y/z")):
             r, p = self.ocpi(method, path, "not-a-known-token")
             self.assertOcpiReply(r, p, 401, 2000)
             r, p = self.ocpi(method, path, None)
@@ -303,7 +309,7 @@ class TestOcpiEndpoints(OcpiPushCase):
 
     # ------------------------------------------------------------------ credentials (no peer)
     def test_credentials_get_post_put_delete_rules(self):
-        r, p = self.ocpi("GET", "/ocpi/2.2.1/credentials", self.token_c)
+        r, p = self.ocpi("GET", self.V + "/credentials", self.token_c)
         self.assertEqual(r.status_code, 200)
         self.assertEqual(p["data"]["token"], self.token_c)
         self.assertEqual(p["data"]["url"], self.base_url() + "/ocpi/versions")
@@ -312,29 +318,29 @@ class TestOcpiEndpoints(OcpiPushCase):
                          ("DE", "MSP"))
         creds = spec_example("credentials_example.json")
         # second POST (already registered) -> 405
-        r, p = self.ocpi("POST", "/ocpi/2.2.1/credentials", self.token_c, body=creds)
+        r, p = self.ocpi("POST", self.V + "/credentials", self.token_c, body=creds)
         self.assertEqual(r.status_code, 405)
         # PUT / DELETE before registration (Token A) -> 405
         conn_a, _ = self._connection(registered=False)
         token_a = conn_a._new_token_a()
         for method in ("PUT", "DELETE"):
-            r, p = self.ocpi(method, "/ocpi/2.2.1/credentials", token_a, body=creds)
+            r, p = self.ocpi(method, self.V + "/credentials", token_a, body=creds)
             self.assertEqual(r.status_code, 405, method)
         # invalid credentials object -> 2001 with path; nothing registered
         bad = dict(creds, roles=[dict(creds["roles"][0], party_id="TOOLONG")])
-        r, p = self.ocpi("POST", "/ocpi/2.2.1/credentials", token_a, body=bad)
+        r, p = self.ocpi("POST", self.V + "/credentials", token_a, body=bad)
         self.assertEqual(r.status_code, 200)
         self.assertEnvelope(p, 2001)
         self.assertEqual(p["data"]["path"], "$.roles[0].party_id")
         # unreachable partner versions URL -> 3001; Token A still valid, nothing stored
-        r, p = self.ocpi("POST", "/ocpi/2.2.1/credentials", token_a,
+        r, p = self.ocpi("POST", self.V + "/credentials", token_a,
                          body=dict(creds, url="http://127.0.0.1:9/ocpi/versions"))
         self.assertEnvelope(p, 3001)
         conn_a.invalidate_recordset()
         self.assertEqual(conn_a.state, "new")
         self.assertFalse(conn_a.sudo().token_b)
         # DELETE with Token C unregisters; the token is then unknown
-        r, p = self.ocpi("DELETE", "/ocpi/2.2.1/credentials", self.token_c)
+        r, p = self.ocpi("DELETE", self.V + "/credentials", self.token_c)
         self.assertEqual(r.status_code, 200)
         self.assertEnvelope(p, 1000)
         self.conn.invalidate_recordset()
@@ -394,8 +400,57 @@ class TestOcpiEndpoints(OcpiPushCase):
         # Token A on a Token C route: refused, logged against its connection
         conn_a, _c = self._connection(registered=False)
         token_a = conn_a._new_token_a()
-        r, _p = self.ocpi("GET", "/ocpi/2.2.1/cdrs/1", token_a)
+        r, _p = self.ocpi("GET", self.V + "/cdrs/1", token_a)
         self.assertEqual(r.status_code, 401)
         log = self.last_log(channel="cdr_get")
         self.assertEqual((log.outcome, log.connection_id, log.partner_id, log.company_id),
                          ("unauthorized", conn_a, conn_a.partner_id, conn_a.company_id))
+
+
+@tagged("post_install", "-at_install")
+class TestOcpiEndpoints230(TestOcpiEndpoints):
+    """Every test above against our OCPI 2.3.0 endpoints, with 2.3.0 CDRs."""
+
+    VERSION = ocpi.V230
+    allow_inherited_tests_method = True  # Odoo's loader: run the parent's tests here too
+
+    def test_230_price_refusal_names_the_json_path(self):
+        bad = copy.deepcopy(self.cdrs[0])
+        bad["total_cost"] = {"excl_vat": 1, "incl_vat": 1.21}  # the 2.2.1 Price
+        r, p = self.ocpi("POST", self.V + "/cdrs", self.token_c, body=bad)
+        self.assertEnvelope(p, 2001)
+        self.assertEqual(p["data"]["path"], "$.total_cost.before_taxes")
+        bad["total_cost"] = {"before_taxes": 1, "taxes": [{"name": "VAT", "amount": "0.21"}]}
+        r, p = self.ocpi("POST", self.V + "/cdrs", self.token_c, body=bad)
+        self.assertEqual(p["data"]["path"], "$.total_cost.taxes[0].amount")
+        self.assertEqual(self.cdr_count(), 0)
+
+    def test_230_taxes_stored_and_compared_by_tax(self):
+        # 0.30/kWh, our contract VAT 21 %; the sender states 21 % right on one CDR, wrong on another
+        good, wrong = copy.deepcopy(self.cdrs[0]), copy.deepcopy(self.cdrs[1])
+        kwh = good["total_energy"]
+        good["total_cost"] = {"before_taxes": round(kwh * 0.3, 2), "taxes": [
+            {"name": "BTW", "percentage": 21, "amount": round(kwh * 0.3 * 0.21, 2),
+             "account_number": "NL000099998B57"}]}
+        kwh2 = wrong["total_energy"]
+        wrong["total_cost"] = {"before_taxes": round(kwh2 * 0.3, 2), "taxes": [
+            {"name": "BTW", "percentage": 21, "amount": round(kwh2 * 0.3 * 0.21 + 0.5, 2)}]}
+        for cdr in (good, wrong):
+            r, p = self.ocpi("POST", self.V + "/cdrs", self.token_c, body=cdr)
+            self.assertEqual(r.status_code, 201, p)
+        self.drain()
+        stored = self.env["clearing.cdr"].search([("ocpi_id", "=", good["id"])])
+        self.assertEqual(stored.ocpi_version, "2.3.0")
+        self.assertEqual(stored.stated_taxes, good["total_cost"]["taxes"])
+        self.assertAlmostEqual(stored.stated_total_cost_incl,
+                               good["total_cost"]["before_taxes"] + good["total_cost"]["taxes"][0]["amount"])
+        self.assertEqual(len(stored.tax_comparison), 1)
+        row = stored.tax_comparison[0]
+        self.assertEqual((row["name"], row["percentage"], row["mismatch"]), ("BTW", "21", False))
+        self.assertFalse(stored.price_mismatch)
+        self.assertIn("BTW", stored.tax_comparison_html)
+        other = self.env["clearing.cdr"].search([("ocpi_id", "=", wrong["id"])])
+        self.assertTrue(other.tax_comparison[0]["mismatch"])
+        self.assertTrue(other.price_mismatch)  # the totals before taxes agree, the tax does not
+        self.assertLessEqual(abs(other.price_difference), other.contract_id.price_tolerance)
+        self.assertAlmostEqual(float(other.tax_comparison[0]["difference"]), 0.5)

@@ -94,6 +94,40 @@ class TestTariffRoundTrip(ClearingCase):
             again.pop(key), tariff.pop(key)
         self.assertEqual(again, tariff)
 
+    def test_to_ocpi_230_tariff(self):
+        old = self.contract.to_ocpi_tariff()
+        new = self.contract.to_ocpi_tariff(version="2.3.0")
+        self.assertEqual(new["tax_included"], "NO")
+        self.assertEqual(new["min_price"], {"before_taxes": 1.5})
+        self.assertEqual(new["max_price"], {"before_taxes": 40})
+        self.assertEqual(new["elements"], old["elements"])
+        parsed = ocpi.parse_tariff(new, strict=True, version="2.3.0")
+        self.assertEqual(parsed.tax_included, "NO")
+        # the same tariff for the engine, whatever the version
+        self.assertEqual(parsed._replace(tax_included=None, raw=None),
+                         ocpi.parse_tariff(old, strict=True)._replace(raw=None))
+
+    def test_round_trip_230_is_lossless(self):
+        tariff = self.contract.to_ocpi_tariff(version="2.3.0")
+        copy = self._contract(activate=False, lines=[{"dimension": "FLAT", "price": 9}])
+        copy._lines_from_ocpi_tariff(tariff)
+        self.assertEqual((copy.min_price, copy.max_price), (1.5, 40.0))
+        for original, imported in zip(self.contract.price_line_ids, copy.price_line_ids):
+            for fname in LINE_FIELDS:
+                expected, got = original[fname], imported[fname]
+                if fname == "price" and original.time_unit == "minute":
+                    expected = round(original.price * 60, 6)
+                if fname == "time_unit":
+                    expected = "hour"
+                self.assertEqual(got, expected, "%s of line %s" % (fname, original.sequence))
+        again = copy.to_ocpi_tariff(version="2.3.0")
+        for key in ("id", "last_updated"):
+            again.pop(key), tariff.pop(key)
+        self.assertEqual(again, tariff)
+        # a tariff whose prices include the taxes has no grid form
+        with self.assertRaisesRegex(ValidationError, r"\$\.tax_included"):
+            copy._lines_from_ocpi_tariff(dict(tariff, tax_included="YES"))
+
     def test_import_splits_components(self):
         contract = self._contract(activate=False)
         contract._lines_from_ocpi_tariff(

@@ -15,7 +15,7 @@ class ClearingTariffImport(models.TransientModel):
     tariff_json = fields.Text(
         "OCPI Tariff (JSON)",
         required=True,
-        help="An OCPI 2.2.1 Tariff object. It replaces the contract's price grid and "
+        help="An OCPI 2.2.1 or 2.3.0 Tariff object. It replaces the contract's price grid and "
         "minimum/maximum prices: one grid line per price component.",
     )
 
@@ -26,7 +26,7 @@ class ClearingTariffImport(models.TransientModel):
         except ValueError as error:
             raise UserError(_("The text is not valid JSON: %s", error)) from error
         try:
-            ocpi.parse_tariff(data, strict=False)
+            ocpi.parse_tariff(data, strict=False, version=ocpi.detect_tariff_version(data))
         except OcpiValidationError as error:
             raise ValidationError(_("Invalid OCPI tariff: %s", error)) from error
         self.contract_id._lines_from_ocpi_tariff(data)

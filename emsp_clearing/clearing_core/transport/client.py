@@ -1,4 +1,4 @@
-"""OCPI 2.2.1 pull client (no Odoo): versions/endpoints discovery and paginated CDR GET.
+"""OCPI 2.2.1 / 2.3.0 pull client (no Odoo): versions/endpoints discovery and negotiation, paginated CDR GET.
 
 ``iter_cdr_pages`` yields one :class:`Page` at a time so the caller can store each page and
 commit its progress (the page's ``next_url``) before asking for the next one: after a failure the
@@ -20,6 +20,7 @@ import time
 import requests
 
 from . import envelope as t
+from ..ocpi import VERSIONS
 
 _logger = logging.getLogger(__name__)
 
@@ -168,6 +169,21 @@ class OcpiClient:
                 url=versions_url, status_code=t.UNSUPPORTED_VERSION)
         details = self.get_version_details(match[0]["url"])
         return match[0]["url"], details["endpoints"]
+
+    def negotiate(self, versions_url, ours=None):
+        """``(version, details_url, endpoints)`` of the highest of ``ours`` (default: every
+        version we speak, ``ocpi.VERSIONS``) that the peer offers; ``OcpiClientError`` with
+        ``status_code`` 3002 when it offers none of them."""
+        ours = tuple(ours or VERSIONS)
+        versions = self.get_versions(versions_url)
+        offered = {str(v["version"]): v["url"] for v in versions}
+        for version in ours:
+            if version in offered:
+                details = self.get_version_details(offered[version])
+                return version, offered[version], details["endpoints"]
+        raise OcpiClientError("peer offers versions %s, none of %s" % (
+            ", ".join(offered), ", ".join(ours)), url=versions_url,
+            status_code=t.UNSUPPORTED_VERSION)
 
     # -- paginated GET ---------------------------------------------------------------------------
 
