@@ -185,14 +185,12 @@ class TestInvoiceConcurrency(TransactionCase):
                              ("addons_path", "--addons-path"), ("data_dir", "--data-dir")):
             if config.get(option):
                 command.append("%s=%s" % (flag, config[option]))
-        with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as source:
-            source.write(script)
         log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
         process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log, stderr=log,
                                    text=True)
         try:
-            # the shell is interactive: one statement running the script
-            process.stdin.write("exec(open(%r).read())\n" % source.name)
+            # odoo shell runs a script it reads from a standard input that is not a terminal
+            process.stdin.write(script)
             process.stdin.close()
             deadline = time.monotonic() + 240
             while not os.path.exists(marker) and process.poll() is None \
@@ -206,7 +204,7 @@ class TestInvoiceConcurrency(TransactionCase):
         finally:
             if process.poll() is None:
                 process.kill()
-            for path in (marker, source.name, log.name):
+            for path in (marker, log.name):
                 if os.path.exists(path):
                     os.unlink(path)
             log.close()
