@@ -147,19 +147,16 @@ class AccountMove(models.Model):
         self.filtered("clearing_period_id")._clearing_sync_period_state()
 
     def _clearing_sync_period_state(self):
-        """A period whose invoice is paid goes to 'paid' (and back to 'invoiced' when a
-        payment is undone)."""
-        for period in self.clearing_period_id:
-            invoices = self.sudo().search([
-                ("clearing_period_id", "=", period.id), ("state", "=", "posted"),
-                ("move_type", "in", ("out_invoice", "in_invoice")),
-            ])
-            paid = bool(invoices) and all(
-                inv.payment_state in ("paid", "in_payment") for inv in invoices)
+        """A period whose invoice (or vendor bill) is paid goes to 'paid', and back to
+        'invoiced' when a payment is undone (``clearing.period._invoice_payment_states``)."""
+        periods = self.clearing_period_id.sudo()
+        states = periods._invoice_payment_states()
+        for period in periods:
+            paid = states.get(period.id) == "paid"
             if paid and period.state == "invoiced":
-                period.sudo().state = "paid"
+                period.state = "paid"
             elif not paid and period.state == "paid":
-                period.sudo().state = "invoiced"
+                period.state = "invoiced"
 
     def action_clearing_add_to_payment_order(self):
         """Put what we owe on these documents (CPO vendor bills, credit notes to eMSPs) in the

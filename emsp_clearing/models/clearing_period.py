@@ -870,21 +870,27 @@ class ClearingPeriod(models.Model):
     )
 
     def _compute_invoice_payment_state(self):
-        groups = self.env["account.move"].sudo()._read_group(
-            [("clearing_period_id", "in", self.ids), ("state", "=", "posted"),
-             ("move_type", "=", "out_invoice")],
-            ["clearing_period_id", "payment_state"], ["__count"],
-        )
-        states = {}
-        for period, payment_state, _count in groups:
-            states.setdefault(period.id, set()).add(payment_state)
+        states = self._invoice_payment_states()
         for period in self:
-            found = states.get(period.id)
-            if not found:
-                period.invoice_payment_state = "none"
-            elif found <= {"paid", "in_payment"}:
-                period.invoice_payment_state = "paid"
-            elif found <= {"not_paid"}:
-                period.invoice_payment_state = "not_paid"
+            period.invoice_payment_state = states.get(period.id, "none")
+
+    def _invoice_payment_states(self):
+        """``{period id: 'not_paid' | 'partial' | 'paid'}`` from the payment states of the
+        periods' posted invoices or vendor bills, read with one search (periods without one
+        are left out). The one rule behind the payment badge and the 'paid' period state."""
+        moves = self.env["account.move"].sudo().search([
+            ("clearing_period_id", "in", self.ids), ("state", "=", "posted"),
+            ("move_type", "in", ("out_invoice", "in_invoice")),
+        ])
+        found = {}
+        for move in moves:
+            found.setdefault(move.clearing_period_id.id, set()).add(move.payment_state)
+        result = {}
+        for period_id, states in found.items():
+            if states <= {"paid", "in_payment"}:
+                result[period_id] = "paid"
+            elif states <= {"not_paid"}:
+                result[period_id] = "not_paid"
             else:
-                period.invoice_payment_state = "partial"
+                result[period_id] = "partial"
+        return result
