@@ -15,6 +15,10 @@ from .period_common import PeriodCase
 from .test_ocpi_v230 import stdlib_peer
 
 
+# every member of an InvoiceReconciliationRecord is required (OCPI 2.3.0 edition 2)
+REQUIRED = ("country_code", "party_id", "id", "invoice_id", "cdrs", "last_updated")
+
+
 def _record(rid, invoice_id, cdrs, **extra):
     return dict({"country_code": "DE", "party_id": "CPX", "id": rid, "invoice_id": invoice_id,
                  "cdrs": cdrs, "last_updated": "2026-04-08T07:00:00Z"}, **extra)
@@ -103,9 +107,12 @@ class TestInvoiceReconciliation(PeriodCase):
 
     def test_bad_input_names_the_field_and_stores_nothing(self):
         one = self.sessions[0].ocpi_id
-        cases = [
-            ({k: v for k, v in _record("X", "I", [one]).items() if k != "invoice_id"},
-             None, "$.invoice_id"),
+        # each required field removed, then set to null
+        cases = [({k: v for k, v in _record("X", "I", [one]).items() if k != field},
+                  None, "$." + field) for field in REQUIRED]
+        cases += [(dict(_record("X", "I", [one]), **{field: None}), None, "$." + field)
+                  for field in REQUIRED]
+        cases += [
             (_record("X", "I", []), None, "$.cdrs"),
             (_record("X", "I", [one, 42]), None, "$.cdrs[1]"),
             (_record("X", "I", [one], last_updated="yesterday"), None, "$.last_updated"),
@@ -117,6 +124,7 @@ class TestInvoiceReconciliation(PeriodCase):
             http, code, message, data = self.receive("PUT" if key else "POST", body, key)
             self.assertEqual((http, code, data["path"]), (200, ot.INVALID_PARAMETERS, path), message)
             self.assertTrue(message.startswith(path))
+            self.assertTrue(data["reason"], path)
         self.assertFalse(self.Record.search([("direction", "=", "received")]))
         # a POST of an existing id with other content must be a PUT
         self.receive("POST", _record("X", "I", [one]))
@@ -143,6 +151,12 @@ class TestInvoiceReconciliationEndpoint(OcpiHttpCase):
         bad = dict(record, cdrs="NOPE-1")
         r, p = self.ocpi("POST", "/ocpi/2.3.0/invoicereconciliation", token, body=bad)
         self.assertEqual((r.status_code, p["status_code"], p["data"]["path"]), (200, 2001, "$.cdrs"))
+        for field in REQUIRED:  # each required field removed: 2001 naming it
+            r, p = self.ocpi("POST", "/ocpi/2.3.0/invoicereconciliation", token,
+                             body={k: v for k, v in record.items() if k != field})
+            self.assertEqual((r.status_code, p["status_code"], p["data"]["path"]),
+                             (200, 2001, "$." + field), p)
+            self.assertIn("$." + field, p["status_message"])
         self.assertFalse(self.env["clearing.invoice.reconciliation"].search([("direction", "=", "received")]))
         # an unknown CDR id is a finding, not an error
         r, p = self.ocpi("POST", "/ocpi/2.3.0/invoicereconciliation", token, body=record)
