@@ -367,6 +367,24 @@ class TestReverseBilling(HttpCase, PeriodCase):
             self.assertEqual(("PUT", "/2.3.0/invoicereconciliation/FR/TST/%s" % record.ocpi_id),
                              peer.requests[-1])
 
+            # a credit of a billed session: a self-billed credit note, numbered by us too,
+            # whose record lists the credit CDR
+            with freeze_time("2026-04-12 10:00:00"):
+                credit = march[1]._create_dispute_credit()
+                self.Period._cron_invoice_periods()
+            refund = credit.invoice_move_id
+            self.assertEqual((refund.move_type, refund.state, refund.reversed_entry_id),
+                             ("in_refund", "posted", bill))
+            self.assertEqual((refund.name, refund.clearing_self_billed), ("RAUTO/2026/0001", True))
+            self.assertIn("Autofacturation", str(refund.narration))
+            refund_record = refund.clearing_published_reconciliation_ids
+            self.assertEqual((refund_record.ocpi_id, refund_record.cdr_refs),
+                             ("CN-%d" % refund.id, [credit.ocpi_id]))
+            self.assertAlmostEqual(refund_record.invoice_total, -refund.amount_total)
+            self.Record._cron_deliver()
+            self.assertEqual(peer.records[refund_record.ocpi_id],
+                             ("POST", refund_record.raw_json))
+
             # the next period: the next number, listing exactly its own sessions
             self._invoice("2026-05-08 06:00:00")
             second = april[0].invoice_move_id
