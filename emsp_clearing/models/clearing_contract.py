@@ -216,7 +216,8 @@ class ClearingContract(models.Model):
         "Default: posted and sent on the statement date, with no manual step.",
     )
     reverse_billing = fields.Boolean(
-        "Reverse Billing (Self-Billing)", tracking=True,
+        "Reverse Billing (Self-Billing)", tracking=True, compute="_compute_reverse_billing",
+        store=True, readonly=False,
         help="eMSP role only. We issue the invoice of each period in the CPO's name "
         "(self-billing, 'Autofacturation'): a vendor bill numbered by us in the company's "
         "self-billing journal (AUTO/YYYY/NNNN), carrying the legal mention, whose OCPI "
@@ -506,6 +507,12 @@ class ClearingContract(models.Model):
                         partner=partner.display_name,
                     )
                 )
+
+    @api.depends("role")
+    def _compute_reverse_billing(self):
+        # only an eMSP contract can have it: switching the role to CPO clears it
+        for contract in self:
+            contract.reverse_billing = contract.role == "emsp" and contract.reverse_billing
 
     @api.constrains("reverse_billing", "role")
     def _check_reverse_billing(self):

@@ -431,6 +431,8 @@ class TestReverseBilling(HttpCase, PeriodCase):
         form.partner_id = self.cpo
         form.role = "emsp"
         form.reverse_billing = True
-        form.role = "cpo"
-        with self.assertRaises(AssertionError):  # hidden for a CPO contract
-            form.reverse_billing = False
+        self.assertTrue(form.reverse_billing)
+        form.role = "cpo"  # cleared with the role, and hidden
+        self.assertFalse(form.reverse_billing)
+        with self.assertRaises(AssertionError):
+            form.reverse_billing = True
