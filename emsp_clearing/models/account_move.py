@@ -41,6 +41,13 @@ class AccountMove(models.Model):
     )
     clearing_vendor_mismatch = fields.Boolean(
         "CPO Invoice Differs", compute="_compute_clearing_vendor_difference", store=True)
+    # reverse billing (clearing.contract.reverse_billing): we issue this vendor bill (or its
+    # credit note) in the CPO's name, numbered in our self-billing journal
+    clearing_self_billed = fields.Boolean(
+        "Self-Billed (Autofacturation)", copy=False, readonly=True, index="btree_not_null",
+        help="Issued by us in the name and on behalf of the CPO (reverse billing): numbered "
+        "in our self-billing journal, with the legal mention 'Autofacturation'; its OCPI "
+        "invoice reconciliation record is published to the CPO.")
     # OCPI 2.3.0 invoice reconciliation records the CPO sent for this vendor bill
     clearing_reconciliation_ids = fields.One2many(
         "clearing.invoice.reconciliation", "move_id", domain=[("direction", "=", "received")],
@@ -68,16 +75,32 @@ class AccountMove(models.Model):
             move.clearing_reconciliation_findings = sum(
                 move.clearing_reconciliation_ids.mapped("finding_count"))
 
+    def _get_starting_sequence(self):
+        # a self-billed document is numbered per year in its own journal: AUTO/2026/0001
+        # (credit notes RAUTO/2026/0001), whatever the monthly default of purchase journals
+        if self.clearing_self_billed:
+            return "%s%s/%04d/0000" % ("R" if self.move_type == "in_refund" else "",
+                                       self.journal_id.code, self.date.year)
+        return super()._get_starting_sequence()
+
+    def _clearing_published(self):
+        """The clearing documents we issue, whose OCPI invoice reconciliation record we
+        publish: our invoices and credit notes (CPO role), our self-billed vendor bills and
+        their credit notes (eMSP role with reverse billing)."""
+        return self.filtered(lambda m: m.clearing_period_id and (
+            m.move_type in ("out_invoice", "out_refund")
+            or (m.clearing_self_billed and m.move_type in ("in_invoice", "in_refund"))))
+
     def _post(self, soft=True):
         posted = super()._post(soft=soft)
-        ours = posted.filtered(lambda m: m.clearing_period_id
-                               and m.move_type in ("out_invoice", "out_refund"))
+        ours = posted._clearing_published()
         if ours:
             self.env["clearing.invoice.reconciliation"].sudo()._publish(ours)
         return posted
 
     def _clearing_connection(self):
-        """The registered OCPI connection with this move's partner (the eMSP we bill)."""
+        """The registered OCPI connection with this move's partner (the eMSP we bill, or the
+        CPO in whose name we self-bill)."""
         self.ensure_one()
         return self.env["clearing.ocpi.connection"].sudo().search([
             ("company_id", "=", self.company_id.id), ("state", "=", "registered"),

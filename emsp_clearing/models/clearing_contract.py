@@ -215,6 +215,14 @@ class ClearingContract(models.Model):
         help="Period invoices are created as drafts for an accountant to post and send. "
         "Default: posted and sent on the statement date, with no manual step.",
     )
+    reverse_billing = fields.Boolean(
+        "Reverse Billing (Self-Billing)", tracking=True, compute="_compute_reverse_billing",
+        store=True, readonly=False,
+        help="eMSP role only. We issue the invoice of each period in the CPO's name "
+        "(self-billing, 'Autofacturation'): a vendor bill numbered by us in the company's "
+        "self-billing journal (AUTO/YYYY/NNNN), carrying the legal mention, whose OCPI "
+        "invoice reconciliation record is published to the CPO.",
+    )
 
     _sql_constraints = [
         (
@@ -500,6 +508,21 @@ class ClearingContract(models.Model):
                     )
                 )
 
+    @api.depends("role")
+    def _compute_reverse_billing(self):
+        # only an eMSP contract can have it: switching the role to CPO clears it
+        for contract in self:
+            contract.reverse_billing = contract.role == "emsp" and contract.reverse_billing
+
+    @api.constrains("reverse_billing", "role")
+    def _check_reverse_billing(self):
+        for contract in self:
+            if contract.reverse_billing and contract.role != "emsp":
+                raise ValidationError(_(
+                    "Contract %(contract)s: reverse billing (self-billing) is only for contracts "
+                    "where we are the eMSP; as the CPO we invoice the eMSP ourselves.",
+                    contract=contract.name))
+
     @api.constrains("tax_ids", "role")
     def _check_taxes(self):
         for contract in self:
@@ -654,8 +677,11 @@ class ClearingContract(models.Model):
     # OCPI tariff
     # ------------------------------------------------------------------
     def _invoice_journal(self):
-        """Journal of this contract's period moves (the contract's, else the company's)."""
+        """Journal of this contract's period moves (the contract's, else the company's; with
+        reverse billing, the company's self-billing journal, numbered by us)."""
         self.ensure_one()
+        if self.reverse_billing:
+            return self.company_id._clearing_self_billing_journal()
         journal = self.invoice_journal_id or self.env["account.journal"].search([
             *self.env["account.journal"]._check_company_domain(self.company_id),
             ("type", "=", "sale" if self.role == "cpo" else "purchase"),

@@ -1,7 +1,10 @@
 """clearing.invoice.reconciliation: an OCPI 2.3.0 InvoiceReconciliationRecord (module
 ``invoicereconciliation``): the id of an invoice and the ids of exactly the CDRs it bills.
 
-``direction`` ``published`` -- our CPO hat (direct billing): when an invoice or a credit note of
+``direction`` ``published`` -- the documents we issue: our CPO hat (direct billing), and our
+eMSP hat with reverse billing (``clearing.contract.reverse_billing``: the self-billed vendor bill,
+``account.move.clearing_self_billed``, is published to the CPO by the same path). When an
+invoice or a credit note of
 a clearing period is posted, a record is published for it (``_publish``: ``invoice_id`` = the
 move's number, ``cdrs`` = the OCPI ids of the CDRs it bills or credits, the ones its XLSX
 lists); the scheduled action delivers it (``_deliver``) by POST to the partner's Receiver
@@ -224,13 +227,16 @@ class ClearingInvoiceReconciliation(models.Model):
                 "finding_count": len(findings), "reconciled_on": fields.Datetime.now(),
             })
 
-    # ------------------------------------------------------------------ publish (our CPO hat)
+    # ------------------------------------------------------------------ publish (we bill)
     @api.model
     def _publish(self, moves):
-        """Publish (or correct) the record of each posted invoice / credit note of a clearing
-        period in ``moves``; returns the records. Delivery is left to the scheduled action."""
+        """Publish (or correct) the record of each posted document of a clearing period in
+        ``moves`` that we issue (``account.move._clearing_published``: our invoices and credit
+        notes as the CPO, our self-billed vendor bills and their credit notes as the eMSP with
+        reverse billing); returns the records. Delivery is left to the scheduled action."""
         records = self.browse()
         for move in moves:
+            refund = move.move_type in ("out_refund", "in_refund")
             own = move.company_id.partner_id
             cdrs = self.env["clearing.cdr"].search([("invoice_move_id", "=", move.id)],
                                                    order="id")
@@ -239,12 +245,12 @@ class ClearingInvoiceReconciliation(models.Model):
                 "direction": "published", "company_id": move.company_id.id,
                 "connection_id": conn.id or False, "partner_id": move.commercial_partner_id.id,
                 "country_code": own.ocpi_country_code or "", "party_id": own.ocpi_party_id or "",
-                "ocpi_id": "%s-%d" % ("CN" if move.move_type == "out_refund" else "INV", move.id),
+                "ocpi_id": "%s-%d" % ("CN" if refund else "INV", move.id),
                 "invoice_id": move.name, "cdr_refs": cdrs.mapped("ocpi_id"),
                 "cdr_count": len(cdrs), "last_updated": fields.Datetime.now(),
                 "move_id": move.id, "period_id": move.clearing_period_id.id,
                 "listed_amount": sum(cdrs.mapped("amount_total")),
-                "invoice_total": move.amount_total * (-1 if move.move_type == "out_refund" else 1),
+                "invoice_total": move.amount_total * (-1 if refund else 1),
                 "delivery_state": "pending" if conn._endpoint_url(
                     "invoicereconciliation", "RECEIVER") else "no_endpoint",
                 "delivery_error": False,

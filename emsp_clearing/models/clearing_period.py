@@ -520,7 +520,24 @@ class ClearingPeriod(models.Model):
         bank = self._invoice_bank(journal) if move_type.startswith("out_") else False
         if bank:
             vals["partner_bank_id"] = bank.id
+        if contract.reverse_billing and move_type.startswith("in_"):
+            vals.update(self._prepare_self_billing_vals(partner))
         return vals
+
+    def _prepare_self_billing_vals(self, partner):
+        """Hook: what a self-billed vendor bill adds (reverse billing): the flag, and the legal
+        mention of French law (CGI, annex II, art. 242 nonies A) in its terms, printed on the
+        PDF. The mention itself, 'Autofacturation', is the word the law requires, in any
+        language."""
+        company = self.contract_id.company_id
+        return {
+            "clearing_self_billed": True,
+            "narration": _(
+                "%(mention)s: invoice issued by %(emsp)s in the name and on behalf of "
+                "%(cpo)s (French General Tax Code, annex II, article 242 nonies A).",
+                mention="Autofacturation", emsp=company.name,
+                cpo=partner.commercial_partner_id.name),
+        }
 
     @api.model
     def _invoice_products(self):
@@ -770,6 +787,11 @@ class ClearingPeriod(models.Model):
             invoice_date=self._contract_today(self.contract_id),
             ref=_("Credit note of %s", invoice.name),
         )
+        if not invoice.clearing_self_billed:  # a self-billed bill's credit note is self-billed
+            vals.pop("clearing_self_billed", None)
+            vals.pop("narration", None)
+        elif "clearing_self_billed" not in vals:  # even if the option was since switched off
+            vals.update(self._prepare_self_billing_vals(invoice.partner_id))
         taxes = invoice.fiscal_position_id.map_tax(self.contract_id.tax_ids)
         vals["invoice_line_ids"] = [
             Command.create(line)

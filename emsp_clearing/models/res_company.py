@@ -1,9 +1,18 @@
-from odoo import fields, models
+from odoo import _, fields, models
 
 
 class ResCompany(models.Model):
     _inherit = "res.company"
 
+    clearing_self_billing_journal_id = fields.Many2one(
+        "account.journal",
+        string="Self-Billing Journal",
+        check_company=True,
+        domain=[("type", "=", "purchase")],
+        help="Purchase journal of the vendor bills we issue in the CPO's name for contracts "
+        "with reverse billing (self-billing, 'Autofacturation'): its own numbering, "
+        "AUTO/YYYY/NNNN. Created with the first such bill when empty.",
+    )
     clearing_price_tolerance = fields.Float(
         string="Clearing Price Tolerance",
         digits=(16, 6),
@@ -59,3 +68,20 @@ class ResCompany(models.Model):
     clearing_monthly_cost = fields.Float(
         "Fixed Monthly Cost", digits=(16, 2),
         help="Fixed cost of a contract per month (CPO): default of the contracts' costs.")
+
+    def _clearing_self_billing_journal(self):
+        """The purchase journal of this company's self-billed vendor bills, created (code
+        AUTO, or the first free AUTOn) when none is set."""
+        self.ensure_one()
+        journal = self.clearing_self_billing_journal_id
+        if journal:
+            return journal
+        Journal = self.env["account.journal"].sudo()
+        used = set(Journal.with_context(active_test=False).search(
+            Journal._check_company_domain(self)).mapped("code"))
+        code = next(c for c in ["AUTO"] + ["AUTO%d" % n for n in range(2, 10)] if c not in used)
+        journal = Journal.create({
+            "name": _("Self-Billing (Autofacturation)"), "code": code, "type": "purchase",
+            "company_id": self.id, "refund_sequence": True})
+        self.sudo().clearing_self_billing_journal_id = journal
+        return journal

@@ -81,3 +81,6 @@ class ResConfigSettings(models.TransientModel):
     clearing_payment_mode_id = fields.Many2one(
         related="company_id.clearing_payment_mode_id", readonly=False,
     )
+    clearing_self_billing_journal_id = fields.Many2one(
+        related="company_id.clearing_self_billing_journal_id", readonly=False,
+    )

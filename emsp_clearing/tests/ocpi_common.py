@@ -2,6 +2,7 @@
 (the identities of ``ocpi_peer/launcher.make_cdrs``)."""
 
 import base64
+import copy
 import importlib.util
 import json
 import os
@@ -33,6 +34,16 @@ def spec_example(name, version="2.2.1"):
     path = os.path.join(OCPI_DIR, "examples" if version == "2.2.1" else "examples-" + version, name)
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def credit_cdr(cdr, version, **vals):
+    """The credit CDR of ``cdr`` (a CDR dict of either version) in the form of ``version``:
+    ``credit`` set, ``credit_reference_id`` = its id, its total cost negated; ``vals``
+    override members (``id``...)."""
+    out = ocpi.cdr_dict_to_version(copy.deepcopy(cdr), ocpi.V221)
+    out.update(credit=True, credit_reference_id=cdr["id"],
+               total_cost={k: -v for k, v in out["total_cost"].items()}, **vals)
+    return ocpi.cdr_dict_to_version(out, version)
 
 
 class OcpiHttpCase(HttpCase):

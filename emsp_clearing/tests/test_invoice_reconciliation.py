@@ -7,12 +7,18 @@ import datetime as dt
 
 from freezegun import freeze_time
 
-from odoo.tests import tagged
+from odoo.exceptions import ValidationError
+from odoo.tests import Form, HttpCase, tagged
 
 from ..clearing_core.transport import envelope as ot
 from .ocpi_common import OcpiHttpCase
 from .period_common import PeriodCase
+from .test_invoice_documents import pdf_text
 from .test_ocpi_v230 import stdlib_peer
+
+
+# every member of an InvoiceReconciliationRecord is required (OCPI 2.3.0 edition 2)
+REQUIRED = ("country_code", "party_id", "id", "invoice_id", "cdrs", "last_updated")
 
 
 def _record(rid, invoice_id, cdrs, **extra):
@@ -103,9 +109,12 @@ class TestInvoiceReconciliation(PeriodCase):
 
     def test_bad_input_names_the_field_and_stores_nothing(self):
         one = self.sessions[0].ocpi_id
-        cases = [
-            ({k: v for k, v in _record("X", "I", [one]).items() if k != "invoice_id"},
-             None, "$.invoice_id"),
+        # each required field removed, then set to null
+        cases = [({k: v for k, v in _record("X", "I", [one]).items() if k != field},
+                  None, "$." + field) for field in REQUIRED]
+        cases += [(dict(_record("X", "I", [one]), **{field: None}), None, "$." + field)
+                  for field in REQUIRED]
+        cases += [
             (_record("X", "I", []), None, "$.cdrs"),
             (_record("X", "I", [one, 42]), None, "$.cdrs[1]"),
             (_record("X", "I", [one], last_updated="yesterday"), None, "$.last_updated"),
@@ -117,6 +126,7 @@ class TestInvoiceReconciliation(PeriodCase):
             http, code, message, data = self.receive("PUT" if key else "POST", body, key)
             self.assertEqual((http, code, data["path"]), (200, ot.INVALID_PARAMETERS, path), message)
             self.assertTrue(message.startswith(path))
+            self.assertTrue(data["reason"], path)
         self.assertFalse(self.Record.search([("direction", "=", "received")]))
         # a POST of an existing id with other content must be a PUT
         self.receive("POST", _record("X", "I", [one]))
@@ -143,6 +153,12 @@ class TestInvoiceReconciliationEndpoint(OcpiHttpCase):
         bad = dict(record, cdrs="NOPE-1")
         r, p = self.ocpi("POST", "/ocpi/2.3.0/invoicereconciliation", token, body=bad)
         self.assertEqual((r.status_code, p["status_code"], p["data"]["path"]), (200, 2001, "$.cdrs"))
+        for field in REQUIRED:  # each required field removed: 2001 naming it
+            r, p = self.ocpi("POST", "/ocpi/2.3.0/invoicereconciliation", token,
+                             body={k: v for k, v in record.items() if k != field})
+            self.assertEqual((r.status_code, p["status_code"], p["data"]["path"]),
+                             (200, 2001, "$." + field), p)
+            self.assertIn("$." + field, p["status_message"])
         self.assertFalse(self.env["clearing.invoice.reconciliation"].search([("direction", "=", "received")]))
         # an unknown CDR id is a finding, not an error
         r, p = self.ocpi("POST", "/ocpi/2.3.0/invoicereconciliation", token, body=record)
@@ -276,3 +292,147 @@ class TestInvoiceReconciliationSender(OcpiHttpCase):
         self.assertEqual(p["data"][0]["last_updated"], "2026-04-02T06:00:00Z")
         r, p = self.ocpi("GET", "/ocpi/2.3.0/invoicereconciliation?date_from=soon", token)
         self.assertEqual((p["status_code"], p["data"]["path"]), (2001, "date_from"))
+
+
+@tagged("post_install", "-at_install")
+class TestReverseBilling(HttpCase, PeriodCase):
+    """Reverse billing (``clearing.contract.reverse_billing``): as the eMSP we issue the
+    self-billed vendor bill ('Autofacturation', numbered AUTO/YYYY/NNNN by us) and publish its
+    invoice reconciliation record to the CPO -- a peer speaking 2.3.0 with its Receiver -- by the
+    path our invoices take as the CPO; with the option off, nothing is published."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.contract.state = "closed"
+        cls.emsp_contract = cls._contract(
+            partner=cls.cpo, role="emsp", lines=[{"dimension": "ENERGY", "price": 0.4}],
+            name="EMSP-RB", reverse_billing=True)
+        cls.Record = cls.env["clearing.invoice.reconciliation"]
+
+    def _sessions(self, day_from, count, month="03"):
+        with freeze_time("2026-%s-20 10:00:00" % month):
+            return [self._session("2026-%s-%02dT10:00:00" % (month, day_from + i),
+                                  kwh=10.0 * (i + 1), sender=("DE", "CPX"), issuer=("FR", "TST"))
+                    for i in range(count)]
+
+    def _invoice(self, day):
+        with freeze_time(day):
+            self.Period._cron_lock_periods()
+            self.Period._cron_invoice_periods()
+
+    def _connection_to(self, peer):
+        return self.env["clearing.ocpi.connection"].create({
+            "name": "CPX", "partner_id": self.cpo.id, "state": "registered", "version": "2.3.0",
+            "token_b": peer.token_b, "endpoints": [
+                {"identifier": "invoicereconciliation", "role": "RECEIVER",
+                 "url": peer.base + "/2.3.0/invoicereconciliation"}]})
+
+    def test_self_billed_bill_numbered_by_us_and_published_to_the_cpo(self):
+        with stdlib_peer.StdlibPeer([], invoice_receiver=True) as peer:
+            conn = self._connection_to(peer)
+            march = self._sessions(10, 3)
+            april = self._sessions(2, 2, month="04")
+            self._invoice("2026-04-08 06:00:00")
+            bill = march[0].invoice_move_id
+            journal = self.company.clearing_self_billing_journal_id
+            self.assertEqual((bill.move_type, bill.state, bill.clearing_self_billed),
+                             ("in_invoice", "posted", True))
+            self.assertEqual((bill.journal_id, journal.type, journal.code),
+                             (journal, "purchase", "AUTO"))
+            self.assertEqual(bill.name, "AUTO/2026/0001")  # our own numbering, yearly
+            self.assertIn("Autofacturation", str(bill.narration))
+            self.assertIn(self.cpo.name, str(bill.narration))
+            self.assertFalse(april[0].invoice_move_id)
+
+            record = bill.clearing_published_reconciliation_ids
+            self.assertEqual(len(record), 1)
+            self.assertEqual((record.connection_id, record.delivery_state), (conn, "pending"))
+            self.assertEqual(sorted(record.cdr_refs), sorted(c.ocpi_id for c in march))
+            self.assertEqual(sorted(record.cdr_refs), sorted(bill.clearing_cdr_ids.mapped("ocpi_id")))
+            self.Record._cron_deliver()
+            self.assertEqual((record.delivery_state, record.delivered_count), ("delivered", 1))
+            method, body = peer.records[record.ocpi_id]
+            self.assertEqual(method, "POST")
+            self.assertEqual(body["invoice_id"], "AUTO/2026/0001")
+            self.assertEqual(sorted(body["cdrs"]), sorted(c.ocpi_id for c in march))
+            self.assertEqual((body["country_code"], body["party_id"]), ("FR", "TST"))  # ours
+
+            # a correction (the bill posted again) goes by PUT, to the record's URL
+            bill.button_draft()
+            bill.action_post()
+            self.assertEqual((bill.name, record.delivery_state), ("AUTO/2026/0001", "pending"))
+            self.Record._cron_deliver()
+            self.assertEqual(peer.records[record.ocpi_id][0], "PUT")
+            self.assertEqual(("PUT", "/2.3.0/invoicereconciliation/FR/TST/%s" % record.ocpi_id),
+                             peer.requests[-1])
+
+            # a credit of a billed session: a self-billed credit note, numbered by us too,
+            # whose record lists the credit CDR
+            with freeze_time("2026-04-12 10:00:00"):
+                credit = march[1]._create_dispute_credit()
+                self.Period._cron_invoice_periods()
+            refund = credit.invoice_move_id
+            self.assertEqual((refund.move_type, refund.state, refund.reversed_entry_id),
+                             ("in_refund", "posted", bill))
+            self.assertEqual((refund.name, refund.clearing_self_billed), ("RAUTO/2026/0001", True))
+            self.assertIn("Autofacturation", str(refund.narration))
+            refund_record = refund.clearing_published_reconciliation_ids
+            self.assertEqual((refund_record.ocpi_id, refund_record.cdr_refs),
+                             ("CN-%d" % refund.id, [credit.ocpi_id]))
+            self.assertAlmostEqual(refund_record.invoice_total, -refund.amount_total)
+            self.Record._cron_deliver()
+            self.assertEqual(peer.records[refund_record.ocpi_id],
+                             ("POST", refund_record.raw_json))
+
+            # the next period: the next number, listing exactly its own sessions
+            self._invoice("2026-05-08 06:00:00")
+            second = april[0].invoice_move_id
+            self.assertEqual((second.name, second.clearing_self_billed), ("AUTO/2026/0002", True))
+            self.Record._cron_deliver()
+            body = peer.records[second.clearing_published_reconciliation_ids.ocpi_id][1]
+            self.assertEqual(sorted(body["cdrs"]), sorted(c.ocpi_id for c in april))
+            self.assertEqual(body["invoice_id"], "AUTO/2026/0002")
+
+    def test_legal_mention_on_the_pdf(self):
+        march = self._sessions(10, 1)
+        self._invoice("2026-04-08 06:00:00")
+        bill = march[0].invoice_move_id
+        pdf, _type = self.env["ir.actions.report"].with_context(
+            force_report_rendering=True)._render_qweb_pdf("account.account_invoices", bill.ids)
+        text = pdf_text(pdf)
+        self.assertIn("Autofacturation — issued by %s in the name and on behalf of %s"
+                      % (self.company.name, self.cpo.name), text)
+        self.assertIn("article 242 nonies A", text)  # the terms repeat it, with the law
+        self.assertIn(bill.name, text)
+
+    def test_option_off_nothing_published(self):
+        self.emsp_contract.reverse_billing = False
+        with stdlib_peer.StdlibPeer([], invoice_receiver=True) as peer:
+            self._connection_to(peer)
+            march = self._sessions(10, 2)
+            self._invoice("2026-04-08 06:00:00")
+            bill = march[0].invoice_move_id
+            self.assertEqual((bill.move_type, bill.state), ("in_invoice", "posted"))
+            self.assertFalse(bill.clearing_self_billed)
+            self.assertFalse(bill.clearing_published_reconciliation_ids)
+            self.assertNotIn("Autofacturation", str(bill.narration or ""))
+            self.assertFalse(self.company.clearing_self_billing_journal_id)
+            self.Record._cron_deliver()
+            self.assertEqual(peer.records, {})
+            self.assertFalse(self.Record.search([("direction", "=", "published"),
+                                                 ("partner_id", "=", self.cpo.id)]))
+
+    def test_only_for_emsp_contracts(self):
+        with self.assertRaises(ValidationError) as caught:
+            self.contract.reverse_billing = True  # a CPO contract
+        self.assertIn(self.contract.name, str(caught.exception))
+        form = Form(self.env["clearing.contract"])
+        form.partner_id = self.cpo
+        form.role = "emsp"
+        form.reverse_billing = True
+        self.assertTrue(form.reverse_billing)
+        form.role = "cpo"  # cleared with the role, and hidden
+        self.assertFalse(form.reverse_billing)
+        with self.assertRaises(AssertionError):
+            form.reverse_billing = True

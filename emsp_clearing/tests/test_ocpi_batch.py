@@ -12,8 +12,9 @@ from odoo.exceptions import ValidationError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
+from ..clearing_core import ocpi
 from ..tools.bulk_insert import stored_columns
-from .ocpi_common import OcpiHttpCase, launcher
+from .ocpi_common import OcpiHttpCase, credit_cdr, launcher
 
 VOLATILE = {"id", "create_date", "write_date", "create_uid", "write_uid", "priced_date",
             "display_name", "__last_update"}
@@ -21,18 +22,22 @@ VOLATILE = {"id", "create_date", "write_date", "create_uid", "write_uid", "price
 
 @tagged("post_install", "-at_install")
 class TestOcpiBatchIngest(OcpiHttpCase):
+    """In OCPI 2.2.1; ``TestOcpiBatchIngest230`` runs every test again with 2.3.0 CDRs."""
+
+    VERSION = ocpi.V221
+
+    def make_cdrs(self, count, **kw):
+        """``launcher.make_cdrs`` in the form of ``VERSION``."""
+        return [ocpi.cdr_dict_to_version(c, self.VERSION)
+                for c in launcher.make_cdrs(count, **kw)]
 
     def _items(self):
-        cdrs = launcher.make_cdrs(6, prefix="EQ", step_seconds=5400)
+        cdrs = self.make_cdrs(6, prefix="EQ", step_seconds=5400)
         usd = dict(copy.deepcopy(cdrs[1]), id="EQ-USD", currency="USD")
         stranger = dict(copy.deepcopy(cdrs[2]), id="EQ-STR", country_code="BE", party_id="XXX")
-        credit0 = dict(copy.deepcopy(cdrs[0]), id="EQ000001-C", credit=True,
-                       credit_reference_id="EQ000001",
-                       total_cost={k: -v for k, v in cdrs[0]["total_cost"].items()})
+        credit0 = credit_cdr(cdrs[0], self.VERSION, id="EQ000001-C")
         # a credit arriving before its original (same batch)
-        credit5 = dict(copy.deepcopy(cdrs[5]), id="EQ000006-C", credit=True,
-                       credit_reference_id="EQ000006",
-                       total_cost={k: -v for k, v in cdrs[5]["total_cost"].items()})
+        credit5 = credit_cdr(cdrs[5], self.VERSION, id="EQ000006-C")
         bad = copy.deepcopy(cdrs[3])
         bad["cdr_location"].pop("evse_uid")
         bad["id"] = "EQ-BAD"
@@ -133,6 +138,8 @@ class TestOcpiBatchIngest(OcpiHttpCase):
         credit = model.search([("ocpi_id", "=", "EQ000006-C")])
         self.assertEqual(credit.credited_cdr_id.ocpi_id, "EQ000006")
         self.assertEqual(model.search([("ocpi_id", "=", "EQ000001")]).state, "priced")
+        self.assertEqual(set(model.search([("ocpi_id", "=like", "EQ%")]).mapped("ocpi_version")),
+                         {self.VERSION})
         self.assertIn("USD", model.search([("ocpi_id", "=", "EQ-USD")]).unmatched_reason)
         fleet_cdrs = model.search([("fleet_id", "=", fleet.id)])
         self.assertEqual(sorted(fleet_cdrs.mapped("ocpi_id")), ["EQ000002", "EQ000004"])
@@ -150,7 +157,7 @@ class TestOcpiBatchIngest(OcpiHttpCase):
         self.addCleanup(model._pop_field, "x_batch_probe")
         field.setup(model)
         self.assertIn(field, stored_columns(model))
-        items = launcher.make_cdrs(4, prefix="NF", step_seconds=5400)
+        items = self.make_cdrs(4, prefix="NF", step_seconds=5400)
         batch = model.ingest_ocpi_batch(copy.deepcopy(items[:2]), company=self.company)
         item = model.ingest_ocpi(copy.deepcopy(items[2]), company=self.company)
         in_context = model.with_context(default_x_batch_probe="from the context")
@@ -170,7 +177,7 @@ class TestOcpiBatchIngest(OcpiHttpCase):
         def prepare_with_probe(self, *args, **kwargs):
             return dict(prepare(self, *args, **kwargs), x_batch_probe="given\tby a hook")
 
-        more = launcher.make_cdrs(1, prefix="NG")
+        more = self.make_cdrs(1, prefix="NG")
         with patch.object(type(model), "_prepare_cdr_vals", prepare_with_probe):
             [given] = model.ingest_ocpi_batch(copy.deepcopy(more), company=self.company)
         self.assertTrue(given["record"], given["error"])
@@ -181,7 +188,7 @@ class TestOcpiBatchIngest(OcpiHttpCase):
         """The database keeps one CDR per (id, sender, company), the sender compared
         case-insensitively as every ingestion look-up compares it (OCPI CiString)."""
         model = self.env["clearing.cdr"]
-        cdr = launcher.make_cdrs(1, prefix="CI")[0]
+        cdr = self.make_cdrs(1, prefix="CI")[0]
         first = model.ingest_ocpi_batch([copy.deepcopy(cdr)], company=self.company)[0]
         self.assertTrue(first["record"], first["error"])
         self.env.flush_all()
@@ -208,7 +215,7 @@ class TestOcpiBatchIngest(OcpiHttpCase):
         """A CDR received again with its sender in lower case is the same CDR, by every path,
         as the unique index says (no database error)."""
         model = self.env["clearing.cdr"]
-        cdr = launcher.make_cdrs(1, prefix="LC")[0]
+        cdr = self.make_cdrs(1, prefix="LC")[0]
         self.assertTrue(model.ingest_ocpi_batch([copy.deepcopy(cdr)],
                                                  company=self.company)[0]["record"])
         lower = dict(copy.deepcopy(cdr), country_code=cdr["country_code"].lower(),
@@ -225,7 +232,7 @@ class TestOcpiBatchIngest(OcpiHttpCase):
         saw nothing) is refused alone; the others are stored under their reserved ids (the
         Locations the push queue answered with)."""
         model = self.env["clearing.cdr"]
-        cdrs = launcher.make_cdrs(3, prefix="RC")
+        cdrs = self.make_cdrs(3, prefix="RC")
         self.assertTrue(model.ingest_ocpi_batch([copy.deepcopy(cdrs[1])],
                                                  company=self.company)[0]["record"])
         self.env.cr.execute("SELECT nextval('clearing_cdr_id_seq') FROM generate_series(1, 3)")
@@ -237,3 +244,11 @@ class TestOcpiBatchIngest(OcpiHttpCase):
                          [reserved[0], None, reserved[2]])
         self.assertIn("was already received", out[1]["error"])
         self.assertEqual(model.browse(reserved[2]).ocpi_id, cdrs[2]["id"])
+
+
+@tagged("post_install", "-at_install")
+class TestOcpiBatchIngest230(TestOcpiBatchIngest):
+    """Every test above with OCPI 2.3.0 CDRs (Price with taxes, stated taxes stored)."""
+
+    VERSION = ocpi.V230
+    allow_inherited_tests_method = True  # Odoo's loader: run the parent's tests here too

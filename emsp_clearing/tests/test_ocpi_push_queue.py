@@ -7,7 +7,8 @@ import json
 
 from odoo.tests import tagged
 
-from .ocpi_common import OcpiPushCase
+from ..clearing_core import ocpi
+from .ocpi_common import OcpiPushCase, credit_cdr
 
 
 @tagged("post_install", "-at_install")
@@ -25,6 +26,7 @@ class TestOcpiPushQueue(OcpiPushCase):
         self.assertEqual(r.status_code, 201)
         self.drain()
         self.assertAlmostEqual(self.energy_price(self.cdrs[0]), 0.30, places=3)
+        self.assertEqual(self.stored(self.cdrs[0]).ocpi_version, self.VERSION)
         # the grid line itself (not through the contract form)
         self.contract.price_line_ids.write({"price": 0.45})
         self.push(self.cdrs[1])
@@ -95,9 +97,7 @@ class TestOcpiPushQueue(OcpiPushCase):
 
     def test_queue_stores_under_the_answered_numbers_with_credit_links(self):
         original = self.cdrs[3]
-        credit = copy.deepcopy(original)
-        credit.update(id=original["id"] + "-C", credit=True, credit_reference_id=original["id"],
-                      total_cost={k: -v for k, v in original["total_cost"].items()})
+        credit = credit_cdr(original, self.VERSION, id=original["id"] + "-C")
         # the credit is pushed first: it waits for its original, linked when that one lands
         refs = []
         for cdr in (credit, original, self.cdrs[4]):
@@ -157,3 +157,11 @@ class TestOcpiPushQueue(OcpiPushCase):
         analyze_if_stale(rec, "clearing_cdr", ["ocpi_id", "company_id", "credit_reference_id"])
         self.env.cr.execute(rec.sql[-1])
         _ANALYZED_AT.clear()
+
+
+@tagged("post_install", "-at_install")
+class TestOcpiPushQueue230(TestOcpiPushQueue):
+    """Every test above through our OCPI 2.3.0 CDRs receiver, with 2.3.0 CDRs."""
+
+    VERSION = ocpi.V230
+    allow_inherited_tests_method = True  # Odoo's loader: run the parent's tests here too

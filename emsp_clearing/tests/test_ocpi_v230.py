@@ -1,10 +1,13 @@
 """OCPI 2.3.0 beside 2.2.1 against a peer speaking 2.3.0 (``ocpi_peer/stdlib_peer.py``): the
 handshake agrees the highest version both speak and stores its endpoints; the pull reads the
-partner's 2.3.0 CDRs page by page; replays and refusals as in 2.2.1."""
+partner's 2.3.0 CDRs page by page; replays and refusals as in 2.2.1; a page failing mid-pull
+stops the run, the next run resumes there (no CDR lost or stored twice), a failure within the
+retries is retried in the same run."""
 
 import datetime as dt
 import importlib.util
 import os
+import urllib.parse
 
 from odoo.tests import tagged
 
@@ -106,3 +109,49 @@ class TestOcpiVersions(OcpiHttpCase):
             log = conn._pull_cdrs(commit=False, now=dt.datetime(2026, 8, 1))
             self.assertEqual((log.count_created, log.count_rejected), (1, 1))
             self.assertEqual(log.line_ids.json_path, "$.total_cost.before_taxes")
+
+    def test_pull_230_failure_mid_pull_then_resume_without_gap_or_duplicate(self):
+        """As ``TestOcpiPeer`` proves it in 2.2.1 against extrawest-ocpi: the page at offset
+        20 fails twice; the run (one retry: two attempts) stops there, keeping the next page's
+        URL; the next run resumes at that page, in the same window, and stores the rest; in the
+        next window, a page failing once is retried within the run."""
+        cdrs = launcher.make_cdrs(30)
+        with Peer(cdrs, max_limit=10, fail_offsets=[20], fail_times=2) as peer:
+            conn, _r = self._register(peer)
+            self.assertEqual(conn.version, "2.3.0")
+            conn.pull_retries = 1
+            log1 = conn._pull_cdrs(commit=False, now=dt.datetime(2026, 6, 1))
+            self.assertEqual((log1.outcome, log1.http_status), ("error", 500), log1.message)
+            self.assertEqual((log1.pages, log1.count_created), (2, 20))
+            self.assertIn("/2.3.0/cdrs", conn.pull_resume_url)
+            self.assertIn("offset=20", conn.pull_resume_url)
+            self.assertEqual(conn.last_pull_status, "partial")
+            self.assertFalse(conn.last_sync_date)  # the window is not done
+            window = (conn.pull_window_from, conn.pull_window_to)
+            # the resumed run ignores a later "now": it finishes the interrupted window
+            log2 = conn._pull_cdrs(commit=False, now=dt.datetime(2026, 7, 1))
+            self.assertEqual(log2.outcome, "success", log2.message)
+            self.assertIn("offset=20", log2.endpoint)
+            self.assertEqual((log2.pages, log2.count_created, log2.count_duplicate), (1, 10, 0))
+            self.assertEqual((conn.pull_window_from, conn.pull_window_to), window)
+            self.assertEqual((conn.last_sync_date, conn.pull_resume_url), (window[1], False))
+            stored = self.env["clearing.cdr"].search([("party_id", "=", "CPO"),
+                                                      ("country_code", "=", "NL")])
+            # no gap, no duplicate, every CDR read in its 2.3.0 form
+            self.assertEqual(sorted(stored.mapped("ocpi_id")), sorted(c["id"] for c in cdrs))
+            self.assertEqual(set(stored.mapped("ocpi_version")), {"2.3.0"})
+            self.assertEqual(peer.answers, [(0, 200), (10, 200), (20, 500), (20, 500), (20, 200)])
+
+            # the next window (from the last sync): a failure within the retries is retried in
+            # the same run, which then completes
+            peer.cdrs = cdrs + launcher.make_cdrs(3, prefix="NEW", start="2026-07-01T00:00:00")
+            peer.fail_left = {0: 1}
+            log3 = conn._pull_cdrs(commit=False, now=dt.datetime(2026, 8, 1))
+            self.assertEqual(log3.outcome, "success", log3.message)
+            self.assertEqual((log3.pages, log3.count_created, log3.count_duplicate), (1, 3, 0))
+            self.assertEqual(peer.answers[-2:], [(0, 500), (0, 200)])
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(peer.requests[-1][1]).query)
+            self.assertEqual((query["date_from"], query["date_to"]),
+                             (["2026-05-31T23:55:00Z"], ["2026-07-31T23:55:00Z"]))
+            self.assertEqual(len(stored.search([("party_id", "=", "CPO"),
+                                                ("country_code", "=", "NL")])), 33)

@@ -5,7 +5,10 @@ extrawest-ocpi peer (``peer.py``) only speaks 2.2.1.
 It plays the CPO (or, with ``invoice_receiver``, an eMSP receiving our invoice reconciliation
 records: POST/PUT on its ``invoicereconciliation`` Receiver, kept in ``records``): versions and version details (``credentials``, ``cdrs`` SENDER), a
 paginated CDRs Sender (``offset``/``limit``/``date_from``/``date_to``, ``Link``,
-``X-Total-Count``, ``X-Limit``) serving its CDRs in the form of the version asked for, and
+``X-Total-Count``, ``X-Limit``) serving its CDRs in the form of the version asked for (the
+page at an offset of ``fail_offsets`` answers HTTP ``fail_status`` its first ``fail_times``
+times: a transient failure mid-pull; ``answers`` keeps ``(offset, HTTP status)`` of each page
+served), and
 ``register``: the credentials Sender side of the handshake (GET our versions, pick the highest
 version both speak, POST/PUT its credentials). It checks Token B on every call.
 """
@@ -27,8 +30,12 @@ def _auth(token):
 
 class StdlibPeer:
     def __init__(self, cdrs, versions=ORDER, token_b="peer-token-b", max_limit=10,
-                 convert=None, invoice_receiver=False):
+                 convert=None, invoice_receiver=False, fail_offsets=(), fail_times=1,
+                 fail_status=500):
         """``cdrs``: 2.2.1 CDR dicts; ``convert(cdr, version)``: their form in a version."""
+        self.fail_left = {int(offset): fail_times for offset in fail_offsets}
+        self.fail_status = fail_status
+        self.answers = []  # (offset, HTTP status) of each CDR page asked for
         self.cdrs = cdrs
         self.versions = tuple(versions)
         self.token_b = token_b
@@ -101,6 +108,13 @@ class StdlibPeer:
                          if (one("date_from") is None or c["last_updated"] >= one("date_from"))
                          and (one("date_to") is None or c["last_updated"] < one("date_to"))]
                 offset = int(one("offset", 0))
+                if peer.fail_left.get(offset, 0) > 0:
+                    peer.fail_left[offset] -= 1
+                    peer.answers.append((offset, peer.fail_status))
+                    return self._send(peer.fail_status, {
+                        "status_code": 3000, "status_message": "injected failure",
+                        "timestamp": "2026-01-01T00:00:00Z"})
+                peer.answers.append((offset, 200))
                 limit = min(int(one("limit", peer.max_limit)), peer.max_limit)
                 page = [peer.convert(c, version) for c in items[offset:offset + limit]]
                 headers = {"X-Total-Count": str(len(items)), "X-Limit": str(limit)}
