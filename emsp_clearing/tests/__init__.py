@@ -31,3 +31,4 @@ from . import test_whatif
 from . import test_figures
 from . import test_fleet_documents
 from . import test_portal_statement
+from . import test_partner_position
