@@ -114,7 +114,9 @@ def breakdown_columns(stated_tax_names=(), labels=None):
     """``(key, header, kind)`` of the sheet: ``COLUMNS`` then one money column per stated tax
     name (key ``("stated_tax", name)``)."""
     labels = labels or {}
-    header = labels.get(STATED_TAX, "Stated tax: %s")
+    header = labels.get(STATED_TAX) or "Stated tax: %s"
+    if "%s" not in header:  # a translation that lost its placeholder still names the tax
+        header += " %s"
     return tuple((key, labels.get(key, default), kind) for key, default, kind in COLUMNS) + tuple(
         ((STATED_TAX, name), header % name, "money") for name in stated_tax_names)
 
