@@ -82,6 +82,22 @@ class TestFleetDocuments(HttpCase, PeriodCase):
         self.assertEqual(self.fleet_cdr.price_grid, "Fleet grid Taxis VIP")
         self.assertEqual(set(self.contract_cdrs.mapped("price_grid")), {"Contract grid"})
 
+    def test_batch_ingestion_names_the_grid_too(self):
+        start = datetime(2026, 3, 8, 9, 0)
+        items = []
+        for cdr_id, uid in (("FD-B1", "vip-1"), ("FD-B2", "04A1B2C3")):
+            data = make_ocpi_cdr(cdr_id, start, [(0, {"ENERGY": 4.0})],
+                                 end=start + timedelta(hours=1))
+            data["cdr_token"]["uid"] = uid
+            items.append(data)
+        with freeze_time("2026-03-20 10:00:00"):
+            results = self.Cdr.ingest_ocpi_batch(items)
+        fleet_cdr, other = (result["record"] for result in results)
+        self.assertEqual(fleet_cdr.fleet_id, self.fleet)
+        self.assertEqual(fleet_cdr.price_grid, "Fleet grid Taxis VIP")
+        self.assertEqual(fleet_cdr.amount_untaxed, 0.80)
+        self.assertEqual(other.price_grid, "Contract grid")
+
     def test_invoice_lines_per_grid_exact(self):
         move = self._invoice()
         self.assertEqual(move.state, "posted")
