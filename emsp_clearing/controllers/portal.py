@@ -14,7 +14,7 @@ from odoo.tools.misc import formatLang
 
 from odoo.addons.portal.controllers.portal import CustomerPortal, pager as portal_pager
 
-from ..tools.statement import contract_statement
+from ..tools.statement import contract_statement, to_money
 
 CDRS_PER_PAGE = 50
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
@@ -153,16 +153,17 @@ class ClearingPortal(CustomerPortal):
         }
         rows = []
         for period in periods:
+            currency = period.currency_id
             own = moves.filtered(lambda m, p=period: m.clearing_period_id == p)
             count, amount = disputed.get(period.id, (0, 0.0))
             rows.append({
                 "period": period,
-                "billed": sum(own.filtered(lambda m: m.move_type == "out_invoice")
-                              .mapped("amount_total")),
-                "credited": sum(own.filtered(lambda m: m.move_type == "out_refund")
-                                .mapped("amount_total")),
+                "billed": sum(to_money(m.amount_total, currency)
+                              for m in own if m.move_type == "out_invoice"),
+                "credited": sum(to_money(m.amount_total, currency)
+                                for m in own if m.move_type == "out_refund"),
                 "disputed_count": count,
-                "disputed_amount": amount,
+                "disputed_amount": to_money(amount, currency),
             })
         return rows
 

@@ -13,7 +13,8 @@ from .numbers import float_to_decimal
 REFUNDS = ("out_refund", "in_refund")
 
 
-def _money(value, currency):
+def to_money(value, currency):
+    """Exact Decimal of an Odoo float amount in ``currency`` (its digits)."""
     return float_to_decimal(value, Decimal(1).scaleb(-currency.decimal_places))
 
 
@@ -41,8 +42,8 @@ def contract_statement(moves, today):
     for move in moves:
         refund = move.move_type in REFUNDS
         sign = -1 if refund else 1
-        amount = _money(move.amount_total, currency)
-        residual = sign * _money(move.amount_residual, currency)
+        amount = to_money(move.amount_total, currency)
+        residual = sign * to_money(move.amount_residual, currency)
         overdue = (residual if residual > 0 and move.invoice_date_due
                    and move.invoice_date_due < today else zero)
         totals["credited" if refund else "invoiced"] += amount
@@ -58,7 +59,7 @@ def contract_statement(moves, today):
             line = move.env["account.move.line"].browse(partial["aml_id"])
             if partial.get("is_exchange") or line.id in own_lines:
                 continue  # an exchange difference, or a credit note set against an invoice
-            paid = _money(partial["amount"], currency)
+            paid = to_money(partial["amount"], currency)
             counterpart = line.move_id
             reference = counterpart.name
             memo = counterpart.ref or line.name
