@@ -111,6 +111,8 @@ class TestPortalStatement(HttpCase, PeriodCase):
 
     def test_statement_pages(self):
         self.authenticate("statement_tem", "statement_tem")
+        periods = self.url_open("/my/clearing/periods")
+        self.assertIn('href="/my/clearing/statements"', periods.text)
         listing = self.url_open("/my/clearing/statements")
         self.assertEqual(listing.status_code, 200)
         self.assertIn(self.contract.name, listing.text)
