@@ -7,7 +7,8 @@ sessions takes to build and how much memory the process needs, for 10k, 100k and
 Each size runs in its own process (fresh interpreter), so that its peak RSS is its own: the rows
 come from a generator (as the Odoo glue streams them from its SQL cursor), the VAT is shared pro
 rata over them (as for an invoice) and the builder writes in xlsxwriter's constant-memory mode.
-Prints, per size: build time (wall and CPU), peak RSS, the RSS of the same process before the
+A third of the sessions are priced under a fleet grid and a third came in OCPI 2.3.0 with two
+stated taxes (one column per tax name). Prints, per size: build time (wall and CPU), peak RSS, the RSS of the same process before the
 build (interpreter + imports), the file size, and the totals check. Figures only.
 """
 
@@ -24,7 +25,7 @@ from decimal import Decimal
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "emsp_clearing"))
 
-from clearing_core.xlsx_breakdown import ProRata, build_breakdown_xlsx  # noqa: E402
+from clearing_core.formats.xlsx_breakdown import ProRata, build_breakdown_xlsx  # noqa: E402
 
 
 def _rss_mb():
@@ -50,6 +51,9 @@ def rows(n, vat):
             "amount_fixed": fixed, "amount_untaxed": untaxed, "amount_tax": tax,
             "amount_total": untaxed + tax, "late": "Late" if i % 997 == 0 else "",
             "dispute": "Dispute Rejected" if i % 1499 == 0 else "",
+            "grid": "Fleet grid Taxis VIP" if i % 3 == 0 else "Contract grid",
+            "stated_taxes": ({"VAT": (untaxed * Decimal("0.2")).quantize(cent),
+                              "City tax": Decimal("0.05")} if i % 3 == 1 else None),
         }
 
 
@@ -64,7 +68,8 @@ def one(n):
     wall, cpu = time.perf_counter(), time.process_time()
     content = build_breakdown_xlsx(
         rows(n, ProRata(tax, base)), meta=[("Contract", "CTR-2026-0001")],
-        expected={"amount_untaxed": base, "amount_tax": tax, "amount_total": base + tax})
+        expected={"amount_untaxed": base, "amount_tax": tax, "amount_total": base + tax},
+        stated_tax_names=["City tax", "VAT"])
     return {"n": n, "wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu,
             "rss_before_mb": before, "peak_rss_mb": _rss_mb(), "bytes": len(content),
             "untaxed": str(base), "tax": str(tax)}

@@ -52,6 +52,7 @@
         "reports/report_invoice.xml",
         "views/clearing_payment_exception_views.xml",
         "views/clearing_menus.xml",
+        "views/clearing_partner_position_views.xml",
         "data/ir_cron_data.xml",
     ],
     "demo": [

@@ -15,8 +15,10 @@ def money(value):
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def session(parts, late=False, adjustment=Decimal(0), credit=False, dispute_credit=False):
-    """A stored session: ``parts`` is a list of (category, dimension, unit price, volume)."""
+def session(parts, late=False, adjustment=Decimal(0), credit=False, dispute_credit=False,
+            grid=None):
+    """A stored session: ``parts`` is a list of (category, dimension, unit price, volume);
+    ``grid`` the fleet grid that priced it (None: the contract's)."""
     breakdown = []
     amounts = dict.fromkeys(invoice_lines.CATEGORY_FIELDS.values(), Decimal(0))
     sign = -1 if credit else 1
@@ -30,14 +32,15 @@ def session(parts, late=False, adjustment=Decimal(0), credit=False, dispute_cred
                      if line["category"] == category), Decimal(0))
         amounts[fname] = sign * money(exact)
     row = {"is_late": late, "credit": credit, "dispute_credit": dispute_credit,
-           "amount_adjustment": adjustment, "price_breakdown": breakdown, **amounts}
+           "amount_adjustment": adjustment, "price_breakdown": breakdown, "grid": grid,
+           **amounts}
     row["amount_untaxed"] = sum(amounts.values()) + adjustment
     return row
 
 
 def lines_total(groups, price_digits=4, quantity_digits=3):
     total = Decimal(0)
-    for (kind, _dimension, price, _late), group in groups.items():
+    for (kind, _dimension, price, _late, _grid), group in groups.items():
         quantity, unit = exact_quantity_price(
             group["amount"], group["volume"], price, "EUR", quantity_digits, price_digits)
         line = money(quantity * unit)
@@ -50,7 +53,7 @@ def test_awkward_energy_is_exact():
     rows = [session([("ENERGY", "ENERGY", "0.49", "0.4567")]) for _i in range(3)]
     groups = group_sessions(rows, "EUR")
     [(key, group)] = groups.items()
-    assert key == ("ENERGY", "ENERGY", Decimal("0.49"), False)
+    assert key == ("ENERGY", "ENERGY", Decimal("0.49"), False, None)
     assert group["amount"] == Decimal("0.66")  # 3 x 0.22, not round(1.3701 x 0.49) = 0.67
     assert group["volume"] == Decimal("1.3701")
     assert exact_quantity_price(group["amount"], group["volume"], Decimal("0.49"), "EUR",
@@ -72,7 +75,8 @@ def test_many_random_sessions_sum_to_the_cent(seed):
                 parts.append((category, dims[category], rng.choice(prices[category]), volume))
         rows.append(session(parts, late=rng.random() < 0.1,
                             adjustment=Decimal(rng.choice(["0", "0", "0.37", "-1.01"])),
-                            credit=rng.random() < 0.02))
+                            credit=rng.random() < 0.02,
+                            grid=rng.choice([None, None, 7, 9])))
     groups = group_sessions(rows, "EUR")
     expected = sum(row["amount_untaxed"] for row in rows)
     assert sum(g["amount"] for g in groups.values()) == expected
@@ -93,8 +97,22 @@ def test_credits_and_adjustments_are_own_lines():
         {**session([]), "dispute_credit": True, "amount_untaxed": Decimal("-4.90")},
     ]
     groups = group_sessions(rows, "EUR")
-    assert groups[(invoice_lines.ADJUSTMENT, None, None, False)]["amount"] == Decimal("0.10")
-    assert groups[(invoice_lines.CREDIT, None, None, False)]["amount"] == Decimal("-4.90")
+    assert groups[(invoice_lines.ADJUSTMENT, None, None, False, None)]["amount"] == Decimal("0.10")
+    assert groups[(invoice_lines.CREDIT, None, None, False, None)]["amount"] == Decimal("-4.90")
+
+
+def test_each_grid_has_its_own_lines():
+    """A fleet session at the contract's price is still billed on its fleet's line."""
+    rows = [session([("ENERGY", "ENERGY", "0.49", "10")]),
+            session([("ENERGY", "ENERGY", "0.49", "4.5")], grid=3),
+            session([("ENERGY", "ENERGY", "0.30", "2")], grid=3, adjustment=Decimal("1.00"))]
+    groups = group_sessions(rows, "EUR")
+    assert groups[("ENERGY", "ENERGY", Decimal("0.49"), False, None)]["amount"] == Decimal("4.90")
+    assert groups[("ENERGY", "ENERGY", Decimal("0.49"), False, 3)]["amount"] == Decimal("2.21")
+    assert groups[("ENERGY", "ENERGY", Decimal("0.30"), False, 3)]["amount"] == Decimal("0.60")
+    assert groups[(invoice_lines.ADJUSTMENT, None, None, False, 3)]["amount"] == Decimal("1.00")
+    assert len(groups) == 4
+    assert lines_total(groups) == sum(row["amount_untaxed"] for row in rows)
 
 
 def test_fallbacks_stay_exact():

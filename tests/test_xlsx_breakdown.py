@@ -99,3 +99,33 @@ def test_pro_rata_shares_add_up_to_the_total_exactly():
             assert abs(part - total * weight / base) <= Decimal("0.01")
     with pytest.raises(ValueError):
         ProRata(Decimal("1"), Decimal("0"))
+
+
+def test_price_grid_and_stated_tax_columns():
+    """The grid that priced each session, and one column per tax name the senders stated (OCPI
+    2.3.0), summed per name within a session and totalled."""
+    rows = _rows()
+    rows[0].update(grid="Contract grid", stated_taxes={"VAT": Decimal("1.08")})
+    rows[1].update(grid="Fleet grid Taxis VIP",
+                   stated_taxes={"VAT": Decimal("2.40"), "City tax": Decimal("0.51")})
+    rows[2]["grid"] = "Contract grid"  # a 2.2.1 session: no stated tax
+    content = build_breakdown_xlsx(rows, labels={"stated_tax": "Déclarée : %s"},
+                                   stated_tax_names=["City tax", "VAT"])
+    values = list(_read(content).iter_rows(values_only=True))
+    header, data, total = values[0], values[1:4], values[4]
+    assert header[len(COLUMNS):] == ("Déclarée : City tax", "Déclarée : VAT")
+    assert header[KEYS.index("grid")] == "Price grid"
+    assert [row[KEYS.index("grid")] for row in data] == [
+        "Contract grid", "Fleet grid Taxis VIP", "Contract grid"]
+    city, vat = len(COLUMNS), len(COLUMNS) + 1
+    assert [row[vat] for row in data] == [1.08, 2.4, 0]
+    assert [row[city] for row in data] == [0, 0.51, 0]
+    assert total[vat] == pytest.approx(3.48) and total[city] == pytest.approx(0.51)
+    formulas = list(_read(content, data_only=False).iter_rows(values_only=True))
+    assert formulas[4][vat].startswith("=SUM(")
+
+
+def test_without_stated_taxes_no_extra_column():
+    content = build_breakdown_xlsx(_rows())
+    header = next(_read(content).iter_rows(values_only=True))
+    assert len(header) == len(COLUMNS)

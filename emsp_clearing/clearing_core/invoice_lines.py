@@ -3,7 +3,7 @@
 A session's amount per price component (energy, time, parking, fixed, reservation) is rounded
 to the cent when the session is priced; the period is billed the sum of those rounded amounts.
 ``group_sessions`` sums them per line of the invoice -- one per (component, dimension, unit
-price, late) -- with the volumes billed, and ``exact_quantity_price`` chooses the line's
+price, late, price grid: the contract's or a fleet's) -- with the volumes billed, and ``exact_quantity_price`` chooses the line's
 quantity and unit price so that quantity x price, rounded to the cent, is that sum exactly.
 
 Why a choice is needed: 3 sessions of 0.4567 kWh at 0.49 EUR/kWh are billed 3 x 0.22 = 0.66
@@ -66,10 +66,12 @@ def group_sessions(rows, currency):
     Each row is a mapping with the session's stored rounded amounts (``amount_energy``...,
     ``amount_adjustment``, ``amount_untaxed``), ``is_late``, ``dispute_credit`` and
     ``price_breakdown`` (the priced lines: ``category``, ``dimension``, ``unit_price``,
-    ``billed_volume``, ``excl_vat``). Returns ``{key: {"amount", "volume", "sessions"}}`` where
-    key is ``(kind, dimension, unit_price, late)``: kind a category of ``CATEGORY_FIELDS``,
-    ``ADJUSTMENT`` (min/max session price) or ``CREDIT`` (our credits for accepted disputes,
-    one line). Amounts are Decimals; their sum equals the sum of the rows' ``amount_untaxed``.
+    ``billed_volume``, ``excl_vat``) and, optionally, ``grid``: what names the price grid that
+    priced the session (any hashable, e.g. a fleet id; None or absent: the contract's grid).
+    Returns ``{key: {"amount", "volume", "sessions"}}`` where key is ``(kind, dimension,
+    unit_price, late, grid)``: kind a category of ``CATEGORY_FIELDS``, ``ADJUSTMENT`` (min/max
+    session price) or ``CREDIT`` (our credits for accepted disputes, one line per grid).
+    Amounts are Decimals; their sum equals the sum of the rows' ``amount_untaxed``.
     """
     quantum = currencies.quantum(currency)
     groups = {}
@@ -83,8 +85,9 @@ def group_sessions(rows, currency):
 
     for row in rows:
         late = bool(row["is_late"])
+        grid = row.get("grid") or None
         if row["dispute_credit"]:
-            add((CREDIT, None, None, late), _dec(row["amount_untaxed"]), Decimal(0))
+            add((CREDIT, None, None, late, grid), _dec(row["amount_untaxed"]), Decimal(0))
             continue
         by_category = {}
         for line in row["price_breakdown"] or ():
@@ -94,7 +97,7 @@ def group_sessions(rows, currency):
             lines = by_category.get(category)
             if not lines:
                 if amount:
-                    add((category, None, None, late), amount, Decimal(0))
+                    add((category, None, None, late, grid), amount, Decimal(0))
                 continue
             sign = -1 if amount < 0 or (not amount and row.get("credit")) else 1
             # one part per (dimension, unit price) of the session, the rounded amount split
@@ -108,11 +111,11 @@ def group_sessions(rows, currency):
             shares = ([amount] if len(keys) == 1
                       else _allocate(amount, [parts[k][0] for k in keys], quantum))
             for (dimension, unit_price), share in zip(keys, shares):
-                add((category, dimension, unit_price, late), share,
+                add((category, dimension, unit_price, late, grid), share,
                     sign * parts[(dimension, unit_price)][1])
         adjustment = _dec(row["amount_adjustment"])
         if adjustment:
-            add((ADJUSTMENT, None, None, late), adjustment, Decimal(0))
+            add((ADJUSTMENT, None, None, late, grid), adjustment, Decimal(0))
     return groups
 
 

@@ -10,8 +10,11 @@ from odoo import _, fields, http
 from odoo.exceptions import AccessError, MissingError, UserError, ValidationError
 from odoo.http import request
 from odoo.osv import expression
+from odoo.tools.misc import formatLang
 
 from odoo.addons.portal.controllers.portal import CustomerPortal, pager as portal_pager
+
+from ..tools.statement import contract_statement, to_money
 
 CDRS_PER_PAGE = 50
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
@@ -28,6 +31,8 @@ class ClearingPortal(CustomerPortal):
                 Period.search_count(self._clearing_period_domain())
                 if Period.has_access("read") else 0
             )
+        if "clearing_statement_count" in counters:
+            values["clearing_statement_count"] = len(self._clearing_statement_contracts())
         return values
 
     def _clearing_period_domain(self):
@@ -64,6 +69,103 @@ class ClearingPortal(CustomerPortal):
         self._clearing_document("clearing.period", cdr_sudo.period_id.id,
                                 access_token=access_token)
         return cdr_sudo, True
+
+    # ------------------------------------------------------------------ statements
+    def _clearing_statement_contracts(self, contract_id=None):
+        """The contracts whose statement of account the user may see: those of the clearing
+        periods the user reads (the portal record rule: the user's commercial partner is the
+        eMSP billed by us), as sudo records (portal users have no access to the contract
+        itself: its costs and margins are ours). ``contract_id``: that one only."""
+        Period = request.env["clearing.period"]
+        if not Period.has_access("read"):
+            return request.env["clearing.contract"]
+        domain = self._clearing_period_domain()
+        if contract_id is not None:
+            domain = expression.AND([domain, [("contract_id", "=", contract_id)]])
+        contracts = [contract for [contract] in Period._read_group(domain, ["contract_id"])]
+        return request.env["clearing.contract"].sudo().browse(
+            [contract.id for contract in contracts]).sorted("name")
+
+    def _clearing_statement_moves(self, contracts):
+        """The posted invoices and credit notes of ``contracts`` to the user's commercial
+        partner (sudo: their reconciliations are read for the payments)."""
+        return request.env["account.move"].sudo().search([
+            ("clearing_contract_id", "in", contracts.ids),
+            ("move_type", "in", ("out_invoice", "out_refund")),
+            ("state", "=", "posted"),
+            ("commercial_partner_id", "=", request.env.user.commercial_partner_id.id),
+        ], order="invoice_date, id")
+
+    @http.route(["/my/clearing/statements"], type="http", auth="user", website=True)
+    def portal_clearing_statements(self, **kw):
+        contracts = self._clearing_statement_contracts()
+        moves = self._clearing_statement_moves(contracts)
+        today = fields.Date.context_today(request.env.user)
+        summaries = []
+        for contract in contracts:
+            statement = contract_statement(
+                moves.filtered(lambda m, c=contract: m.clearing_contract_id == c), today)
+            summaries.append({"contract": contract, "totals": statement["totals"],
+                              "currency": contract.currency_id})
+        values = self._prepare_portal_layout_values()
+        values.update({"summaries": summaries, "page_name": "clearing_statements",
+                       "money": self._clearing_money})
+        return request.render("emsp_clearing.portal_my_clearing_statements", values)
+
+    @http.route(["/my/clearing/statements/<int:contract_id>"], type="http", auth="user",
+                website=True)
+    def portal_clearing_statement(self, contract_id, **kw):
+        contract = self._clearing_statement_contracts(contract_id)
+        if not contract:
+            raise request.not_found()  # another eMSP's contract looks like one that does not exist
+        moves = self._clearing_statement_moves(contract)
+        today = fields.Date.context_today(request.env.user)
+        statement = contract_statement(moves, today)
+        periods = request.env["clearing.period"].search(expression.AND([
+            self._clearing_period_domain(), [("contract_id", "=", contract.id)]]),
+            order="date_start desc, id desc")
+        values = self._prepare_portal_layout_values()
+        values.update({
+            "contract": contract,
+            "currency": contract.currency_id,
+            "statement": statement,
+            "period_rows": self._clearing_statement_periods(periods, moves),
+            "today": today,
+            "page_name": "clearing_statement",
+            "money": self._clearing_money,
+        })
+        return request.render("emsp_clearing.portal_my_clearing_statement", values)
+
+    @staticmethod
+    def _clearing_money(amount, currency):
+        """An exact amount (Decimal or float) shown in ``currency``, as the portal shows money."""
+        return formatLang(request.env, float(amount or 0), currency_obj=currency)
+
+    def _clearing_statement_periods(self, periods, moves):
+        """Each period's billed and credited totals (its posted moves) next to what the eMSP
+        disputed: sessions with a dispute and their amount (one aggregate for all)."""
+        disputed = {
+            period.id: (count, total) for period, count, total in
+            request.env["clearing.cdr"].sudo()._read_group(
+                [("period_id", "in", periods.ids), ("dispute_state", "not in", (False, "none")),
+                 ("dispute_credit", "=", False)],
+                ["period_id"], ["__count", "amount_total:sum"])
+        }
+        rows = []
+        for period in periods:
+            currency = period.currency_id
+            own = moves.filtered(lambda m, p=period: m.clearing_period_id == p)
+            count, amount = disputed.get(period.id, (0, 0.0))
+            rows.append({
+                "period": period,
+                "billed": sum(to_money(m.amount_total, currency)
+                              for m in own if m.move_type == "out_invoice"),
+                "credited": sum(to_money(m.amount_total, currency)
+                                for m in own if m.move_type == "out_refund"),
+                "disputed_count": count,
+                "disputed_amount": to_money(amount, currency),
+            })
+        return rows
 
     @staticmethod
     def _login_redirect():

@@ -25,3 +25,4 @@ from . import account_statement_import
 from . import account_statement_import_camt_parser
 from . import clearing_payment_exception
 from . import account_payment_order
+from . import clearing_partner_position

@@ -219,6 +219,9 @@ class ClearingCdr(models.Model):
         "clearing.fleet", string="Fleet Grid", readonly=True, index=True, ondelete="set null",
         help="The fleet whose grid priced the session; empty: the contract's grid.",
     )
+    price_grid = fields.Char(
+        compute="_compute_price_grid", compute_sudo=True,
+        help="The grid that priced the session: the contract's, or a fleet's.")
     priced_date = fields.Datetime("Priced On", readonly=True)
     # ---------------------------------------------------------------- clearing
     contract_id = fields.Many2one(
@@ -948,6 +951,14 @@ class ClearingCdr(models.Model):
             if k not in used:
                 rows.append(row(_("VAT"), rate, Decimal(0), amount))
         return rows
+
+    @api.depends("fleet_id.name", "contract_id")
+    def _compute_price_grid(self):
+        """"Contract grid" or "Fleet grid <name>" (invoice lines, XLSX and portal say the
+        same); empty for a session no contract priced."""
+        for cdr in self:
+            cdr.price_grid = (_("Fleet grid %s", cdr.fleet_id.name) if cdr.fleet_id
+                              else _("Contract grid") if cdr.contract_id else False)
 
     @api.depends("tax_comparison", "currency_id")
     def _compute_tax_comparison_html(self):

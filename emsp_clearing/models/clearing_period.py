@@ -453,7 +453,7 @@ class ClearingPeriod(models.Model):
     _INVOICE_ROW_COLUMNS = (
         "id", "is_late", "credit", "dispute_credit", "amount_fixed", "amount_energy",
         "amount_time", "amount_parking", "amount_reservation", "amount_adjustment",
-        "amount_untaxed", "price_breakdown")
+        "amount_untaxed", "price_breakdown", "fleet_id")
 
     @api.depends("move_ids.move_type", "move_ids.clearing_vendor_mismatch")
     def _compute_invoice(self):
@@ -488,7 +488,10 @@ class ClearingPeriod(models.Model):
                  ORDER BY c.id""",
             params,
         )
-        return [dict(zip(self._INVOICE_ROW_COLUMNS, row)) for row in self.env.cr.fetchall()]
+        rows = [dict(zip(self._INVOICE_ROW_COLUMNS, row)) for row in self.env.cr.fetchall()]
+        for row in rows:
+            row["grid"] = row["fleet_id"]  # the fleet grid that priced it (None: the contract's)
+        return rows
 
     def _invoice_partner(self):
         """Invoice address of the counterparty."""
@@ -579,10 +582,23 @@ class ClearingPeriod(models.Model):
             label = _("Reservation fee: %s", label)
         return label
 
+    def _invoice_grid_labels(self, fleet_ids):
+        """``{fleet id or None: (order, label)}`` of the price grids of a move's lines: the
+        contract's grid first, then the fleets by their sequence; the label names the grid on
+        the lines ("Contract grid", "Fleet grid Taxis VIP")."""
+        labels = {None: (0, _("Contract grid"))}
+        fleets = self.env["clearing.fleet"].sudo().with_context(active_test=False).browse(
+            sorted(fid for fid in fleet_ids if fid)).exists().sorted(lambda f: (f.sequence, f.id))
+        for index, fleet in enumerate(fleets, start=1):
+            labels[fleet.id] = (index, _("Fleet grid %s", fleet.name))
+        return labels
+
     def _prepare_invoice_lines(self, rows=None, sign=1, taxes=None):
-        """Line values of the period's move: one per priced component x unit price (x late),
-        plus min/max adjustments and dispute credits; ``sign`` -1 for a credit note of credit
-        rows. Each line's quantity x unit price is its sessions' sum to the cent."""
+        """Line values of the period's move: one per price grid (the contract's, a fleet's) x
+        priced component x unit price (x late), plus min/max adjustments and dispute credits,
+        the grid named in the label when a fleet grid priced sessions of the move; ``sign`` -1
+        for a credit note of credit rows. Each line's quantity x unit price is its sessions'
+        sum to the cent."""
         self.ensure_one()
         rows = self._invoice_rows() if rows is None else rows
         contract = self.contract_id
@@ -592,10 +608,11 @@ class ClearingPeriod(models.Model):
         price_digits = self.env["decimal.precision"].precision_get("Product Price")
         groups = invoice_lines.group_sessions(rows, currency)
         order = list(products)
+        grids = self._invoice_grid_labels({key[4] for key in groups})
         lines = []
-        for key in sorted(groups, key=lambda k: (k[3], order.index(k[0]), k[1] or "",
-                                                  k[2] if k[2] is not None else -1)):
-            kind, dimension, unit_price, late = key
+        for key in sorted(groups, key=lambda k: (k[3], grids[k[4]][0], order.index(k[0]),
+                                                  k[1] or "", k[2] if k[2] is not None else -1)):
+            kind, dimension, unit_price, late, grid = key
             group = groups[key]
             amount = sign * group["amount"]
             if not amount:
@@ -605,6 +622,8 @@ class ClearingPeriod(models.Model):
                 amount, sign * group["volume"], unit_price, currency, quantity_digits,
                 price_digits)
             label = self._invoice_line_label(kind, dimension, unit_price, group, product)
+            if len(grids) > 1:  # a fleet grid priced sessions of this move: name each grid
+                label = _("%(grid)s: %(line)s", grid=grids[grid][1], line=label)
             if late:
                 label = _("%s - late sessions of earlier periods", label)
             lines.append({

@@ -22,10 +22,22 @@ _BREAKDOWN_SQL = """
            c.energy_kwh, c.duration_hours, c.parking_hours, c.applied_tariff ->> 'id',
            c.amount_energy, c.amount_time, c.amount_parking, c.amount_fixed,
            c.amount_reservation, c.amount_adjustment, c.amount_untaxed, c.amount_tax,
-           c.amount_total, c.is_late, c.dispute_state, c.dispute_credit, c.credit
+           c.amount_total, c.is_late, c.dispute_state, c.dispute_credit, c.credit,
+           f.name, c.stated_taxes
       FROM clearing_cdr c
+      LEFT JOIN clearing_fleet f ON f.id = c.fleet_id
      WHERE {where}
      ORDER BY c.start_datetime, c.id
+"""
+# the names of the taxes the senders stated (OCPI 2.3.0), one XLSX column each
+_STATED_TAX_NAMES_SQL = """
+    SELECT DISTINCT tax ->> 'name'
+      FROM clearing_cdr c
+     CROSS JOIN LATERAL jsonb_array_elements(
+           CASE WHEN jsonb_typeof(c.stated_taxes) = 'array' THEN c.stated_taxes
+                ELSE '[]'::jsonb END) tax
+     WHERE {where}
+     ORDER BY 1
 """
 _BATCH = 5000
 
@@ -66,6 +78,7 @@ class ClearingPeriodDocumentsMixin(models.AbstractModel):
             currency_digits=currency.decimal_places,
             expected={key: self._decimal(value, currency)
                       for key, value in (expected or {}).items()},
+            stated_tax_names=period._breakdown_stated_tax_names(move),
         )
         return period._breakdown_filename(move), content
 
@@ -74,6 +87,33 @@ class ClearingPeriodDocumentsMixin(models.AbstractModel):
         """A move's float amount as the exact Decimal of its currency's digits."""
         return Decimal(repr(value)).quantize(Decimal(1).scaleb(-currency.decimal_places))
 
+    def _breakdown_where(self, move=None):
+        """SQL condition and parameters of the sessions of the breakdown."""
+        if move:
+            return "c.invoice_move_id = %(move)s", {"move": move.id}
+        return "c.period_id = %(period)s AND c.state != 'excluded'", {"period": self.id}
+
+    def _breakdown_stated_tax_names(self, move=None):
+        """Names of the taxes the senders stated on the sessions of the breakdown (OCPI 2.3.0
+        CDRs), in alphabetical order: one column each in the XLSX."""
+        self.ensure_one()
+        self.env["clearing.cdr"].flush_model(["stated_taxes", "period_id", "invoice_move_id",
+                                              "state"])
+        where, params = self._breakdown_where(move)
+        self.env.cr.execute(_STATED_TAX_NAMES_SQL.format(where=where), params)
+        return [name or "" for (name,) in self.env.cr.fetchall()]
+
+    @staticmethod
+    def _stated_taxes_by_name(taxes):
+        """``{name: amount}`` of a session's stated taxes (the TaxAmount list as sent)."""
+        result = {}
+        if not isinstance(taxes, list):
+            return result
+        for tax in taxes:
+            name = tax.get("name") or ""
+            result[name] = result.get(name, Decimal(0)) + to_decimal(tax.get("amount"))
+        return result
+
     def _breakdown_rows_stream(self, move=None, expected=None):
         """Rows of the builder, fetched in batches. With a move, each session's VAT is its
         share of the move's VAT (pro rata of its untaxed amount, in cents adding up to the
@@ -81,16 +121,13 @@ class ClearingPeriodDocumentsMixin(models.AbstractModel):
         invoice's, and the fiscal position may have changed it)."""
         self.ensure_one()
         self.env["clearing.cdr"].flush_model()
-        if move:
-            where, params = "c.invoice_move_id = %(move)s", {"move": move.id}
-        else:
-            where, params = "c.period_id = %(period)s AND c.state != 'excluded'", {
-                "period": self.id}
+        where, params = self._breakdown_where(move)
         params["tz"] = self.contract_id.tz or "UTC"
         disputes = dict(self.env["clearing.cdr"]._fields["dispute_state"]._description_selection(
             self.env))
-        late_label, credit_label, dispute_credit_label = (
-            _("Late"), _("Credit"), _("Credit for an accepted dispute"))
+        late_label, credit_label, dispute_credit_label, contract_grid, fleet_grid = (
+            _("Late"), _("Credit"), _("Credit for an accepted dispute"), _("Contract grid"),
+            _("Fleet grid %s"))
         currency = move.currency_id if move else self.currency_id
         vat = None
         if move:
@@ -105,7 +142,7 @@ class ClearingPeriodDocumentsMixin(models.AbstractModel):
                 break
             for (start, end, evse, session, cdr, kwh, duration, parking, tariff, energy, time,
                  parking_cost, fixed, reservation, adjustment, untaxed, tax, total, late,
-                 dispute, dispute_credit, credit) in batch:
+                 dispute, dispute_credit, credit, fleet, stated_taxes) in batch:
                 if vat is not None:
                     untaxed = to_decimal(untaxed)
                     tax = vat.share(untaxed)
@@ -113,7 +150,7 @@ class ClearingPeriodDocumentsMixin(models.AbstractModel):
                 yield {
                     "start": start, "end": end, "evse": evse, "session": session, "cdr": cdr,
                     "kwh": kwh, "duration_hours": duration, "parking_hours": parking,
-                    "tariff": tariff, "amount_energy": energy, "amount_time": time,
+                    "tariff": tariff, "grid": fleet_grid % fleet if fleet else contract_grid, "amount_energy": energy, "amount_time": time,
                     "amount_parking": parking_cost, "amount_fixed": fixed,
                     "amount_reservation": reservation, "amount_adjustment": adjustment,
                     "amount_untaxed": untaxed, "amount_tax": tax, "amount_total": total,
@@ -121,6 +158,7 @@ class ClearingPeriodDocumentsMixin(models.AbstractModel):
                     "dispute": (dispute_credit_label if dispute_credit
                                 else credit_label if credit
                                 else disputes.get(dispute, "") if dispute else ""),
+                    "stated_taxes": self._stated_taxes_by_name(stated_taxes),
                 }
 
     def _breakdown_meta(self, move=None):
@@ -150,6 +188,7 @@ class ClearingPeriodDocumentsMixin(models.AbstractModel):
             "evse": _("Charger / EVSE"), "session": _("Session"), "cdr": _("CDR"),
             "kwh": _("Energy (kWh)"), "duration_hours": _("Duration (h)"),
             "parking_hours": _("Parking (h)"), "tariff": _("Applied tariff"),
+            "grid": _("Price grid"), "stated_tax": _("Stated tax: %s"),
             "amount_energy": _("Energy"), "amount_time": _("Charging time"),
             "amount_parking": _("Parking"), "amount_fixed": _("Session fee"),
             "amount_reservation": _("Reservation"), "amount_adjustment": _("Min/max adjustment"),

@@ -58,6 +58,14 @@ class ResPartner(models.Model):
     clearing_contract_count = fields.Integer(
         compute="_compute_clearing_contract_count", string="Clearing Contract Count"
     )
+    clearing_position_net = fields.Monetary(
+        "Net Position", compute="_compute_clearing_position",
+        currency_field="clearing_position_currency_id",
+        help="What the partner owes us minus what we owe them, in the current company's "
+        "currency (clearing.partner.position).")
+    clearing_position_currency_id = fields.Many2one(
+        "res.currency", compute="_compute_clearing_position")
+    clearing_position_count = fields.Integer(compute="_compute_clearing_position")
 
     @api.model
     def _commercial_fields(self):
@@ -90,6 +98,29 @@ class ResPartner(models.Model):
             partner.clearing_contract_count = counts.get(
                 partner.commercial_partner_id.id, 0
             )
+
+    def _compute_clearing_position(self):
+        """One aggregate of the net positions of the commercial partners in this company."""
+        company = self.env.company
+        groups = {
+            partner.id: (count, net) for partner, count, net in
+            self.env["clearing.partner.position"].sudo()._read_group(
+                [("partner_id", "in", self.commercial_partner_id.ids),
+                 ("company_id", "=", company.id)],
+                ["partner_id"], ["__count", "net_company:sum"])
+        } if self.commercial_partner_id.ids else {}
+        for partner in self:
+            count, net = groups.get(partner.commercial_partner_id.id, (0, 0.0))
+            partner.clearing_position_count = count
+            partner.clearing_position_net = net
+            partner.clearing_position_currency_id = company.currency_id
+
+    def action_view_clearing_position(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "emsp_clearing.action_clearing_partner_position")
+        action["domain"] = [("partner_id", "=", self.commercial_partner_id.id)]
+        return action
 
     @api.model
     def _normalize_ocpi_vals(self, vals):

@@ -29,3 +29,6 @@ from . import test_payments
 from . import test_fleet
 from . import test_whatif
 from . import test_figures
+from . import test_fleet_documents
+from . import test_portal_statement
+from . import test_partner_position

@@ -1,7 +1,7 @@
 """Per-session XLSX breakdown of a clearing period or of its invoice (pure: no Odoo import).
 
-``build_breakdown_xlsx(rows, meta=None, labels=None, currency_digits=2, expected=None) -> bytes``
-writes one line per session and a totals line, in xlsxwriter's constant-memory mode (each row
+``build_breakdown_xlsx(rows, meta=None, labels=None, currency_digits=2, expected=None,
+stated_tax_names=()) -> bytes`` writes one line per session and a totals line, in xlsxwriter's constant-memory mode (each row
 goes to disk as it is written: a 100k-session sheet costs no more memory than a 10-session one;
 ``rows`` may be a generator). ``rows`` are plain dicts::
 
@@ -9,10 +9,12 @@ goes to disk as it is written: a 100k-session sheet costs no more memory than a 
      "evse": str, "session": str, "cdr": str,
      "kwh", "duration_hours", "parking_hours": Decimal | float,
      "tariff": str,                       # applied contract tariff (reference)
+     "grid": str,                         # the price grid: the contract's, or a fleet's
      "amount_energy", "amount_time", "amount_parking", "amount_fixed", "amount_reservation",
      "amount_adjustment",                 # min/max session price adjustment
      "amount_untaxed", "amount_tax", "amount_total": Decimal | float,
-     "late": str, "dispute": str}         # printed as given ("" when none)
+     "late": str, "dispute": str,         # printed as given ("" when none)
+     "stated_taxes": {name: amount}}      # optional: the taxes the sender stated (OCPI 2.3.0)
 
 The date column is the local date of ``start``. Missing amounts count as 0. ``meta`` (optional)
 is printed above the table: ``(label, value)`` pairs. ``labels`` (optional) maps the keys of
@@ -20,6 +22,10 @@ is printed above the table: ``(label, value)`` pairs. ``labels`` (optional) maps
 does not evaluate formulas, e.g. openpyxl, sees them) with the SUM formula. ``expected``
 (optional) maps total keys to the amounts the sheet must add up to (the invoice's): a
 difference raises ``ValueError`` -- the sheet never disagrees silently with its invoice.
+``stated_tax_names`` (optional) adds one money column per tax name the senders stated (OCPI
+2.3.0 ``TaxAmount.name``), after the amounts, totalled too; its header is ``labels
+["stated_tax"] % name`` (default "Stated tax: <name>"). The names must be known before the
+first row (constant-memory mode writes the header first): the caller reads them beforehand.
 
 ``ProRata(total, base, digits)`` shares an amount (an invoice's VAT) over the sessions in
 proportion to their untaxed amounts, streaming, in cents that add up exactly to the total.
@@ -44,6 +50,7 @@ COLUMNS = (
     ("duration_hours", "Duration (h)", "qty4"),
     ("parking_hours", "Parking (h)", "qty4"),
     ("tariff", "Applied tariff", "text"),
+    ("grid", "Price grid", "text"),
     ("amount_energy", "Energy", "money"),
     ("amount_time", "Charging time", "money"),
     ("amount_parking", "Parking", "money"),
@@ -100,14 +107,30 @@ class ProRata:
         return share
 
 
-def build_breakdown_xlsx(rows, meta=None, labels=None, currency_digits=2, expected=None):
+STATED_TAX = "stated_tax"
+
+
+def breakdown_columns(stated_tax_names=(), labels=None):
+    """``(key, header, kind)`` of the sheet: ``COLUMNS`` then one money column per stated tax
+    name (key ``("stated_tax", name)``)."""
+    labels = labels or {}
+    header = labels.get(STATED_TAX) or "Stated tax: %s"
+    if "%s" not in header:  # a translation that lost its placeholder still names the tax
+        header += " %s"
+    return tuple((key, labels.get(key, default), kind) for key, default, kind in COLUMNS) + tuple(
+        ((STATED_TAX, name), header % name, "money") for name in stated_tax_names)
+
+
+def build_breakdown_xlsx(rows, meta=None, labels=None, currency_digits=2, expected=None,
+                         stated_tax_names=()):
     """XLSX file content (bytes) with one line per session and a totals line."""
     labels = labels or {}
     handle, path = tempfile.mkstemp(suffix=".xlsx", prefix="clearing-breakdown-")
     os.close(handle)
     try:
         book = xlsxwriter.Workbook(path, {"constant_memory": True, "tmpdir": tempfile.gettempdir()})
-        _write_sheet(book, rows, meta, labels, currency_digits, expected)
+        _write_sheet(book, rows, meta, labels, currency_digits, expected,
+                     breakdown_columns(stated_tax_names, labels))
         book.close()
         with open(path, "rb") as stream:
             return stream.read()
@@ -115,7 +138,7 @@ def build_breakdown_xlsx(rows, meta=None, labels=None, currency_digits=2, expect
         os.unlink(path)
 
 
-def _write_sheet(book, rows, meta, labels, currency_digits, expected):
+def _write_sheet(book, rows, meta, labels, currency_digits, expected, columns):
     sheet = book.add_worksheet("Sessions")
     bold = book.add_format({"bold": True})
     head = book.add_format({"bold": True, "bottom": 1, "text_wrap": True, "valign": "top"})
@@ -126,7 +149,7 @@ def _write_sheet(book, rows, meta, labels, currency_digits, expected):
     fmts["datetime"] = book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
     total_fmts = {kind: book.add_format({"num_format": fmt, "bold": True, "top": 1})
                   for kind, fmt in numbers.items()}
-    for col, (_key, _label, kind) in enumerate(COLUMNS):
+    for col, (_key, _label, kind) in enumerate(columns):
         sheet.set_column(col, col, WIDTHS[kind])
 
     row_index = 0
@@ -138,18 +161,20 @@ def _write_sheet(book, rows, meta, labels, currency_digits, expected):
         row_index += 1
     header_row = row_index
     sheet.freeze_panes(header_row + 1, 0)
-    for col, (key, default, _kind) in enumerate(COLUMNS):
-        sheet.write_string(header_row, col, labels.get(key, default), head)
+    for col, (_key, header, _kind) in enumerate(columns):
+        sheet.write_string(header_row, col, header, head)
     row_index += 1
     first_data = row_index
-    totals = dict.fromkeys(SUM_COLUMNS, Decimal(0))
+    totals = {key: Decimal(0) for key, _header, kind in columns if kind in SUM_KINDS}
     write_number, write_string, write_datetime = (
         sheet.write_number, sheet.write_string, sheet.write_datetime)
     for row in rows:
         start = row.get("start")
-        for col, (key, _default, kind) in enumerate(COLUMNS):
+        stated = row.get("stated_taxes") or {}
+        for col, (key, _header, kind) in enumerate(columns):
             if kind in SUM_KINDS:
-                number = to_decimal(row.get(key))
+                number = to_decimal(stated.get(key[1]) if isinstance(key, tuple)
+                                    else row.get(key))
                 totals[key] += number
                 write_number(row_index, col, float(number), fmts[kind])
             elif kind == "text":
@@ -173,7 +198,7 @@ def _write_sheet(book, rows, meta, labels, currency_digits, expected):
             raise ValueError(
                 "breakdown total %s is %s, the invoice says %s" % (key, totals[key], amount))
     sheet.write_string(row_index, 0, labels.get("total", "Total"), bold)
-    for col, (key, _default, kind) in enumerate(COLUMNS):
+    for col, (key, _header, kind) in enumerate(columns):
         if kind not in SUM_KINDS:
             continue
         if row_index == first_data:  # no session: nothing to sum
