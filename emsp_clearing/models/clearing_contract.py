@@ -313,46 +313,118 @@ class ClearingContract(models.Model):
                        LIMIT 1) cc ON TRUE)""",
             contract=contract_id, day_from=day_from, day_to=day_to)
 
+    @api.model
+    def _flush_for_figures(self):
+        """Flush what ``_figures_by_month`` reads."""
+        self._flush_for_costs()
+        self.env["clearing.period"].flush_model(["contract_id", "date_start"])
+        self.env["account.move"].flush_model([
+            "clearing_period_id", "clearing_contract_id", "state", "move_type", "amount_total",
+            "amount_residual", "invoice_date_due"])
+        self.env["clearing.payment.exception"].flush_model(["contract_id", "state", "date"])
+        self.env["clearing.invoice.reconciliation"].flush_model(["period_id", "finding_count"])
+
     def _figures_by_month(self):
-        """Figures of the contracts per month (end of session in the contract time zone), in
-        one SQL query: ``{(contract id, first day of month): {figure: value}}``. Figures:
-        sessions, kwh, priced, mismatched (count) and mismatch_amount (stated minus ours, excl.
-        VAT), disputed, excluded, late, revenue (untaxed amount of the sessions not excluded),
-        cost (of the sessions, ``_session_costs_sql``), fixed_cost (of the month,
-        ``_fixed_cost_sql``) and margin (revenue - cost - fixed_cost; the CPO hat)."""
+        """Figures of the contracts per month, in one SQL query: ``{(contract id, first day of
+        month): {figure: value}}``.
+
+        From the sessions, by month of their end in the contract time zone, summed from the
+        live figures per day (``clearing.contract.day``): sessions, kwh, priced, mismatched
+        (count) and mismatch_amount (stated minus ours, excl. VAT), disputed, excluded, late,
+        revenue (untaxed amount of the sessions not excluded), cost (what the sessions cost:
+        the cost line covering each day, else the company defaults, see
+        ``_session_costs_sql``), fixed_cost (of the month, ``_fixed_cost_sql``) and margin
+        (revenue - cost - fixed_cost; the CPO hat).
+
+        From accounting, by month of the clearing period the documents belong to (the month
+        of the sessions they bill): billed (posted invoices or vendor bills, incl. VAT),
+        credited (posted credit notes), paid (of the billed), outstanding (left to pay, credit
+        notes deducted), overdue (left to pay past the due date); payment_exceptions (open,
+        by their date); reconciliation_findings (findings of the OCPI invoice reconciliation
+        records of the periods)."""
         if not self.ids:
             return {}
-        self._flush_for_costs()
+        self._flush_for_figures()
+        counts = ("sessions", "priced", "mismatched", "disputed", "excluded", "late")
+        amounts = ("kwh", "mismatch_amount", "revenue")
+        money = ("billed", "credited", "paid", "outstanding", "overdue")
         rows = self.env.execute_query_dict(SQL(
-            """WITH sess AS (%(sessions)s),
-                    agg AS (
-               SELECT sess.contract_id, date_trunc('month', sess.local_day)::date AS month,
-                      count(*) AS sessions,
-                      coalesce(sum(cdr.energy_kwh), 0) AS kwh,
-                      count(*) FILTER (WHERE cdr.state IN ('priced', 'locked')) AS priced,
-                      count(*) FILTER (WHERE cdr.price_mismatch) AS mismatched,
-                      coalesce(sum(cdr.price_difference) FILTER (WHERE cdr.price_mismatch), 0)
-                          AS mismatch_amount,
-                      count(*) FILTER (WHERE coalesce(cdr.dispute_state, 'none') <> 'none')
-                          AS disputed,
-                      count(*) FILTER (WHERE cdr.state = 'excluded') AS excluded,
-                      count(*) FILTER (WHERE cdr.is_late) AS late,
-                      sum(sess.revenue) AS revenue,
-                      sum(sess.cost) AS cost
-                 FROM sess JOIN clearing_cdr cdr ON cdr.id = sess.id
-             GROUP BY 1, 2)
-            SELECT agg.*, %(fixed)s AS fixed_cost
-              FROM agg
+            """WITH sess AS (
+               SELECT d.contract_id, date_trunc('month', d.day)::date AS month,
+                      %(sums)s,
+                      sum(coalesce(cc.energy_cost, company.clearing_energy_cost, 0)::numeric
+                              * d.cost_kwh
+                          + coalesce(cc.session_cost, company.clearing_session_cost, 0)::numeric
+                              * d.cost_sessions) AS cost
+                 FROM clearing_contract_day d
+                 JOIN clearing_contract contract ON contract.id = d.contract_id
+                 JOIN res_company company ON company.id = contract.company_id
+                 LEFT JOIN clearing_contract_cost cc
+                        ON cc.contract_id = d.contract_id AND cc.date_start <= d.day
+                       AND (cc.date_end IS NULL OR cc.date_end >= d.day)
+                WHERE d.contract_id = ANY(%(ids)s)
+             GROUP BY 1, 2
+               HAVING sum(d.sessions) <> 0),
+                    moves AS (
+               SELECT period.contract_id, date_trunc('month', period.date_start)::date AS month,
+                      sum(move.amount_total) FILTER (WHERE move.move_type IN %(invoices)s)
+                          AS billed,
+                      sum(move.amount_total) FILTER (WHERE move.move_type IN %(refunds)s)
+                          AS credited,
+                      sum(move.amount_total - move.amount_residual)
+                          FILTER (WHERE move.move_type IN %(invoices)s) AS paid,
+                      sum(CASE WHEN move.move_type IN %(invoices)s THEN move.amount_residual
+                               ELSE -move.amount_residual END) AS outstanding,
+                      sum(move.amount_residual)
+                          FILTER (WHERE move.move_type IN %(invoices)s
+                                    AND move.invoice_date_due < %(today)s) AS overdue
+                 FROM account_move move
+                 JOIN clearing_period period ON period.id = move.clearing_period_id
+                WHERE move.clearing_contract_id = ANY(%(ids)s) AND move.state = 'posted'
+             GROUP BY 1, 2),
+                    exceptions AS (
+               SELECT contract_id, date_trunc('month', date)::date AS month,
+                      count(*) AS payment_exceptions
+                 FROM clearing_payment_exception
+                WHERE contract_id = ANY(%(ids)s) AND state = 'open'
+             GROUP BY 1, 2),
+                    findings AS (
+               SELECT period.contract_id, date_trunc('month', period.date_start)::date AS month,
+                      sum(rec.finding_count) AS reconciliation_findings
+                 FROM clearing_invoice_reconciliation rec
+                 JOIN clearing_period period ON period.id = rec.period_id
+                WHERE period.contract_id = ANY(%(ids)s) AND rec.finding_count > 0
+             GROUP BY 1, 2),
+                    months AS (
+               SELECT contract_id, month FROM sess UNION SELECT contract_id, month FROM moves
+               UNION SELECT contract_id, month FROM exceptions
+               UNION SELECT contract_id, month FROM findings)
+            SELECT months.contract_id, months.month, %(columns)s,
+                   %(fixed)s AS fixed_cost
+              FROM months
+              LEFT JOIN sess USING (contract_id, month)
+              LEFT JOIN moves USING (contract_id, month)
+              LEFT JOIN exceptions USING (contract_id, month)
+              LEFT JOIN findings USING (contract_id, month)
              ORDER BY 1, 2 DESC""",
-            sessions=self._session_costs_sql(SQL("cdr.contract_id = ANY(%s)", self.ids)),
+            sums=SQL(", ").join(SQL("sum(d.%s) AS %s", SQL.identifier(name),
+                                    SQL.identifier(name)) for name in counts + amounts),
+            columns=SQL(", ").join(SQL("coalesce(%s, 0) AS %s", SQL.identifier(name),
+                                       SQL.identifier(name)) for name in (
+                *counts, *amounts, "cost", *money, "payment_exceptions",
+                "reconciliation_findings")),
+            ids=self.ids, today=fields.Date.today(),
+            invoices=("out_invoice", "in_invoice"), refunds=("out_refund", "in_refund"),
             fixed=self._fixed_cost_sql(
-                SQL("agg.contract_id"), SQL("agg.month"),
-                SQL("(agg.month + interval '1 month - 1 day')::date"))))
+                SQL("months.contract_id"), SQL("months.month"),
+                SQL("(months.month + interval '1 month - 1 day')::date"))))
         currency_of = {contract.id: contract.currency_id for contract in self}
         for row in rows:
             currency = currency_of[row["contract_id"]]
-            for key in ("revenue", "mismatch_amount", "cost", "fixed_cost"):
+            for key in ("revenue", "mismatch_amount", "cost", "fixed_cost", *money):
                 row[key] = to_decimal(currency.round(float(row[key])))
+            for key in (*counts, "payment_exceptions", "reconciliation_findings"):
+                row[key] = int(row[key])
             row["margin"] = row["revenue"] - row["cost"] - row["fixed_cost"]
         return {(row.pop("contract_id"), row.pop("month")): row for row in rows}
 
@@ -362,7 +434,11 @@ class ClearingContract(models.Model):
             ("sessions", _("Sessions")), ("kwh", _("kWh")), ("priced", _("Priced")),
             ("mismatched", _("Mismatched")), ("mismatch_amount", _("Mismatch amount")),
             ("disputed", _("Disputed")), ("excluded", _("Excluded")), ("late", _("Late")),
-            ("revenue", _("Billable (excl. VAT)")),
+            ("revenue", _("Billable (excl. VAT)")), ("billed", _("Billed")),
+            ("credited", _("Credited")), ("paid", _("Paid")),
+            ("outstanding", _("Outstanding")), ("overdue", _("Overdue")),
+            ("payment_exceptions", _("Open payment exceptions")),
+            ("reconciliation_findings", _("Reconciliation findings")),
         ]
         margin_labels = [("cost", _("Session costs")), ("fixed_cost", _("Fixed costs")),
                          ("margin", _("Margin"))]
@@ -384,7 +460,8 @@ class ClearingContract(models.Model):
                 cells = []
                 for key, _label in columns:
                     value = row[key]
-                    if key in ("mismatch_amount", "revenue", "cost", "fixed_cost", "margin"):
+                    if key in ("mismatch_amount", "revenue", "cost", "fixed_cost", "margin",
+                               "billed", "credited", "paid", "outstanding", "overdue"):
                         text = format_amount(self.env, float(value), contract.currency_id)
                     elif key == "kwh":
                         text = "%.3f" % value
@@ -557,6 +634,9 @@ class ClearingContract(models.Model):
         if leaving:
             # to another contract that fits, or unmatched with the reason
             leaving.reprice()
+        if "tz" in vals:
+            # the figures per day follow the sessions' local end day
+            self.env["clearing.contract.day"].rebuild_figures(self)
         return res
 
     @api.ondelete(at_uninstall=False)

@@ -29,3 +29,4 @@ from . import test_payments
 from . import test_fleet
 from . import test_whatif
 from . import test_figures
+from . import test_contract_day
