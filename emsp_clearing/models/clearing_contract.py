@@ -321,7 +321,8 @@ class ClearingContract(models.Model):
         self.env["account.move"].flush_model([
             "clearing_period_id", "clearing_contract_id", "state", "move_type", "amount_total",
             "amount_residual", "invoice_date_due"])
-        self.env["clearing.payment.exception"].flush_model(["contract_id", "state", "date"])
+        self.env["clearing.payment.exception"].flush_model(
+            ["contract_id", "state", "date", "invoice_id"])
         self.env["clearing.invoice.reconciliation"].flush_model(["period_id", "finding_count"])
 
     def _figures_by_month(self):
@@ -339,8 +340,8 @@ class ClearingContract(models.Model):
         From accounting, by month of the clearing period the documents belong to (the month
         of the sessions they bill): billed (posted invoices or vendor bills, incl. VAT),
         credited (posted credit notes), paid (of the billed), outstanding (left to pay, credit
-        notes deducted), overdue (left to pay past the due date); payment_exceptions (open,
-        by their date); reconciliation_findings (findings of the OCPI invoice reconciliation
+        notes deducted), overdue (left to pay past the due date); payment_exceptions (open; in
+        the month of their invoice's period, else of their date); reconciliation_findings (findings of the OCPI invoice reconciliation
         records of the periods)."""
         if not self.ids:
             return {}
@@ -383,10 +384,13 @@ class ClearingContract(models.Model):
                 WHERE move.clearing_contract_id = ANY(%(ids)s) AND move.state = 'posted'
              GROUP BY 1, 2),
                     exceptions AS (
-               SELECT contract_id, date_trunc('month', date)::date AS month,
+               SELECT exc.contract_id,
+                      date_trunc('month', coalesce(period.date_start, exc.date))::date AS month,
                       count(*) AS payment_exceptions
-                 FROM clearing_payment_exception
-                WHERE contract_id = ANY(%(ids)s) AND state = 'open'
+                 FROM clearing_payment_exception exc
+                 LEFT JOIN account_move move ON move.id = exc.invoice_id
+                 LEFT JOIN clearing_period period ON period.id = move.clearing_period_id
+                WHERE exc.contract_id = ANY(%(ids)s) AND exc.state = 'open'
              GROUP BY 1, 2),
                     findings AS (
                SELECT period.contract_id, date_trunc('month', period.date_start)::date AS month,

@@ -148,3 +148,47 @@ class TestContractDay(PeriodCase):
         self.env["clearing.contract.day"].rebuild_figures(self.contract)
         self.assertEqual(self.contract._figures_by_month()[
             (self.contract.id, datetime(2026, 3, 1).date())], march)
+
+    def test_accounting_figures(self):
+        """Billed, credited, paid, outstanding and overdue from the posted moves of the
+        contract's periods, open payment exceptions and reconciliation findings, in the month
+        of the period."""
+        with freeze_time("2026-03-20 10:00:00"):
+            cdr = self._session("2026-03-10T10:00:00")
+        period = cdr.period_id
+        with freeze_time("2026-04-08 06:00:00"):
+            period._lock()
+        period.state = "invoiced"
+        company = period.company_id
+        sale = self.env["account.journal"].search(
+            [("type", "=", "sale"), ("company_id", "=", company.id)], limit=1)
+        moves = self.env["account.move"].create([{
+            "move_type": move_type, "partner_id": self.emsp.id, "journal_id": sale.id,
+            "invoice_date": "2026-04-08", "invoice_date_due": "2026-04-30",
+            "clearing_period_id": period.id,
+            "invoice_line_ids": [Command.create({
+                "name": "Sessions", "price_unit": amount, "tax_ids": []})],
+        } for move_type, amount in (("out_invoice", 25.0), ("out_refund", 5.0))])
+        moves.action_post()
+        invoice = moves[0]
+        self.env["account.payment.register"].with_context(
+            active_model="account.move", active_ids=invoice.ids).create({
+                "amount": 10.0, "payment_date": "2026-04-20"})._create_payments()
+        self.assertEqual(invoice.amount_residual, 15.0)
+        self.env["clearing.payment.exception"].create({
+            "exception_type": "late", "invoice_id": invoice.id, "partner_id": self.emsp.id,
+            "currency_id": invoice.currency_id.id, "expected_amount": 25.0})
+        self.env["clearing.invoice.reconciliation"].sudo().create({
+            "direction": "received", "company_id": company.id, "country_code": "FR",
+            "party_id": "TEM", "ocpi_id": "REC-1", "invoice_id": "INV-1",
+            "period_id": period.id, "finding_count": 2})
+        with freeze_time("2026-05-15 10:00:00"):
+            march = self.contract._figures_by_month()[
+                (self.contract.id, datetime(2026, 3, 1).date())]
+        self.assertEqual(
+            {key: float(march[key]) for key in (
+                "billed", "credited", "paid", "outstanding", "overdue", "payment_exceptions",
+                "reconciliation_findings")},
+            {"billed": 25.0, "credited": 5.0, "paid": 10.0, "outstanding": 10.0,
+             "overdue": 15.0, "payment_exceptions": 1, "reconciliation_findings": 2})
+        self.assertEqual(march["sessions"], 1)
