@@ -3,11 +3,12 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 import pytz
+from dateutil.relativedelta import relativedelta
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.osv import expression
-from odoo.tools import SQL, float_is_zero, format_amount
+from odoo.tools import SQL, float_is_zero, format_amount, format_date
 from markupsafe import escape
 
 from odoo.addons.base.models.res_partner import _tz_get
@@ -1269,3 +1270,217 @@ class ClearingContract(models.Model):
         action["domain"] = [("contract_id", "=", self.id)]
         action["context"] = {"search_default_open": 1, "default_contract_id": self.id}
         return action
+
+    # ------------------------------------------------------------------ the Clearing overview
+    # One card per active contract (views: the overview kanban), every figure of every card
+    # from one query (``_overview_data``).
+    overview_period_id = fields.Many2one(
+        "clearing.period", string="Current Period", compute="_compute_overview",
+        help="The oldest period not locked yet (in control or open), else the latest one.")
+    overview_period_state = fields.Selection(
+        selection="_selection_period_state", string="Current Period State",
+        compute="_compute_overview")
+    overview_window_days = fields.Integer(
+        "Days Left", compute="_compute_overview",
+        help="Days left before the current period locks (its control window closes).")
+    overview_open_disputes = fields.Integer("Open Disputes", compute="_compute_overview")
+    overview_billed = fields.Monetary(
+        "Billed, 12 Months", compute="_compute_overview",
+        help="Posted invoices (vendor bills when we are the eMSP) of the last 12 months, "
+        "incl. VAT.")
+    overview_paid = fields.Monetary(
+        "Paid, 12 Months", compute="_compute_overview",
+        help="What was paid of those invoices or vendor bills.")
+    overview_overdue = fields.Monetary(
+        "Overdue", compute="_compute_overview",
+        help="Left to pay on posted invoices or vendor bills past their due date.")
+    overview_margin_month = fields.Monetary(
+        "Margin This Month", compute="_compute_overview",
+        help="CPO hat: billable sessions of the month (excl. VAT) minus their costs and the "
+        "fixed cost of the month.")
+    overview_graph = fields.Text("Billable per Month", compute="_compute_overview")
+
+    @api.model
+    def _selection_period_state(self):
+        return self.env["clearing.period"]._fields["state"]._description_selection(self.env)
+
+    def _overview_window(self):
+        """(first day of the current month, first day of the 12-month window), today in the
+        user's time zone."""
+        today = fields.Date.context_today(self)
+        month = today.replace(day=1)
+        return today, month, (month - relativedelta(months=11))
+
+    def _overview_data(self):
+        """Every figure of the overview cards of these contracts, in one query: ``{contract
+        id: {period_id, period_state, lock_date, open_disputes, billed, paid, overdue, month_revenue,
+        month_cost, fixed_cost, months: {first day of month: billable excl. VAT}}}``."""
+        if not self.ids:
+            return {}
+        self._flush_for_figures()
+        self.env["clearing.period"].flush_model(["state", "lock_date"])
+        self.env["clearing.dispute"].flush_model(["contract_id", "state"])
+        self.env["account.move"].flush_model(["invoice_date"])
+        today, month, since = self._overview_window()
+        rows = self.env.execute_query_dict(SQL(
+            """WITH current AS (
+               SELECT DISTINCT ON (period.contract_id) period.contract_id,
+                      period.id AS period_id, period.state AS period_state,
+                      period.lock_date
+                 FROM clearing_period period
+                WHERE period.contract_id = ANY(%(ids)s)
+             ORDER BY period.contract_id, period.state IN ('open', 'control') DESC,
+                      CASE WHEN period.state IN ('open', 'control') THEN period.date_start END,
+                      period.date_start DESC),
+                    disputes AS (
+               SELECT contract_id, count(*) AS open_disputes FROM clearing_dispute
+                WHERE contract_id = ANY(%(ids)s) AND state IN ('open', 'info')
+             GROUP BY 1),
+                    moves AS (
+               SELECT clearing_contract_id AS contract_id,
+                      sum(amount_total) FILTER (WHERE invoice_date >= %(since)s) AS billed,
+                      sum(amount_total - amount_residual) FILTER (WHERE invoice_date >= %(since)s)
+                          AS paid,
+                      sum(amount_residual) FILTER (WHERE invoice_date_due < %(today)s)
+                          AS overdue
+                 FROM account_move
+                WHERE clearing_contract_id = ANY(%(ids)s) AND state = 'posted'
+                  AND move_type IN ('out_invoice', 'in_invoice')
+             GROUP BY 1),
+                    months AS (
+               SELECT d.contract_id, date_trunc('month', d.day)::date AS month,
+                      sum(d.revenue) AS revenue,
+                      sum(coalesce(cc.energy_cost, company.clearing_energy_cost, 0)::numeric
+                              * d.cost_kwh
+                          + coalesce(cc.session_cost, company.clearing_session_cost, 0)::numeric
+                              * d.cost_sessions) AS cost
+                 FROM clearing_contract_day d
+                 JOIN clearing_contract contract ON contract.id = d.contract_id
+                 JOIN res_company company ON company.id = contract.company_id
+                 LEFT JOIN clearing_contract_cost cc
+                        ON cc.contract_id = d.contract_id AND cc.date_start <= d.day
+                       AND (cc.date_end IS NULL OR cc.date_end >= d.day)
+                WHERE d.contract_id = ANY(%(ids)s) AND d.day >= %(since)s
+             GROUP BY 1, 2)
+            SELECT card.id AS contract_id, current.period_id, current.period_state,
+                   current.lock_date,
+                   coalesce(disputes.open_disputes, 0) AS open_disputes,
+                   coalesce(moves.billed, 0) AS billed, coalesce(moves.paid, 0) AS paid,
+                   coalesce(moves.overdue, 0) AS overdue,
+                   (SELECT json_object_agg(months.month, months.revenue) FROM months
+                     WHERE months.contract_id = card.id) AS months,
+                   (SELECT months.cost FROM months
+                     WHERE months.contract_id = card.id AND months.month = %(month)s)
+                       AS month_cost,
+                   %(fixed)s AS fixed_cost
+              FROM clearing_contract card
+              LEFT JOIN current ON current.contract_id = card.id
+              LEFT JOIN disputes ON disputes.contract_id = card.id
+              LEFT JOIN moves ON moves.contract_id = card.id
+             WHERE card.id = ANY(%(ids)s)""",
+            ids=self.ids, today=today, month=month, since=since,
+            fixed=self._fixed_cost_sql(SQL("card.id"), month,
+                                       month + relativedelta(months=1, days=-1))))
+        data = {}
+        for row in rows:
+            row["months"] = {fields.Date.to_date(key): value
+                             for key, value in (row["months"] or {}).items()}
+            data[row.pop("contract_id")] = row
+        return data
+
+    def _compute_overview(self):
+        data = self._origin._overview_data()
+        today, month, since = self._overview_window()
+        months = [since + relativedelta(months=k) for k in range(12)]
+        for contract in self:
+            row = data.get(contract._origin.id)
+            if not row:
+                contract.update({
+                    "overview_period_id": False, "overview_period_state": False,
+                    "overview_window_days": 0,
+                    "overview_open_disputes": 0, "overview_billed": 0, "overview_paid": 0,
+                    "overview_overdue": 0, "overview_margin_month": 0,
+                    "overview_graph": False})
+                continue
+            currency = contract.currency_id
+            revenue = row["months"].get(month, 0)
+            margin = 0.0
+            if contract.role == "cpo":
+                margin = currency.round(
+                    float(revenue) - float(row["month_cost"] or 0) - float(row["fixed_cost"]))
+            locks = row["lock_date"]
+            contract.update({
+                "overview_period_id": row["period_id"],
+                "overview_period_state": row["period_state"],
+                "overview_window_days": max((locks - today).days, 0) if locks else 0,
+                "overview_open_disputes": row["open_disputes"],
+                "overview_billed": row["billed"], "overview_paid": row["paid"],
+                "overview_overdue": row["overdue"], "overview_margin_month": margin,
+                "overview_graph": json.dumps([{
+                    "values": [{
+                        "label": format_date(self.env, day, date_format="MMM yy"),
+                        "value": currency.round(float(row["months"].get(day, 0))),
+                        "type": "future" if day == month else "past",
+                    } for day in months],
+                    "title": "", "key": _("Billable (excl. VAT)"),
+                    "is_sample_data": False,
+                }]),
+            })
+
+    def _overview_action(self, action, name, domain=None, context=None):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(action)
+        action["name"] = name
+        action["domain"] = domain or []
+        action["context"] = context or {}
+        return action
+
+    def _overview_moves_action(self, name, domain):
+        action = self._overview_action(
+            "account.action_move_out_invoice_type" if self.role == "cpo"
+            else "account.action_move_in_invoice_type", name,
+            [("clearing_contract_id", "=", self.id), ("state", "=", "posted"),
+             ("move_type", "in", ("out_invoice", "in_invoice"))] + domain,
+            {"default_move_type": "out_invoice" if self.role == "cpo" else "in_invoice",
+             "create": False})
+        return action
+
+    def action_overview_period(self):
+        """The card's current period."""
+        self.ensure_one()
+        if not self.overview_period_id:
+            return self.action_view_periods()
+        return {"type": "ir.actions.act_window", "res_model": "clearing.period",
+                "res_id": self.overview_period_id.id, "views": [(False, "form")],
+                "name": self.overview_period_id.display_name}
+
+    def action_overview_disputes(self):
+        return self._overview_action(
+            "emsp_clearing.action_clearing_dispute", _("Open disputes of %s", self.name),
+            [("contract_id", "=", self.id), ("state", "in", ("open", "info"))])
+
+    def action_overview_billed(self):
+        _today, _month, since = self._overview_window()
+        return self._overview_moves_action(_("Billed by %s, 12 months", self.name)
+                                           if self.role == "emsp"
+                                           else _("Billed to %s, 12 months",
+                                                  self.partner_id.name),
+                                           [("invoice_date", ">=", since)])
+
+    def action_overview_paid(self):
+        _today, _month, since = self._overview_window()
+        return self._overview_moves_action(
+            _("Paid, 12 months: %s", self.name),
+            [("invoice_date", ">=", since),
+             ("payment_state", "in", ("paid", "in_payment", "partial"))])
+
+    def action_overview_overdue(self):
+        today, _month, _since = self._overview_window()
+        return self._overview_moves_action(
+            _("Overdue: %s", self.name),
+            [("invoice_date_due", "<", today), ("amount_residual", "!=", 0)])
+
+    def action_overview_margin(self):
+        """The figures of the contract per month, as a pivot."""
+        self.ensure_one()
+        return self.action_view_figures()

@@ -30,3 +30,4 @@ from . import test_fleet
 from . import test_whatif
 from . import test_figures
 from . import test_contract_day
+from . import test_overview
