@@ -350,20 +350,12 @@ class ClearingContract(models.Model):
         counts = ("sessions", "priced", "mismatched", "disputed", "excluded", "late")
         amounts = ("kwh", "mismatch_amount", "revenue")
         money = ("billed", "credited", "paid", "outstanding", "overdue")
+        cost_joins, cost = self.env["clearing.contract.day"]._cost_sql()
         rows = self.env.execute_query_dict(SQL(
             """WITH sess AS (
                SELECT d.contract_id, date_trunc('month', d.day)::date AS month,
-                      %(sums)s,
-                      sum(coalesce(cc.energy_cost, company.clearing_energy_cost, 0)::numeric
-                              * d.cost_kwh
-                          + coalesce(cc.session_cost, company.clearing_session_cost, 0)::numeric
-                              * d.cost_sessions) AS cost
-                 FROM clearing_contract_day d
-                 JOIN clearing_contract contract ON contract.id = d.contract_id
-                 JOIN res_company company ON company.id = contract.company_id
-                 LEFT JOIN clearing_contract_cost cc
-                        ON cc.contract_id = d.contract_id AND cc.date_start <= d.day
-                       AND (cc.date_end IS NULL OR cc.date_end >= d.day)
+                      %(sums)s, sum(%(cost)s) AS cost
+                 FROM clearing_contract_day d %(cost_joins)s
                 WHERE d.contract_id = ANY(%(ids)s)
              GROUP BY 1, 2
                HAVING sum(d.sessions) <> 0),
@@ -418,7 +410,7 @@ class ClearingContract(models.Model):
                                        SQL.identifier(name)) for name in (
                 *counts, *amounts, "cost", *money, "payment_exceptions",
                 "reconciliation_findings")),
-            ids=self.ids, today=fields.Date.today(),
+            cost_joins=cost_joins, cost=cost, ids=self.ids, today=fields.Date.today(),
             invoices=("out_invoice", "in_invoice"), refunds=("out_refund", "in_refund"),
             fixed=self._fixed_cost_sql(
                 SQL("months.contract_id"), SQL("months.month"),
@@ -1322,6 +1314,7 @@ class ClearingContract(models.Model):
         self.env["clearing.dispute"].flush_model(["contract_id", "state"])
         self.env["account.move"].flush_model(["invoice_date"])
         today, month, since = self._overview_window()
+        cost_joins, cost = self.env["clearing.contract.day"]._cost_sql()
         rows = self.env.execute_query_dict(SQL(
             """WITH current AS (
                SELECT DISTINCT ON (period.contract_id) period.contract_id,
@@ -1349,17 +1342,8 @@ class ClearingContract(models.Model):
              GROUP BY 1),
                     months AS (
                SELECT d.contract_id, date_trunc('month', d.day)::date AS month,
-                      sum(d.revenue) AS revenue,
-                      sum(coalesce(cc.energy_cost, company.clearing_energy_cost, 0)::numeric
-                              * d.cost_kwh
-                          + coalesce(cc.session_cost, company.clearing_session_cost, 0)::numeric
-                              * d.cost_sessions) AS cost
-                 FROM clearing_contract_day d
-                 JOIN clearing_contract contract ON contract.id = d.contract_id
-                 JOIN res_company company ON company.id = contract.company_id
-                 LEFT JOIN clearing_contract_cost cc
-                        ON cc.contract_id = d.contract_id AND cc.date_start <= d.day
-                       AND (cc.date_end IS NULL OR cc.date_end >= d.day)
+                      sum(d.revenue) AS revenue, sum(%(cost)s) AS cost
+                 FROM clearing_contract_day d %(cost_joins)s
                 WHERE d.contract_id = ANY(%(ids)s) AND d.day >= %(since)s
              GROUP BY 1, 2)
             SELECT card.id AS contract_id, current.period_id, current.period_state,
@@ -1378,7 +1362,8 @@ class ClearingContract(models.Model):
               LEFT JOIN disputes ON disputes.contract_id = card.id
               LEFT JOIN moves ON moves.contract_id = card.id
              WHERE card.id = ANY(%(ids)s)""",
-            ids=self.ids, today=today, month=month, since=since,
+            cost_joins=cost_joins, cost=cost, ids=self.ids, today=today, month=month,
+            since=since,
             fixed=self._fixed_cost_sql(SQL("card.id"), month,
                                        month + relativedelta(months=1, days=-1))))
         data = {}

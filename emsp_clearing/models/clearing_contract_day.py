@@ -146,6 +146,25 @@ class ClearingContractDay(models.Model):
         if not cr.fetchone()[0]:
             self.rebuild_figures()
 
+    @api.model
+    def _cost_sql(self, alias="d"):
+        """``(joins, cost)``: the SQL joins from the rows ``alias`` of clearing_contract_day to
+        what their costs read, and the SQL cost of a row -- the energy cost per kWh and the
+        cost per session of the contract's cost line covering its day, else the company's
+        defaults (``clearing.contract._session_costs_sql`` applies the same costs session by
+        session)."""
+        day = SQL.identifier(alias)
+        return (
+            SQL("""JOIN clearing_contract cost_contract ON cost_contract.id = %(d)s.contract_id
+                   JOIN res_company cost_company ON cost_company.id = cost_contract.company_id
+                   LEFT JOIN clearing_contract_cost cc
+                          ON cc.contract_id = %(d)s.contract_id AND cc.date_start <= %(d)s.day
+                         AND (cc.date_end IS NULL OR cc.date_end >= %(d)s.day)""", d=day),
+            SQL("""coalesce(cc.energy_cost, cost_company.clearing_energy_cost, 0)::numeric
+                       * %(d)s.cost_kwh
+                   + coalesce(cc.session_cost, cost_company.clearing_session_cost, 0)::numeric
+                       * %(d)s.cost_sessions""", d=day))
+
     # ------------------------------------------------------------------ public
     @api.model
     def rebuild_figures(self, contracts=None):
