@@ -176,12 +176,12 @@ def build(db, n_contracts, n_sessions):
         cr.execute("""SELECT id, contract_id, date_end, state FROM clearing_period
                        WHERE date_end < %s AND date_end >= %s ORDER BY contract_id, date_end""",
                    [first, first.replace(year=first.year - 1)])
+        rows = cr.fetchall()
         journals = {role: env["account.journal"].search(
             [("type", "=", kind), ("company_id", "=", company.id)], limit=1)
             for role, kind in (("cpo", "sale"), ("emsp", "purchase"))}
         by_contract = {c.id: c for c in contracts}
         move_vals = []
-        rows = cr.fetchall()
         for period_id, contract_id, date_end, state in rows:
             contract = by_contract[contract_id]
             move_vals.append({

@@ -2,7 +2,7 @@
 graph views (Clearing > Reporting), read from the live figures per day
 (``clearing.contract.day``) with the contract's counterparty, role, company and currency."""
 
-from odoo import api, fields, models
+from odoo import fields, models
 from odoo.tools import SQL
 
 from .clearing_contract_day import FIGURE_NAMES
@@ -39,7 +39,7 @@ class ClearingContractReport(models.Model):
         "Margin before Fixed Costs", readonly=True,
         help="CPO hat: billable (excl. VAT) minus the session costs.")
 
-    @api.model
+    @property
     def _table_query(self):
         cost_joins, cost = self.env["clearing.contract.day"]._cost_sql()
         return SQL(

@@ -142,6 +142,15 @@ class TestContractDay(PeriodCase):
         self.assertEqual(float(march["revenue"]), 4.6)
         self.assertEqual((march["billed"], march["paid"], march["payment_exceptions"]),
                          (0, 0, 0))
+        # the reporting view: the same figures by day, with the counterparty
+        report = self.env["clearing.contract.report"].search(
+            [("contract_id", "=", self.contract.id)])
+        self.assertEqual(sum(report.mapped("sessions")), 2)
+        self.assertEqual(report.partner_id, self.emsp)
+        self.assertAlmostEqual(sum(report.mapped("revenue")), 4.6 + 3.4)
+        self.assertEqual(self.env["clearing.contract.report"].read_group(
+            [("contract_id", "=", self.contract.id)], ["sessions:sum"], ["day:month"])[0][
+                "sessions"], 1)
         # the figures survive a rebuild, and come from the aggregates: emptied, none left
         self.env.cr.execute("DELETE FROM clearing_contract_day")
         self.assertFalse(self.contract._figures_by_month())

@@ -14,7 +14,7 @@ registry.category("web_tour.tours").add("emsp_clearing_overview", {
         },
         {
             content: "Open the Clearing app",
-            trigger: ".o_navbar_apps_menu .o_app[data-menu-xmlid='emsp_clearing.menu_clearing_root']",
+            trigger: ".o-dropdown--menu .o_app[data-menu-xmlid='emsp_clearing.menu_clearing_root']",
             run: "click",
         },
         {
@@ -27,11 +27,7 @@ registry.category("web_tour.tours").add("emsp_clearing_overview", {
             run: "click",
         },
         {
-            content: "The list of its open disputes",
-            trigger: ".o_breadcrumb:contains('Open disputes of')",
-        },
-        {
-            content: "The disputed session is listed",
+            content: "The list of its open disputes: the disputed session",
             trigger: ".o_list_view .o_data_row:contains('Wrong energy')",
         },
     ],
