@@ -171,7 +171,24 @@ def build(db, n_contracts, n_sessions):
             if index % 10 == 9:
                 print("  sessions of %d contracts inserted (%.0f s)" % (
                     index + 1, time.monotonic() - t), flush=True)
-        # one posted invoice / vendor bill per contract for each of the last 12 months
+    invoice_last_year(db)
+    pg_exec("VACUUM ANALYZE", db=db)
+
+
+def invoice_last_year(db):
+    """One posted invoice (CPO hat) or vendor bill (eMSP hat) per contract for each of the
+    last 12 months, when the database has none yet."""
+    import odoo
+    from odoo import Command, api, fields
+    registry = registry_of(db)
+    with registry.cursor() as cr:
+        env = api.Environment(cr, odoo.SUPERUSER_ID, {"tracking_disable": True})
+        if env["account.move"].search_count([("clearing_period_id", "!=", False)]):
+            return
+        company = env.company
+        today = fields.Date.today()
+        first = today.replace(day=1)
+        contracts = env["clearing.contract"].search([("state", "=", "active")])
         t = time.monotonic()
         cr.execute("""SELECT id, contract_id, date_end, state FROM clearing_period
                        WHERE date_end < %s AND date_end >= %s ORDER BY contract_id, date_end""",
@@ -203,7 +220,6 @@ def build(db, n_contracts, n_sessions):
         cr.commit()
         print("  %d invoices and vendor bills posted (%.0f s)" % (
             len(moves), time.monotonic() - t), flush=True)
-    pg_exec("VACUUM ANALYZE", db=db)
 
 
 def settings(db):
@@ -322,8 +338,10 @@ def main():
         t = time.monotonic()
         build(args.db, args.contracts, args.sessions)
         print("database %s built (%.0f s)" % (args.db, time.monotonic() - t), flush=True)
-    elif args.update:
-        odoo_run(args.db, "-u", "emsp_clearing")
+    else:
+        if args.update:
+            odoo_run(args.db, "-u", "emsp_clearing")
+        invoice_last_year(args.db)
     conf, sessions, contracts, days = settings(args.db)
     print("%s: %d sessions, %d active contracts, %d rows of figures per day; %s" % (
         args.db, sessions, contracts, days, conf))
