@@ -2,7 +2,7 @@
 """CDR ingestion throughput: Odoo batch (pull/file) path, concurrent OCPI POSTs, PostgreSQL COPY.
 
     python3 bench/bench_ingest.py [--n 50000] [--workers 1,2] [--concurrency 8] [--page 500]
-                                  [--template DB] [--keep-db]
+                                  [--template DB] [--keep-db] [--skip-post] [--trigger-ab]
 
 On a scratch database (created, emsp_clearing installed, dropped at the end unless --keep-db):
 
@@ -65,9 +65,15 @@ def setup_data(db):
         return conn.id, token
 
 
+# the trigger keeping the figures per contract and day (clearing_contract_day.py)
+FIGURES_TRIGGERS = ("clearing_cdr_contract_day_insert", "clearing_cdr_contract_day_update",
+                    "clearing_cdr_contract_day_delete")
+
+
 def bench_batch(db, conn_id, cdrs_by_version, page):
     """Ingest each version's CDRs page by page, the versions' pages alternating; returns
-    {version: seconds spent on its pages}."""
+    {version: seconds spent on its pages}. A version named ``"<version> without trigger"``
+    is ingested with the figures trigger disabled during its pages (``--trigger-ab``)."""
     odoo, registry = odoo_env(db)
     from odoo import api
     elapsed = {v: 0.0 for v in cdrs_by_version}
@@ -84,16 +90,24 @@ def bench_batch(db, conn_id, cdrs_by_version, page):
                 chunk = cdrs[start:start + page]
                 if not chunk:
                     continue
+                without = version.endswith(" without trigger")
+                if without:
+                    for name in FIGURES_TRIGGERS:
+                        cr.execute("ALTER TABLE clearing_cdr DISABLE TRIGGER %s" % name)
                 t = time.monotonic()
                 log = env["clearing.ingestion.log"].create({
                     "channel": "pull", "connection_id": conn.id, "partner_id": conn.partner_id.id,
                     "company_id": conn.company_id.id})
                 res = log._ingest_cdrs(chunk, connection=conn, company=conn.company_id,
-                                       allowed_parties=parties, version=version)
+                                       allowed_parties=parties, version=version.split()[0])
                 created[version] += sum(1 for r in res if r["outcome"] == "created")
                 cr.commit()
                 env.invalidate_all()
                 elapsed[version] += time.monotonic() - t
+                if without:
+                    for name in FIGURES_TRIGGERS:
+                        cr.execute("ALTER TABLE clearing_cdr ENABLE TRIGGER %s" % name)
+                    cr.commit()
                 done += len(chunk)
             if k % 10 == 0:
                 print("  batch: %d/%d (%s)" % (done, total, ", ".join(
@@ -281,10 +295,15 @@ def main():
     ap.add_argument("--keep-db", action="store_true")
     ap.add_argument("--post-n", type=int, help="CDRs for each POST run (default: --n)")
     ap.add_argument("--skip-post", action="store_true")
+    ap.add_argument("--trigger-ab", action="store_true",
+                    help="ingest the first version twice, pages alternating, with and without "
+                    "the figures trigger (its cost on the batch path)")
     ap.add_argument("--versions", default="2.2.1,2.3.0",
                     help="comma-separated OCPI versions to ingest in (default 2.2.1,2.3.0)")
     args = ap.parse_args()
     versions = [v.strip() for v in args.versions.split(",") if v.strip()]
+    if args.trigger_ab:
+        versions = [versions[0], versions[0] + " without trigger"]
     worker_counts = [int(w) for w in args.workers.split(",") if w.strip()]
     db = "bench_ingest_%d" % os.getpid()
     lm = launcher()
@@ -293,7 +312,7 @@ def main():
     sys.path.insert(0, os.path.join(REPO, "emsp_clearing"))
     from clearing_core import ocpi
     batch_by_version = {
-        v: [ocpi.cdr_dict_to_version(c, v) for c in lm.make_cdrs(
+        v: [ocpi.cdr_dict_to_version(c, v.split()[0]) for c in lm.make_cdrs(
             args.n, prefix="B%d" % k, step_seconds=7, start=start)]
         for k, v in enumerate(versions)}
     batch_cdrs = next(iter(batch_by_version.values()))
@@ -308,7 +327,7 @@ def main():
         if not args.skip_post:
             for k, workers in enumerate(worker_counts):
                 for j, version in enumerate(versions):
-                    post_cdrs = [ocpi.cdr_dict_to_version(c, version) for c in lm.make_cdrs(
+                    post_cdrs = [ocpi.cdr_dict_to_version(c, version.split()[0]) for c in lm.make_cdrs(
                         post_n, prefix="P%d%d" % (k, j), step_seconds=7, start=start)]
                     print("(b) concurrent POSTs in %s, %d CDRs, %d worker(s), %d clients ..." % (
                         version, post_n, workers, args.concurrency), flush=True)
@@ -329,6 +348,10 @@ def main():
     if len(t_batch) > 1 and "2.2.1" in t_batch and "2.3.0" in t_batch:
         print("    2.3.0 / 2.2.1 batch throughput: %.3f (bar: >= 0.90)"
               % (t_batch["2.2.1"] / t_batch["2.3.0"]))
+    if args.trigger_ab:
+        with_t, without_t = (t_batch[v] for v in versions)
+        print("    with / without the figures trigger: %.3f of the throughput (%.0f us more "
+              "per CDR)" % (without_t / with_t, (with_t - without_t) / n * 1e6))
     for workers, version, (acked, stored, floor_rate) in post_runs:
         per_worker = post_n / acked / workers
         print("%-44s %10.1f %12.0f   %.0f per worker, target >= 200: %s" % (

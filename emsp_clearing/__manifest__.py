@@ -51,6 +51,7 @@
         "views/account_bank_statement_line_views.xml",
         "reports/report_invoice.xml",
         "views/clearing_payment_exception_views.xml",
+        "views/clearing_contract_report_views.xml",
         "views/clearing_menus.xml",
         "views/clearing_partner_position_views.xml",
         "data/ir_cron_data.xml",

@@ -16,6 +16,8 @@ from . import clearing_ingestion_log
 from . import clearing_cdr_inbox
 from . import ocpi_connection
 from . import clearing_period
+from . import clearing_contract_day
+from . import clearing_contract_report
 from . import clearing_dispute
 from . import account_move
 from . import clearing_invoice_reconciliation

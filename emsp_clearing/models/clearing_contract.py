@@ -3,11 +3,12 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 import pytz
+from dateutil.relativedelta import relativedelta
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.osv import expression
-from odoo.tools import SQL, float_is_zero, format_amount
+from odoo.tools import SQL, float_is_zero, format_amount, format_date
 from markupsafe import escape
 
 from odoo.addons.base.models.res_partner import _tz_get
@@ -321,46 +322,114 @@ class ClearingContract(models.Model):
                        LIMIT 1) cc ON TRUE)""",
             contract=contract_id, day_from=day_from, day_to=day_to)
 
+    @api.model
+    def _flush_for_figures(self):
+        """Flush what ``_figures_by_month`` reads."""
+        self._flush_for_costs()
+        self.env["clearing.period"].flush_model(["contract_id", "date_start"])
+        self.env["account.move"].flush_model([
+            "clearing_period_id", "clearing_contract_id", "state", "move_type", "amount_total",
+            "amount_residual", "invoice_date_due"])
+        self.env["clearing.payment.exception"].flush_model(
+            ["contract_id", "state", "date", "invoice_id"])
+        self.env["clearing.invoice.reconciliation"].flush_model(["period_id", "finding_count"])
+
     def _figures_by_month(self):
-        """Figures of the contracts per month (end of session in the contract time zone), in
-        one SQL query: ``{(contract id, first day of month): {figure: value}}``. Figures:
-        sessions, kwh, priced, mismatched (count) and mismatch_amount (stated minus ours, excl.
-        VAT), disputed, excluded, late, revenue (untaxed amount of the sessions not excluded),
-        cost (of the sessions, ``_session_costs_sql``), fixed_cost (of the month,
-        ``_fixed_cost_sql``) and margin (revenue - cost - fixed_cost; the CPO hat)."""
+        """Figures of the contracts per month, in one SQL query: ``{(contract id, first day of
+        month): {figure: value}}``.
+
+        From the sessions, by month of their end in the contract time zone, summed from the
+        live figures per day (``clearing.contract.day``): sessions, kwh, priced, mismatched
+        (count) and mismatch_amount (stated minus ours, excl. VAT), disputed, excluded, late,
+        revenue (untaxed amount of the sessions not excluded), cost (what the sessions cost:
+        the cost line covering each day, else the company defaults, see
+        ``_session_costs_sql``), fixed_cost (of the month, ``_fixed_cost_sql``) and margin
+        (revenue - cost - fixed_cost; the CPO hat).
+
+        From accounting, by month of the clearing period the documents belong to (the month
+        of the sessions they bill): billed (posted invoices or vendor bills, incl. VAT),
+        credited (posted credit notes), paid (of the billed), outstanding (left to pay, credit
+        notes deducted), overdue (left to pay past the due date); payment_exceptions (open; in
+        the month of their invoice's period, else of their date); reconciliation_findings (findings of the OCPI invoice reconciliation
+        records of the periods)."""
         if not self.ids:
             return {}
-        self._flush_for_costs()
+        self._flush_for_figures()
+        counts = ("sessions", "priced", "mismatched", "disputed", "excluded", "late")
+        amounts = ("kwh", "mismatch_amount", "revenue")
+        money = ("billed", "credited", "paid", "outstanding", "overdue")
+        cost_joins, cost = self.env["clearing.contract.day"]._cost_sql()
         rows = self.env.execute_query_dict(SQL(
-            """WITH sess AS (%(sessions)s),
-                    agg AS (
-               SELECT sess.contract_id, date_trunc('month', sess.local_day)::date AS month,
-                      count(*) AS sessions,
-                      coalesce(sum(cdr.energy_kwh), 0) AS kwh,
-                      count(*) FILTER (WHERE cdr.state IN ('priced', 'locked')) AS priced,
-                      count(*) FILTER (WHERE cdr.price_mismatch) AS mismatched,
-                      coalesce(sum(cdr.price_difference) FILTER (WHERE cdr.price_mismatch), 0)
-                          AS mismatch_amount,
-                      count(*) FILTER (WHERE coalesce(cdr.dispute_state, 'none') <> 'none')
-                          AS disputed,
-                      count(*) FILTER (WHERE cdr.state = 'excluded') AS excluded,
-                      count(*) FILTER (WHERE cdr.is_late) AS late,
-                      sum(sess.revenue) AS revenue,
-                      sum(sess.cost) AS cost
-                 FROM sess JOIN clearing_cdr cdr ON cdr.id = sess.id
-             GROUP BY 1, 2)
-            SELECT agg.*, %(fixed)s AS fixed_cost
-              FROM agg
+            """WITH sess AS (
+               SELECT d.contract_id, date_trunc('month', d.day)::date AS month,
+                      %(sums)s, sum(%(cost)s) AS cost
+                 FROM clearing_contract_day d %(cost_joins)s
+                WHERE d.contract_id = ANY(%(ids)s)
+             GROUP BY 1, 2
+               HAVING sum(d.sessions) <> 0),
+                    moves AS (
+               SELECT period.contract_id, date_trunc('month', period.date_start)::date AS month,
+                      sum(move.amount_total) FILTER (WHERE move.move_type IN %(invoices)s)
+                          AS billed,
+                      sum(move.amount_total) FILTER (WHERE move.move_type IN %(refunds)s)
+                          AS credited,
+                      sum(move.amount_total - move.amount_residual)
+                          FILTER (WHERE move.move_type IN %(invoices)s) AS paid,
+                      sum(CASE WHEN move.move_type IN %(invoices)s THEN move.amount_residual
+                               ELSE -move.amount_residual END) AS outstanding,
+                      sum(move.amount_residual)
+                          FILTER (WHERE move.move_type IN %(invoices)s
+                                    AND move.invoice_date_due < %(today)s) AS overdue
+                 FROM account_move move
+                 JOIN clearing_period period ON period.id = move.clearing_period_id
+                WHERE move.clearing_contract_id = ANY(%(ids)s) AND move.state = 'posted'
+             GROUP BY 1, 2),
+                    exceptions AS (
+               SELECT exc.contract_id,
+                      date_trunc('month', coalesce(period.date_start, exc.date))::date AS month,
+                      count(*) AS payment_exceptions
+                 FROM clearing_payment_exception exc
+                 LEFT JOIN account_move move ON move.id = exc.invoice_id
+                 LEFT JOIN clearing_period period ON period.id = move.clearing_period_id
+                WHERE exc.contract_id = ANY(%(ids)s) AND exc.state = 'open'
+             GROUP BY 1, 2),
+                    findings AS (
+               SELECT period.contract_id, date_trunc('month', period.date_start)::date AS month,
+                      sum(rec.finding_count) AS reconciliation_findings
+                 FROM clearing_invoice_reconciliation rec
+                 JOIN clearing_period period ON period.id = rec.period_id
+                WHERE period.contract_id = ANY(%(ids)s) AND rec.finding_count > 0
+             GROUP BY 1, 2),
+                    months AS (
+               SELECT contract_id, month FROM sess UNION SELECT contract_id, month FROM moves
+               UNION SELECT contract_id, month FROM exceptions
+               UNION SELECT contract_id, month FROM findings)
+            SELECT months.contract_id, months.month, %(columns)s,
+                   %(fixed)s AS fixed_cost
+              FROM months
+              LEFT JOIN sess USING (contract_id, month)
+              LEFT JOIN moves USING (contract_id, month)
+              LEFT JOIN exceptions USING (contract_id, month)
+              LEFT JOIN findings USING (contract_id, month)
              ORDER BY 1, 2 DESC""",
-            sessions=self._session_costs_sql(SQL("cdr.contract_id = ANY(%s)", self.ids)),
+            sums=SQL(", ").join(SQL("sum(d.%s) AS %s", SQL.identifier(name),
+                                    SQL.identifier(name)) for name in counts + amounts),
+            columns=SQL(", ").join(SQL("coalesce(%s, 0) AS %s", SQL.identifier(name),
+                                       SQL.identifier(name)) for name in (
+                *counts, *amounts, "cost", *money, "payment_exceptions",
+                "reconciliation_findings")),
+            cost_joins=cost_joins, cost=cost, ids=self.ids, today=fields.Date.today(),
+            invoices=("out_invoice", "in_invoice"), refunds=("out_refund", "in_refund"),
             fixed=self._fixed_cost_sql(
-                SQL("agg.contract_id"), SQL("agg.month"),
-                SQL("(agg.month + interval '1 month - 1 day')::date"))))
+                SQL("months.contract_id"), SQL("months.month"),
+                SQL("(months.month + interval '1 month - 1 day')::date"))))
         currency_of = {contract.id: contract.currency_id for contract in self}
         for row in rows:
             currency = currency_of[row["contract_id"]]
-            for key in ("revenue", "mismatch_amount", "cost", "fixed_cost"):
+            for key in ("revenue", "mismatch_amount", "cost", "fixed_cost", *money):
                 row[key] = to_decimal(currency.round(float(row[key])))
+            for key in (*counts, "payment_exceptions", "reconciliation_findings"):
+                row[key] = int(row[key])
             row["margin"] = row["revenue"] - row["cost"] - row["fixed_cost"]
         return {(row.pop("contract_id"), row.pop("month")): row for row in rows}
 
@@ -370,7 +439,11 @@ class ClearingContract(models.Model):
             ("sessions", _("Sessions")), ("kwh", _("kWh")), ("priced", _("Priced")),
             ("mismatched", _("Mismatched")), ("mismatch_amount", _("Mismatch amount")),
             ("disputed", _("Disputed")), ("excluded", _("Excluded")), ("late", _("Late")),
-            ("revenue", _("Billable (excl. VAT)")),
+            ("revenue", _("Billable (excl. VAT)")), ("billed", _("Billed")),
+            ("credited", _("Credited")), ("paid", _("Paid")),
+            ("outstanding", _("Outstanding")), ("overdue", _("Overdue")),
+            ("payment_exceptions", _("Open payment exceptions")),
+            ("reconciliation_findings", _("Reconciliation findings")),
         ]
         margin_labels = [("cost", _("Session costs")), ("fixed_cost", _("Fixed costs")),
                          ("margin", _("Margin"))]
@@ -392,7 +465,8 @@ class ClearingContract(models.Model):
                 cells = []
                 for key, _label in columns:
                     value = row[key]
-                    if key in ("mismatch_amount", "revenue", "cost", "fixed_cost", "margin"):
+                    if key in ("mismatch_amount", "revenue", "cost", "fixed_cost", "margin",
+                               "billed", "credited", "paid", "outstanding", "overdue"):
                         text = format_amount(self.env, float(value), contract.currency_id)
                     elif key == "kwh":
                         text = "%.3f" % value
@@ -580,6 +654,9 @@ class ClearingContract(models.Model):
         if leaving:
             # to another contract that fits, or unmatched with the reason
             leaving.reprice()
+        if "tz" in vals:
+            # the figures per day follow the sessions' local end day
+            self.env["clearing.contract.day"].rebuild_figures(self)
         return res
 
     @api.ondelete(at_uninstall=False)
@@ -1211,3 +1288,210 @@ class ClearingContract(models.Model):
         action["domain"] = [("contract_id", "=", self.id)]
         action["context"] = {"search_default_open": 1, "default_contract_id": self.id}
         return action
+
+    # ------------------------------------------------------------------ the Clearing overview
+    # One card per active contract (views: the overview kanban), every figure of every card
+    # from one query (``_overview_data``).
+    overview_period_id = fields.Many2one(
+        "clearing.period", string="Current Period", compute="_compute_overview",
+        help="The oldest period not locked yet (in control or open), else the latest one.")
+    overview_period_state = fields.Selection(
+        selection="_selection_period_state", string="Current Period State",
+        compute="_compute_overview")
+    overview_window_days = fields.Integer(
+        "Days Left", compute="_compute_overview",
+        help="Days left before the current period locks (its control window closes).")
+    overview_open_disputes = fields.Integer("Open Disputes", compute="_compute_overview")
+    overview_billed = fields.Monetary(
+        "Billed, 12 Months", compute="_compute_overview",
+        help="Posted invoices (vendor bills when we are the eMSP) of the last 12 months, "
+        "incl. VAT.")
+    overview_paid = fields.Monetary(
+        "Paid, 12 Months", compute="_compute_overview",
+        help="What was paid of those invoices or vendor bills.")
+    overview_overdue = fields.Monetary(
+        "Overdue", compute="_compute_overview",
+        help="Left to pay on posted invoices or vendor bills past their due date.")
+    overview_margin_month = fields.Monetary(
+        "Margin This Month", compute="_compute_overview",
+        help="CPO hat: billable sessions of the month (excl. VAT) minus their costs and the "
+        "fixed cost of the month.")
+    overview_graph = fields.Text("Billable per Month", compute="_compute_overview")
+
+    @api.model
+    def _selection_period_state(self):
+        return self.env["clearing.period"]._fields["state"]._description_selection(self.env)
+
+    def _overview_window(self):
+        """(first day of the current month, first day of the 12-month window), today in the
+        user's time zone."""
+        today = fields.Date.context_today(self)
+        month = today.replace(day=1)
+        return today, month, (month - relativedelta(months=11))
+
+    def _overview_data(self):
+        """Every figure of the overview cards of these contracts, in one query: ``{contract
+        id: {period_id, period_state, lock_date, open_disputes, billed, paid, overdue, month_revenue,
+        month_cost, fixed_cost, months: {first day of month: billable excl. VAT}}}``."""
+        if not self.ids:
+            return {}
+        self._flush_for_figures()
+        self.env["clearing.period"].flush_model(["state", "lock_date"])
+        self.env["clearing.dispute"].flush_model(["contract_id", "state"])
+        self.env["account.move"].flush_model(["invoice_date"])
+        today, month, since = self._overview_window()
+        cost_joins, cost = self.env["clearing.contract.day"]._cost_sql()
+        rows = self.env.execute_query_dict(SQL(
+            """WITH current AS (
+               SELECT DISTINCT ON (period.contract_id) period.contract_id,
+                      period.id AS period_id, period.state AS period_state,
+                      period.lock_date
+                 FROM clearing_period period
+                WHERE period.contract_id = ANY(%(ids)s)
+             ORDER BY period.contract_id, period.state IN ('open', 'control') DESC,
+                      CASE WHEN period.state IN ('open', 'control') THEN period.date_start END,
+                      period.date_start DESC),
+                    disputes AS (
+               SELECT contract_id, count(*) AS open_disputes FROM clearing_dispute
+                WHERE contract_id = ANY(%(ids)s) AND state IN ('open', 'info')
+             GROUP BY 1),
+                    moves AS (
+               SELECT clearing_contract_id AS contract_id,
+                      sum(amount_total) FILTER (WHERE invoice_date >= %(since)s) AS billed,
+                      sum(amount_total - amount_residual) FILTER (WHERE invoice_date >= %(since)s)
+                          AS paid,
+                      sum(amount_residual) FILTER (WHERE invoice_date_due < %(today)s)
+                          AS overdue
+                 FROM account_move
+                WHERE clearing_contract_id = ANY(%(ids)s) AND state = 'posted'
+                  AND move_type IN ('out_invoice', 'in_invoice')
+             GROUP BY 1),
+                    months AS (
+               SELECT d.contract_id, date_trunc('month', d.day)::date AS month,
+                      sum(d.revenue) AS revenue, sum(%(cost)s) AS cost
+                 FROM clearing_contract_day d %(cost_joins)s
+                WHERE d.contract_id = ANY(%(ids)s) AND d.day >= %(since)s
+             GROUP BY 1, 2)
+            SELECT card.id AS contract_id, current.period_id, current.period_state,
+                   current.lock_date,
+                   coalesce(disputes.open_disputes, 0) AS open_disputes,
+                   coalesce(moves.billed, 0) AS billed, coalesce(moves.paid, 0) AS paid,
+                   coalesce(moves.overdue, 0) AS overdue,
+                   (SELECT json_object_agg(months.month, months.revenue) FROM months
+                     WHERE months.contract_id = card.id) AS months,
+                   (SELECT months.cost FROM months
+                     WHERE months.contract_id = card.id AND months.month = %(month)s)
+                       AS month_cost,
+                   %(fixed)s AS fixed_cost
+              FROM clearing_contract card
+              LEFT JOIN current ON current.contract_id = card.id
+              LEFT JOIN disputes ON disputes.contract_id = card.id
+              LEFT JOIN moves ON moves.contract_id = card.id
+             WHERE card.id = ANY(%(ids)s)""",
+            cost_joins=cost_joins, cost=cost, ids=self.ids, today=today, month=month,
+            since=since,
+            fixed=self._fixed_cost_sql(SQL("card.id"), month,
+                                       month + relativedelta(months=1, days=-1))))
+        data = {}
+        for row in rows:
+            row["months"] = {fields.Date.to_date(key): value
+                             for key, value in (row["months"] or {}).items()}
+            data[row.pop("contract_id")] = row
+        return data
+
+    def _compute_overview(self):
+        data = self._origin._overview_data()
+        today, month, since = self._overview_window()
+        months = [since + relativedelta(months=k) for k in range(12)]
+        for contract in self:
+            row = data.get(contract._origin.id)
+            if not row:
+                contract.update({
+                    "overview_period_id": False, "overview_period_state": False,
+                    "overview_window_days": 0,
+                    "overview_open_disputes": 0, "overview_billed": 0, "overview_paid": 0,
+                    "overview_overdue": 0, "overview_margin_month": 0,
+                    "overview_graph": False})
+                continue
+            currency = contract.currency_id
+            revenue = row["months"].get(month, 0)
+            margin = 0.0
+            if contract.role == "cpo":
+                margin = currency.round(
+                    float(revenue) - float(row["month_cost"] or 0) - float(row["fixed_cost"]))
+            locks = row["lock_date"]
+            contract.update({
+                "overview_period_id": row["period_id"],
+                "overview_period_state": row["period_state"],
+                "overview_window_days": max((locks - today).days, 0) if locks else 0,
+                "overview_open_disputes": row["open_disputes"],
+                "overview_billed": row["billed"], "overview_paid": row["paid"],
+                "overview_overdue": row["overdue"], "overview_margin_month": margin,
+                "overview_graph": json.dumps([{
+                    "values": [{
+                        "label": format_date(self.env, day, date_format="MMM yy"),
+                        "value": currency.round(float(row["months"].get(day, 0))),
+                        "type": "future" if day == month else "past",
+                    } for day in months],
+                    "title": "", "key": _("Billable (excl. VAT)"),
+                    "is_sample_data": False,
+                }]),
+            })
+
+    def _overview_action(self, action, name, domain=None, context=None):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(action)
+        action["name"] = name
+        action["domain"] = domain or []
+        action["context"] = context or {}
+        return action
+
+    def _overview_moves_action(self, name, domain):
+        action = self._overview_action(
+            "account.action_move_out_invoice_type" if self.role == "cpo"
+            else "account.action_move_in_invoice_type", name,
+            [("clearing_contract_id", "=", self.id), ("state", "=", "posted"),
+             ("move_type", "in", ("out_invoice", "in_invoice"))] + domain,
+            {"default_move_type": "out_invoice" if self.role == "cpo" else "in_invoice",
+             "create": False})
+        return action
+
+    def action_overview_period(self):
+        """The card's current period."""
+        self.ensure_one()
+        if not self.overview_period_id:
+            return self.action_view_periods()
+        return {"type": "ir.actions.act_window", "res_model": "clearing.period",
+                "res_id": self.overview_period_id.id, "views": [(False, "form")],
+                "name": self.overview_period_id.display_name}
+
+    def action_overview_disputes(self):
+        return self._overview_action(
+            "emsp_clearing.action_clearing_dispute", _("Open disputes of %s", self.name),
+            [("contract_id", "=", self.id), ("state", "in", ("open", "info"))])
+
+    def action_overview_billed(self):
+        _today, _month, since = self._overview_window()
+        return self._overview_moves_action(_("Billed by %s, 12 months", self.name)
+                                           if self.role == "emsp"
+                                           else _("Billed to %s, 12 months",
+                                                  self.partner_id.name),
+                                           [("invoice_date", ">=", since)])
+
+    def action_overview_paid(self):
+        _today, _month, since = self._overview_window()
+        return self._overview_moves_action(
+            _("Paid, 12 months: %s", self.name),
+            [("invoice_date", ">=", since),
+             ("payment_state", "in", ("paid", "in_payment", "partial"))])
+
+    def action_overview_overdue(self):
+        today, _month, _since = self._overview_window()
+        return self._overview_moves_action(
+            _("Overdue: %s", self.name),
+            [("invoice_date_due", "<", today), ("amount_residual", "!=", 0)])
+
+    def action_overview_margin(self):
+        """The figures of the contract per month, as a pivot."""
+        self.ensure_one()
+        return self.action_view_figures()

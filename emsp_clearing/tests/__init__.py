@@ -32,3 +32,5 @@ from . import test_figures
 from . import test_fleet_documents
 from . import test_portal_statement
 from . import test_partner_position
+from . import test_contract_day
+from . import test_overview

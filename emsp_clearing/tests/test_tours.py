@@ -46,6 +46,12 @@ class TestTours(HttpCase, PeriodCase):
         self.assertEqual(dispute.answer, "Checked against the meter values: accepted.")
         self.assertEqual(self.target.state, "excluded")
 
+    def test_overview_follow_a_figure(self):
+        """The overview opens with the app; a card's open disputes open their list."""
+        self.contract.description = "Tour overview"
+        self.Dispute._raise(self.target, "wrong_energy", "Too much energy")
+        self.start_tour("/odoo", "emsp_clearing_overview", login="clearing_user_p4")
+
 
 @tagged("post_install", "-at_install")
 class TestReverseBillingTour(HttpCase, PeriodCase):
