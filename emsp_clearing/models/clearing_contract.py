@@ -305,21 +305,25 @@ class ClearingContract(models.Model):
         """SQL scalar: the fixed monthly costs of the contract (SQL expression) over the days
         ``day_from`` to ``day_to`` (SQL dates, included), each day counting for its share of
         its month -- a calendar month costs exactly its monthly cost -- at the cost line
-        covering that day, else the company default."""
+        covering that day, else the company default. Its own aliases are prefixed ``fixed_`` so
+        that ``contract_id`` may name a column of the caller's query (``contract.id``)."""
         return SQL(
-            """(SELECT coalesce(sum(coalesce(cc.monthly_cost, (
-                        SELECT company.clearing_monthly_cost FROM res_company company
-                          JOIN clearing_contract contract ON contract.company_id = company.id
-                         WHERE contract.id = %(contract)s), 0)::numeric
-                    / extract(day FROM date_trunc('month', day.day)
+            """(SELECT coalesce(sum(coalesce(fixed_cost.monthly_cost, (
+                        SELECT fixed_company.clearing_monthly_cost
+                          FROM res_company fixed_company
+                          JOIN clearing_contract fixed_contract
+                            ON fixed_contract.company_id = fixed_company.id
+                         WHERE fixed_contract.id = %(contract)s), 0)::numeric
+                    / extract(day FROM date_trunc('month', fixed_day.day)
                                       + interval '1 month - 1 day')::numeric), 0)
                   FROM generate_series(%(day_from)s::date, %(day_to)s::date, interval '1 day')
-                       AS day(day)
+                       AS fixed_day(day)
                   LEFT JOIN LATERAL (
-                      SELECT cc.monthly_cost FROM clearing_contract_cost cc
-                       WHERE cc.contract_id = %(contract)s AND cc.date_start <= day.day::date
-                         AND (cc.date_end IS NULL OR cc.date_end >= day.day::date)
-                       LIMIT 1) cc ON TRUE)""",
+                      SELECT fixed_line.monthly_cost FROM clearing_contract_cost fixed_line
+                       WHERE fixed_line.contract_id = %(contract)s
+                         AND fixed_line.date_start <= fixed_day.day::date
+                         AND (fixed_line.date_end IS NULL OR fixed_line.date_end >= fixed_day.day::date)
+                       LIMIT 1) fixed_cost ON TRUE)""",
             contract=contract_id, day_from=day_from, day_to=day_to)
 
     @api.model

@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta
 
 from odoo.tests import tagged
+from odoo.tools import SQL
 
 from .common import ClearingCase, make_ocpi_cdr
 
@@ -85,6 +86,23 @@ class TestFigures(ClearingCase):
                             (jan.id,))
         self.env.invalidate_all()
         self.assertEqual((jan.cost_amount, jan.margin), (0.0, 0.0))
+
+    def test_fixed_cost_sql_in_a_query_on_contracts(self):
+        """The fixed cost expression can be used in a query whose own alias is ``contract``:
+        its inner aliases don't shadow the caller's (two contracts, two answers)."""
+        self.company.clearing_monthly_cost = 31.0
+        first = self._contract(cost_ids=[(0, 0, {
+            "date_start": "2026-02-01", "date_end": "2026-02-28", "monthly_cost": 28.0})])
+        second = self._contract(activate=False)
+        Contract = self.env["clearing.contract"]
+        Contract._flush_for_costs()
+        self.env.cr.execute(SQL(
+            "SELECT contract.id, %s FROM clearing_contract contract WHERE contract.id IN %s"
+            " ORDER BY contract.id",
+            Contract._fixed_cost_sql(SQL("contract.id"), "2026-02-01", "2026-02-28"),
+            (first.id, second.id)))
+        self.assertEqual([(cid, float(cost)) for cid, cost in self.env.cr.fetchall()],
+                         [(first.id, 28.0), (second.id, 31.0)])
 
     def test_overlapping_costs_refused(self):
         contract = self._contract()

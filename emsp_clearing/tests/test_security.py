@@ -1,7 +1,9 @@
+from datetime import datetime
+
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user, tagged
 
-from .common import ClearingCase
+from .common import ClearingCase, make_ocpi_cdr
 
 
 @tagged("post_install", "-at_install")
@@ -63,3 +65,14 @@ class TestSecurity(ClearingCase):
         )
         with self.assertRaises(AccessError):
             self.cdr.with_user(self.user_b).read(["ocpi_id"])
+
+    def test_other_company_does_not_see_figures(self):
+        """The day figures and the figures report follow the contract's company."""
+        cdr = self.env["clearing.cdr"].ingest_ocpi(
+            make_ocpi_cdr("SEC-FIG", datetime(2026, 4, 11, 10), [(0, {"ENERGY": 10})]))
+        self.assertEqual(cdr.contract_id, self.contract)
+        self.env.flush_all()
+        for model in ("clearing.contract.day", "clearing.contract.report"):
+            domain = [("contract_id", "=", self.contract.id)]
+            self.assertTrue(self.env[model].with_user(self.user).search(domain), model)
+            self.assertFalse(self.env[model].with_user(self.user_b).search(domain), model)
