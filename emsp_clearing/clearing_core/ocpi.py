@@ -81,6 +81,13 @@ TAX_INCLUDED = frozenset({"YES", "NO", "N/A"})  # 2.3.0 TaxIncluded
 # ``raw`` (the input dict) and ``ChargingPeriod.volumes`` (built by the parser) are left out
 # of the repr.
 # --------------------------------------------------------------------------------------------
+# A NamedTuple's generated constructor is a Python function.  The objects built for every CDR
+# (the CDR and its parts; prices, priced lines and results in pricing) are built with
+# ``_new(Class, values)``: ``tuple.__new__``, one C call, what ``NamedTuple._make`` calls.
+# ``values`` are every field's, in field order (defaults are not applied).
+_new = tuple.__new__
+
+
 def _repr_without_last(self):
     shown = ", ".join(f"{name}={value!r}" for name, value in zip(self._fields[:-1], self))
     return f"{type(self).__name__}({shown})"
@@ -416,7 +423,7 @@ def _check_price(v, sign):
             raise _BadValue(f"must be <= 0 on a credit CDR, got {_show(v['excl_vat'])}", "excl_vat")
         if inc is not None and inc > 0:
             raise _BadValue(f"must be <= 0 on a credit CDR, got {_show(v['incl_vat'])}", "incl_vat")
-    return Price(ex, inc)
+    return _new(Price, (ex, inc, None))
 
 
 def _check_tax_amounts(v, minimum):
@@ -547,7 +554,7 @@ def _fields(d, path, schema, strict, out):
     """``out`` with the validated value ``check(value, arg)`` of each ``(key, check, arg)`` of
     ``schema`` present in ``d``, checked in schema order (a schema that depends on the mode is
     given as ``_for_mode(schema, strict)``).  ``out`` comes
-    with None for every key (``dict.fromkeys(NamedTuple._fields)``: then ``_make(out.values())``
+    with None for every key (``dict.fromkeys(NamedTuple._fields)``: then ``_new(NamedTuple, out.values())``
     builds the object in one call)."""
     for key, check, arg in schema:
         v = d.get(key)
@@ -769,7 +776,7 @@ def _cdr_token(tok, strict):
     f = _fields(tok, p, _TOKEN_SCHEMA, strict, dict.fromkeys(CdrToken._fields))
     if strict:
         _require(tok, f, p, _TOKEN_KEYS)
-    return CdrToken._make(f.values())
+    return _new(CdrToken, f.values())
 
 
 def _cdr_location(loc, strict):
@@ -781,10 +788,10 @@ def _cdr_location(loc, strict):
         c = _fields(co, cp, _COORD_SCHEMA, strict, dict.fromkeys(GeoLocation._fields))
         if strict:
             _require(co, c, cp, _COORD_KEYS)
-        f["coordinates"] = GeoLocation._make(c.values())
+        f["coordinates"] = _new(GeoLocation, c.values())
     if strict:
         _require(loc, f, p, _LOCATION_REQUIRED)
-    return CdrLocation._make(f.values())
+    return _new(CdrLocation, f.values())
 
 
 def _signed_data(d, p, strict):
@@ -837,7 +844,7 @@ def _dimensions(dims, allowed):
             raise _BadValue(f"must be <= {_STATE_OF_CHARGE_MAX} (percent), got {_show(v)}",
                             f"dimensions[{j}].volume")
         volumes[t] = vol
-        dimensions.append(CdrDimension(t, vol))
+        dimensions.append(_new(CdrDimension, (t, vol)))
     return tuple(dimensions), volumes
 
 
@@ -860,7 +867,7 @@ def _charging_period(cp, allowed, strict, prev, end, i):
         raise _BadValue("must not be after the CDR end_date_time", "start_date_time")
     dimensions, volumes = _dimensions(_member(cp, "dimensions", True, _check_list, True), allowed)
     tariff_id = _member(cp, "tariff_id", False, _check_str, _TARIFF_ID)
-    return ChargingPeriod(pstart, dimensions, tariff_id, volumes)
+    return _new(ChargingPeriod, (pstart, dimensions, tariff_id, volumes))
 
 
 def _charging_periods(d, strict, start, end):
@@ -910,7 +917,7 @@ def parse_cdr(data, strict=True, version=V221):
     total_cost = _field(d, "total_cost", p, strict, version.price, -1 if f["credit"] else 1)
     f.update(cdr_token=token, cdr_location=location, currency=currency, tariffs=tariff_objs,
              charging_periods=periods, signed_data=signed, total_cost=total_cost, raw=data)
-    return Cdr._make(f.values())
+    return _new(Cdr, f.values())
 
 
 # --------------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import OcpiValidationError
-from .ocpi import DAYS_OF_WEEK, V221, Price, TariffRestrictions, TaxAmount, price_to_ocpi
+from .ocpi import DAYS_OF_WEEK, V221, Price, TariffRestrictions, TaxAmount, _new, price_to_ocpi
 
 __all__ = ["PricedLine", "PriceResult", "price_cdr", "prepare_tariff", "PreparedTariff", "ZERO_PRICE"]
 
@@ -427,13 +427,13 @@ def _price(cdr, prepared, zone):
         else:
             ex = price * billed
             inc = ex * factor if factor is not None else ex
-        priced.append(PricedLine(i, periods[i].start_date_time, ends[i], dim, cat, vol, billed, price, vat,
-                                 ex, inc, eidx, step))
+        priced.append(_new(PricedLine, (i, periods[i].start_date_time, ends[i], dim, cat, vol, billed,
+                                        price, vat, ex, inc, eidx, step)))
         sums[cat][0] += ex
         sums[cat][1] += inc
         raw_ex += ex
         raw_in += inc
-    totals = {cat: Price(ex, inc) if ex or inc else ZERO_PRICE for cat, (ex, inc) in sums.items()}
+    totals = {cat: _new(Price, (ex, inc, None)) if ex or inc else ZERO_PRICE for cat, (ex, inc) in sums.items()}
 
     # min_price / max_price clamp the excl and incl totals independently.
     tariff = prepared.tariff
@@ -449,14 +449,14 @@ def _price(cdr, prepared, zone):
             hi_ex, hi_in = _bounds(tariff.max_price, raw_ex, raw_in)
             new_ex = min(new_ex, hi_ex)
             new_in = min(new_in, hi_in)
-        adjustment = Price(new_ex - raw_ex, new_in - raw_in)
-    total = Price(raw_ex + adjustment.excl_vat, raw_in + adjustment.incl_vat)
+        adjustment = _new(Price, (new_ex - raw_ex, new_in - raw_in, None))
+    total = _new(Price, (raw_ex + adjustment.excl_vat, raw_in + adjustment.incl_vat, None))
 
-    return PriceResult(
+    return _new(PriceResult, (
         cdr.currency, total, totals["FIXED"], energy_so_far, totals["ENERGY"],
         _hours(cdr.end_date_time - cdr.start_date_time), totals["TIME"], total_parking,
         totals["PARKING"], total_res_time, totals["RESERVATION"], adjustment, tuple(priced),
-    )
+    ))
 
 
 def _hours(td):
