@@ -908,7 +908,7 @@ def parse_cdr(data, strict=True, version=V221):
     loc = _field(d, "cdr_location", p, strict, _check_object)
     currency = _field(d, "currency", p, True, _check_currency)
     tariffs = _field(d, "tariffs", p, False, _check_list, False) or ()
-    tariff_objs = tuple(_embedded_tariff(t, strict, i, version) for i, t in enumerate(tariffs))
+    tariff_objs = tuple([_embedded_tariff(t, strict, i, version) for i, t in enumerate(tariffs)])
     periods = _charging_periods(d, strict, f["start_date_time"], f["end_date_time"])
     sd = _field(d, "signed_data", p, False, _check_object)
     token = _cdr_token(tok, strict) if tok is not None else None
