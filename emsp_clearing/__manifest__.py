@@ -23,7 +23,7 @@
         "account_payment_order",
         "account_banking_sepa_credit_transfer",
     ],
-    "external_dependencies": {"python": ["python-stdnum", "lxml"]},
+    "external_dependencies": {"python": ["python-stdnum", "lxml", "msgspec"]},
     "data": [
         "security/clearing_groups.xml",
         "security/ir.model.access.csv",

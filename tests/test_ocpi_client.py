@@ -30,10 +30,14 @@ class FakeResponse:
         self._body = body
         self.headers = CaseInsensitiveDict(headers or {})
 
-    def json(self):
-        if isinstance(self._body, (bytes, str)):
-            return json.loads(self._body)
-        return self._body
+    @property
+    def content(self):
+        """The body as bytes, as requests gives it (a Python value is written as JSON)."""
+        if isinstance(self._body, bytes):
+            return self._body
+        if isinstance(self._body, str):
+            return self._body.encode()
+        return json.dumps(self._body).encode()
 
 
 class FakeSession:

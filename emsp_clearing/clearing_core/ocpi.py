@@ -81,6 +81,13 @@ TAX_INCLUDED = frozenset({"YES", "NO", "N/A"})  # 2.3.0 TaxIncluded
 # ``raw`` (the input dict) and ``ChargingPeriod.volumes`` (built by the parser) are left out
 # of the repr.
 # --------------------------------------------------------------------------------------------
+# A NamedTuple's generated constructor is a Python function.  The objects built for every CDR
+# (the CDR and its parts; prices, priced lines and results in pricing) are built with
+# ``_new(Class, values)``: ``tuple.__new__``, one C call, what ``NamedTuple._make`` calls.
+# ``values`` are every field's, in field order (defaults are not applied).
+_new = tuple.__new__
+
+
 def _repr_without_last(self):
     shown = ", ".join(f"{name}={value!r}" for name, value in zip(self._fields[:-1], self))
     return f"{type(self).__name__}({shown})"
@@ -323,8 +330,9 @@ def _field(d, key, path, required, check, arg=None):
 
 
 def _check_str(v, spec):
-    """String rules: ``spec`` is (max length, CiString, regex or None, what the regex means)."""
-    maxlen, ci, regex, meaning = spec
+    """String rules: ``spec`` is (max length, CiString, the ``fullmatch`` of a regex or None, what
+    the regex means): see ``_str``."""
+    maxlen, ci, fullmatch, meaning = spec
     if type(v) is not str:
         raise _BadValue(f"must be a string, got {_show(v)}")
     if len(v) > maxlen:
@@ -333,7 +341,7 @@ def _check_str(v, spec):
         raise _BadValue(f"must contain printable characters only, got {_show(v)}")
     if ci and not v.isascii():
         raise _BadValue(f"must be printable ASCII (CiString), got {_show(v)}")
-    if regex is not None and not regex.match(v):
+    if fullmatch is not None and fullmatch(v) is None:
         raise _BadValue(f"must {meaning}, got {_show(v)}")
     return v
 
@@ -415,7 +423,7 @@ def _check_price(v, sign):
             raise _BadValue(f"must be <= 0 on a credit CDR, got {_show(v['excl_vat'])}", "excl_vat")
         if inc is not None and inc > 0:
             raise _BadValue(f"must be <= 0 on a credit CDR, got {_show(v['incl_vat'])}", "incl_vat")
-    return Price(ex, inc)
+    return _new(Price, (ex, inc, None))
 
 
 def _check_tax_amounts(v, minimum):
@@ -474,51 +482,49 @@ def _item_object(v, path):
 
 
 def _str(maxlen, ci=False, regex=None, meaning=None):
-    """The spec of a string field for ``_check_str``."""
-    return (maxlen, ci, regex, meaning)
+    """The spec of a string field for ``_check_str``: the whole string must match ``regex``."""
+    return (maxlen, ci, re.compile(regex).fullmatch if regex is not None else None, meaning)
 
 
-_COUNTRY2 = _str(2, True, re.compile(r"[A-Za-z]{2}\Z"), "be an ISO 3166-1 alpha-2 country code (2 letters)")
-_PARTY = _str(3, True, re.compile(r"[A-Za-z0-9]{3}\Z"), "be a 3-character party id (letters/digits)")
-_COUNTRY3 = _str(3, False, re.compile(r"[A-Z]{3}\Z"), "be an ISO 3166-1 alpha-3 country code")
-_LATITUDE = _str(10, False, re.compile(r"-?[0-9]{1,2}\.[0-9]{5,7}\Z"), "match -?[0-9]{1,2}\\.[0-9]{5,7}")
-_LONGITUDE = _str(11, False, re.compile(r"-?[0-9]{1,3}\.[0-9]{5,7}\Z"), "match -?[0-9]{1,3}\\.[0-9]{5,7}")
-_TIME_OF_DAY = _str(5, False, re.compile(r"([0-1][0-9]|2[0-3]):[0-5][0-9]\Z"),
+_COUNTRY2 = _str(2, True, r"[A-Za-z]{2}", "be an ISO 3166-1 alpha-2 country code (2 letters)")
+_PARTY = _str(3, True, r"[A-Za-z0-9]{3}", "be a 3-character party id (letters/digits)")
+_COUNTRY3 = _str(3, False, r"[A-Z]{3}", "be an ISO 3166-1 alpha-3 country code")
+_LATITUDE = _str(10, False, r"-?[0-9]{1,2}\.[0-9]{5,7}", "match -?[0-9]{1,2}\\.[0-9]{5,7}")
+_LONGITUDE = _str(11, False, r"-?[0-9]{1,3}\.[0-9]{5,7}", "match -?[0-9]{1,3}\\.[0-9]{5,7}")
+_TIME_OF_DAY = _str(5, False, r"([0-1][0-9]|2[0-3]):[0-5][0-9]",
                     "be a time of day HH:MM (24h, leading zeros)")
-_DATE_RE = re.compile(r"([12][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])\Z")
-_LANGUAGE_STRICT = _str(2, False, re.compile(r"[a-z]{2}\Z"), "be an ISO 639-1 language code")
+_DATE = _str(10, False, r"[12][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])", "be a date YYYY-MM-DD")
+_LANGUAGE_STRICT = _str(2, False, r"[a-z]{2}", "be an ISO 639-1 language code")
 _LANGUAGE_LENIENT = _str(2)
 _TAX_NAME = _str(255)
 
 
 def _check_date(v, _arg):
     """A date restriction "YYYY-MM-DD" that exists in the calendar."""
-    _check_str(v, _str(10, False, _DATE_RE, "be a date YYYY-MM-DD"))
-    m = _DATE_RE.match(v)
+    _check_str(v, _DATE)
     try:
-        date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        date.fromisoformat(v)
     except ValueError:
         raise _BadValue(f"is not a valid calendar date, got {_show(v)}") from None
     return v
 
 
-# OCPI DateTime: RFC 3339 restricted to UTC, 'Z' optional, fractional seconds optional.
-_DT_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?\Z")
+# OCPI DateTime: RFC 3339 restricted to UTC, 'Z' optional, fractional seconds optional (ASCII
+# digits).  An offset, when there is one, is the last 6 characters ("+02:00").
+_DT_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:[0-9]{2})?")
 
 
 def _check_datetime(value, strict):
     """An OCPI DateTime string as an aware UTC datetime (see ``parse_datetime``)."""
     if type(value) is not str:
         raise _BadValue(f"must be a date-time string, got {_show(value)}")
-    m = _DT_RE.match(value)
-    if m is None:
+    if _DT_RE.fullmatch(value) is None:
         raise _BadValue(f"must be an OCPI DateTime (RFC 3339, e.g. 2015-06-29T20:39:09Z), got {_show(value)}")
-    tz = m.group(1)
     if strict:
         if len(value) > 25:
             raise _BadValue(f"must be at most 25 characters (OCPI DateTime), got {len(value)}")
-        if tz is not None and tz != "Z":
-            raise _BadValue(f"must be in UTC ('Z' or no designator), got offset {tz}")
+        if value[-6] in "+-":
+            raise _BadValue(f"must be in UTC ('Z' or no designator), got offset {value[-6:]}")
     try:
         dt = datetime.fromisoformat(value)  # the regex above restricts what reaches it
     except ValueError:
@@ -544,30 +550,37 @@ def parse_datetime(value, path="$", strict=True):
         raise OcpiValidationError(path, exc.args[0]) from None
 
 
-def _fields(d, path, schema, strict):
-    """``{key: validated value or None}`` for the ``(key, check, arg)`` of ``schema``, checked
-    in schema order (``arg`` "strict" is replaced by the mode)."""
-    out = {}
+def _fields(d, path, schema, strict, out):
+    """``out`` with the validated value ``check(value, arg)`` of each ``(key, check, arg)`` of
+    ``schema`` present in ``d``, checked in schema order (a schema that depends on the mode is
+    given as ``_for_mode(schema, strict)``).  ``out`` comes
+    with None for every key (``dict.fromkeys(NamedTuple._fields)``: then ``_new(NamedTuple, out.values())``
+    builds the object in one call)."""
     for key, check, arg in schema:
         v = d.get(key)
         if v is None:
-            out[key] = None
             continue
         try:
-            out[key] = check(v, strict if arg is _STRICT else arg)
+            out[key] = check(v, arg)
         except _BadValue as exc:
             where = f"{path}.{key}" if exc.sub is None else f"{path}.{key}.{exc.sub}"
             raise OcpiValidationError(where, exc.args[0]) from None
     return out
 
 
-_STRICT = object()  # schema argument: the parsing mode
+_STRICT = object()  # schema argument: the parsing mode (see _for_mode)
+
+
+def _for_mode(schema, strict):
+    """``schema`` with its ``_STRICT`` arguments replaced by the mode ``strict``."""
+    return tuple((key, check, strict if arg is _STRICT else arg) for key, check, arg in schema)
 
 
 def _require(d, out, path, keys):
-    """The error of the first of ``keys`` that has no value in ``out`` (validated fields)."""
+    """The error of the first of ``keys`` that has no value in ``out`` (validated fields, None
+    for each absent one)."""
     for k in keys:
-        if out.get(k) is None:
+        if out[k] is None:
             _get(d, k, path, True)
 
 
@@ -760,26 +773,25 @@ _CDR_REQUIRED_LENIENT = ("start_date_time", "end_date_time")
 
 def _cdr_token(tok, strict):
     p = "$.cdr_token"
-    f = _fields(tok, p, _TOKEN_SCHEMA, strict)
+    f = _fields(tok, p, _TOKEN_SCHEMA, strict, dict.fromkeys(CdrToken._fields))
     if strict:
         _require(tok, f, p, _TOKEN_KEYS)
-    return CdrToken(**f)
+    return _new(CdrToken, f.values())
 
 
 def _cdr_location(loc, strict):
     p = "$.cdr_location"
-    f = _fields(loc, p, _LOCATION_SCHEMA, strict)
+    f = _fields(loc, p, _LOCATION_SCHEMA, strict, dict.fromkeys(CdrLocation._fields))
     co = _field(loc, "coordinates", p, strict, _check_object)
-    coords = None
     if co is not None:
         cp = f"{p}.coordinates"
-        c = _fields(co, cp, _COORD_SCHEMA, strict)
+        c = _fields(co, cp, _COORD_SCHEMA, strict, dict.fromkeys(GeoLocation._fields))
         if strict:
             _require(co, c, cp, _COORD_KEYS)
-        coords = GeoLocation(**c)
+        f["coordinates"] = _new(GeoLocation, c.values())
     if strict:
         _require(loc, f, p, _LOCATION_REQUIRED)
-    return CdrLocation(coordinates=coords, **f)
+    return _new(CdrLocation, f.values())
 
 
 def _signed_data(d, p, strict):
@@ -802,32 +814,38 @@ _ALLOWED_STRICT = frozenset(CDR_DIMENSION_TYPES - CDR_SESSION_ONLY_DIMENSIONS)
 _STATE_OF_CHARGE_MAX = 100
 
 
-def _dimension(dim, allowed, seen):
-    """The CdrDimension of ``dim``; ``seen``: {type: volume} of the period so far, completed
-    here.  A problem raises _BadValue (``sub``: the key below the dimension, if any)."""
-    if type(dim) is not dict:
-        raise _BadValue(f"must be an object, got {_show(dim)}")
-    t = dim.get("type")
-    if type(t) is not str or t not in allowed:
-        if t is None:
-            raise _BadValue(_missing_message(dim, "type"), "type")
-        if type(t) is not str or t not in CDR_DIMENSION_TYPES:
-            raise _BadValue(f"must be a valid CdrDimensionType, got {_show(t)}", "type")
-        raise _BadValue(f"{t} is a Session-only dimension and SHALL NOT be used in a CDR", "type")
-    if t in seen:
-        raise _BadValue(f"duplicate dimension {t} in the same charging period", "type")
-    v = dim.get("volume")
-    vol = _to_decimal(v)
-    if vol is None:
-        if v is None:
-            raise _BadValue(_missing_message(dim, "volume"), "volume")
-        raise _BadValue(f"must be a number, got {_show(v)}", "volume")
-    if v < 0 and t not in _SIGNED_DIMENSIONS:  # v: the number vol was read from (same sign, cheaper)
-        raise _BadValue(f"must be >= 0, got {_show(v)}", "volume")
-    if t == "STATE_OF_CHARGE" and vol > _STATE_OF_CHARGE_MAX:
-        raise _BadValue(f"must be <= {_STATE_OF_CHARGE_MAX} (percent), got {_show(v)}", "volume")
-    seen[t] = vol
-    return CdrDimension(t, vol)
+def _dimensions(dims, allowed):
+    """The CdrDimensions of a charging period's ``dims`` (a list) and its {type: volume}.  A
+    problem raises _BadValue whose ``sub`` is its path below the period."""
+    volumes = {}
+    dimensions = []
+    for j, dim in enumerate(dims):
+        if type(dim) is not dict:
+            raise _BadValue(f"must be an object, got {_show(dim)}", f"dimensions[{j}]")
+        t = dim.get("type")
+        if type(t) is not str or t not in allowed:
+            if t is None:
+                raise _BadValue(_missing_message(dim, "type"), f"dimensions[{j}].type")
+            if type(t) is not str or t not in CDR_DIMENSION_TYPES:
+                raise _BadValue(f"must be a valid CdrDimensionType, got {_show(t)}", f"dimensions[{j}].type")
+            raise _BadValue(f"{t} is a Session-only dimension and SHALL NOT be used in a CDR",
+                            f"dimensions[{j}].type")
+        if t in volumes:
+            raise _BadValue(f"duplicate dimension {t} in the same charging period", f"dimensions[{j}].type")
+        v = dim.get("volume")
+        vol = _to_decimal(v)
+        if vol is None:
+            if v is None:
+                raise _BadValue(_missing_message(dim, "volume"), f"dimensions[{j}].volume")
+            raise _BadValue(f"must be a number, got {_show(v)}", f"dimensions[{j}].volume")
+        if v < 0 and t not in _SIGNED_DIMENSIONS:  # v: the number vol was read from (same sign, cheaper)
+            raise _BadValue(f"must be >= 0, got {_show(v)}", f"dimensions[{j}].volume")
+        if t == "STATE_OF_CHARGE" and vol > _STATE_OF_CHARGE_MAX:
+            raise _BadValue(f"must be <= {_STATE_OF_CHARGE_MAX} (percent), got {_show(v)}",
+                            f"dimensions[{j}].volume")
+        volumes[t] = vol
+        dimensions.append(_new(CdrDimension, (t, vol)))
+    return tuple(dimensions), volumes
 
 
 _TARIFF_ID = _str(36, True)
@@ -847,17 +865,9 @@ def _charging_period(cp, allowed, strict, prev, end, i):
                         " (periods must be in chronological order)", "start_date_time")
     if pstart > end:
         raise _BadValue("must not be after the CDR end_date_time", "start_date_time")
-    dims = _member(cp, "dimensions", True, _check_list, True)
-    volumes = {}
-    dimensions = []
-    try:
-        for dim in dims:
-            dimensions.append(_dimension(dim, allowed, volumes))
-    except _BadValue as exc:
-        where = f"dimensions[{len(dimensions)}]"
-        raise _BadValue(exc.args[0], where if exc.sub is None else f"{where}.{exc.sub}") from None
+    dimensions, volumes = _dimensions(_member(cp, "dimensions", True, _check_list, True), allowed)
     tariff_id = _member(cp, "tariff_id", False, _check_str, _TARIFF_ID)
-    return ChargingPeriod(pstart, tuple(dimensions), tariff_id, volumes)
+    return _new(ChargingPeriod, (pstart, dimensions, tariff_id, volumes))
 
 
 def _charging_periods(d, strict, start, end):
@@ -886,7 +896,7 @@ def parse_cdr(data, strict=True, version=V221):
     version = _version(version)
     p = "$"
     d = _item_object(data, p)
-    f = _fields(d, p, version.cdr_schema, strict)
+    f = _fields(d, p, version.cdr_schema[strict], strict, dict.fromkeys(Cdr._fields))
     _require(d, f, p, _CDR_REQUIRED_STRICT if strict else _CDR_REQUIRED_LENIENT)
     if f["id"] is not None and not f["credit"] and len(f["id"]) > 36:
         _fail("$.id", f"must be at most 36 characters on a non-credit CDR, got {len(f['id'])}")
@@ -898,15 +908,16 @@ def parse_cdr(data, strict=True, version=V221):
     loc = _field(d, "cdr_location", p, strict, _check_object)
     currency = _field(d, "currency", p, True, _check_currency)
     tariffs = _field(d, "tariffs", p, False, _check_list, False) or ()
-    tariff_objs = tuple(_embedded_tariff(t, strict, i, version) for i, t in enumerate(tariffs))
+    tariff_objs = tuple([_embedded_tariff(t, strict, i, version) for i, t in enumerate(tariffs)])
     periods = _charging_periods(d, strict, f["start_date_time"], f["end_date_time"])
     sd = _field(d, "signed_data", p, False, _check_object)
     token = _cdr_token(tok, strict) if tok is not None else None
     location = _cdr_location(loc, strict) if loc is not None else None
     signed = _signed_data(sd, "$.signed_data", strict) if sd is not None else None
     total_cost = _field(d, "total_cost", p, strict, version.price, -1 if f["credit"] else 1)
-    return Cdr(cdr_token=token, cdr_location=location, currency=currency, tariffs=tariff_objs,
-               charging_periods=periods, signed_data=signed, total_cost=total_cost, raw=data, **f)
+    f.update(cdr_token=token, cdr_location=location, currency=currency, tariffs=tariff_objs,
+             charging_periods=periods, signed_data=signed, total_cost=total_cost, raw=data)
+    return _new(Cdr, f.values())
 
 
 # --------------------------------------------------------------------------------------------
@@ -920,13 +931,14 @@ class _Version(NamedTuple):
     limit: object        # check of a Tariff min_price / max_price
     limit_keys: tuple    # (before taxes, after taxes) member names of a limit
     tax_included: bool   # the Tariff has ``tax_included``
-    cdr_schema: tuple
+    cdr_schema: dict     # {strict: the CDR's _fields schema for that mode}
 
 
 _VERSIONS = {
-    V221: _Version(V221, _check_price, _check_price, ("excl_vat", "incl_vat"), False, _CDR_SCHEMA),
+    V221: _Version(V221, _check_price, _check_price, ("excl_vat", "incl_vat"), False,
+                   {mode: _for_mode(_CDR_SCHEMA, mode) for mode in (True, False)}),
     V230: _Version(V230, _check_price_230, _check_price_limit, ("before_taxes", "after_taxes"),
-                   True, _CDR_SCHEMA_230),
+                   True, {mode: _for_mode(_CDR_SCHEMA_230, mode) for mode in (True, False)}),
 }
 
 

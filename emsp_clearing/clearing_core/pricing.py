@@ -41,7 +41,7 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import OcpiValidationError
-from .ocpi import DAYS_OF_WEEK, V221, Price, TariffRestrictions, TaxAmount, price_to_ocpi
+from .ocpi import DAYS_OF_WEEK, V221, Price, TariffRestrictions, TaxAmount, _new, price_to_ocpi
 
 __all__ = ["PricedLine", "PriceResult", "price_cdr", "prepare_tariff", "PreparedTariff", "ZERO_PRICE"]
 
@@ -172,7 +172,7 @@ def _seconds_of_day(hhmm):
 
 
 class _Element:
-    """One tariff element, ready for ``_matches``: its restrictions as numbers, dates and weekday
+    """One tariff element, ready for ``_select``: its restrictions as numbers, dates and weekday
     numbers, and per dimension what a priced line needs from its first component of that
     dimension (``info``: price, vat, step_size, 1 + vat/100 or None, element index)."""
 
@@ -281,53 +281,49 @@ def _in_time_window(e, tod):
     return et is None or tod < et
 
 
-def _matches(e, at, energy, dur_s, dims):
-    """True when all restrictions of element ``e`` hold at the start of a period.  ``at``: the
-    local (weekday, seconds since midnight, date) of the period start, None when no element
-    of the tariff needs them."""
-    if e.local:
-        weekday, tod, day = at
-        if e.days is not None and weekday not in e.days:
-            return False
-        if not _in_time_window(e, tod):
-            return False
-        if e.start_date is not None and day < e.start_date:
-            return False
-        if e.end_date is not None and day >= e.end_date:
-            return False
-    if e.min_kwh is not None and energy < e.min_kwh:
-        return False
-    if e.max_kwh is not None and energy >= e.max_kwh:
-        return False
-    if e.min_dur is not None and dur_s < e.min_dur:
-        return False
-    if e.max_dur is not None and dur_s >= e.max_dur:
-        return False
-    if e.min_current is not None:
-        v = _measure(dims, "MIN_CURRENT", "CURRENT", "MAX_CURRENT")
-        if v is None or v < e.min_current:
-            return False
-    if e.max_current is not None:
-        v = _measure(dims, "MAX_CURRENT", "CURRENT", "MIN_CURRENT")
-        if v is None or v >= e.max_current:
-            return False
-    if e.min_power is not None:
-        v = _measure(dims, "MIN_POWER", "POWER", "MAX_POWER")
-        if v is None or v < e.min_power:
-            return False
-    if e.max_power is not None:
-        v = _measure(dims, "MAX_POWER", "POWER", "MIN_POWER")
-        if v is None or v >= e.max_power:
-            return False
-    return True
-
-
 def _select(cands, dim, at, energy, dur_s, dims):
-    """The ``info`` of ``dim`` of the first candidate element whose restrictions all hold, or
-    None (no cost for that dimension)."""
+    """The ``info`` of ``dim`` of the first candidate element whose restrictions all hold at the
+    start of a period, or None (no cost for that dimension).  ``at``: the local (weekday,
+    seconds since midnight, date) of the period start, None when no element of the tariff
+    needs them; ``energy``: the session's energy before the period; ``dur_s``: seconds since
+    the session start; ``dims``: the period's {dimension: volume}."""
     for e in cands:
-        if e.always or _matches(e, at, energy, dur_s, dims):
-            return e.info[dim]
+        if not e.always:
+            if e.local:
+                weekday, tod, day = at
+                if e.days is not None and weekday not in e.days:
+                    continue
+                if not _in_time_window(e, tod):
+                    continue
+                if e.start_date is not None and day < e.start_date:
+                    continue
+                if e.end_date is not None and day >= e.end_date:
+                    continue
+            if e.min_kwh is not None and energy < e.min_kwh:
+                continue
+            if e.max_kwh is not None and energy >= e.max_kwh:
+                continue
+            if e.min_dur is not None and dur_s < e.min_dur:
+                continue
+            if e.max_dur is not None and dur_s >= e.max_dur:
+                continue
+            if e.min_current is not None:
+                v = _measure(dims, "MIN_CURRENT", "CURRENT", "MAX_CURRENT")
+                if v is None or v < e.min_current:
+                    continue
+            if e.max_current is not None:
+                v = _measure(dims, "MAX_CURRENT", "CURRENT", "MIN_CURRENT")
+                if v is None or v >= e.max_current:
+                    continue
+            if e.min_power is not None:
+                v = _measure(dims, "MIN_POWER", "POWER", "MAX_POWER")
+                if v is None or v < e.min_power:
+                    continue
+            if e.max_power is not None:
+                v = _measure(dims, "MAX_POWER", "POWER", "MIN_POWER")
+                if v is None or v >= e.max_power:
+                    continue
+        return e.info[dim]
     return None
 
 
@@ -353,12 +349,17 @@ def price_cdr(cdr, tariff, tz="UTC"):
 
 def _price(cdr, prepared, zone):
     periods = cdr.charging_periods
-    volumes = [p.volumes if p.volumes is not None else {d.type: d.volume for d in p.dimensions}
-               for p in periods]
     # Reservation periods carry RESERVATION_TIME; the reservation expired when the CDR has no
     # other period.
-    expired = all("RESERVATION_TIME" in dims for dims in volumes)
-    ends = [p.start_date_time for p in periods[1:]] + [cdr.end_date_time]
+    volumes = []
+    expired = True
+    for p in periods:
+        dims = p.volumes if p.volumes is not None else {d.type: d.volume for d in p.dimensions}
+        volumes.append(dims)
+        if "RESERVATION_TIME" not in dims:
+            expired = False
+    ends = [p.start_date_time for p in periods[1:]]
+    ends.append(cdr.end_date_time)
 
     # lines: [period_index, dimension, category, volume, billed, info]; info is the
     # (price, vat, step_size, vat_factor, element_index) of the selected element.
@@ -417,7 +418,8 @@ def _price(cdr, prepared, zone):
 
     # Amounts, per line and per category (sums in the exact context, in line order).
     priced = []
-    sums = {cat: [_ZERO, _ZERO] for cat in ("FIXED", "ENERGY", "TIME", "PARKING", "RESERVATION")}
+    sums = {"FIXED": [_ZERO, _ZERO], "ENERGY": [_ZERO, _ZERO], "TIME": [_ZERO, _ZERO],
+            "PARKING": [_ZERO, _ZERO], "RESERVATION": [_ZERO, _ZERO]}
     raw_ex = raw_in = _ZERO
     inclusive = prepared.inclusive
     for i, dim, cat, vol, billed, (price, vat, step, factor, eidx) in lines:
@@ -427,13 +429,13 @@ def _price(cdr, prepared, zone):
         else:
             ex = price * billed
             inc = ex * factor if factor is not None else ex
-        priced.append(PricedLine(i, periods[i].start_date_time, ends[i], dim, cat, vol, billed, price, vat,
-                                 ex, inc, eidx, step))
+        priced.append(_new(PricedLine, (i, periods[i].start_date_time, ends[i], dim, cat, vol, billed,
+                                        price, vat, ex, inc, eidx, step)))
         sums[cat][0] += ex
         sums[cat][1] += inc
         raw_ex += ex
         raw_in += inc
-    totals = {cat: Price(ex, inc) if ex or inc else ZERO_PRICE for cat, (ex, inc) in sums.items()}
+    totals = {cat: _new(Price, (ex, inc, None)) if ex or inc else ZERO_PRICE for cat, (ex, inc) in sums.items()}
 
     # min_price / max_price clamp the excl and incl totals independently.
     tariff = prepared.tariff
@@ -449,14 +451,14 @@ def _price(cdr, prepared, zone):
             hi_ex, hi_in = _bounds(tariff.max_price, raw_ex, raw_in)
             new_ex = min(new_ex, hi_ex)
             new_in = min(new_in, hi_in)
-        adjustment = Price(new_ex - raw_ex, new_in - raw_in)
-    total = Price(raw_ex + adjustment.excl_vat, raw_in + adjustment.incl_vat)
+        adjustment = _new(Price, (new_ex - raw_ex, new_in - raw_in, None))
+    total = _new(Price, (raw_ex + adjustment.excl_vat, raw_in + adjustment.incl_vat, None))
 
-    return PriceResult(
+    return _new(PriceResult, (
         cdr.currency, total, totals["FIXED"], energy_so_far, totals["ENERGY"],
         _hours(cdr.end_date_time - cdr.start_date_time), totals["TIME"], total_parking,
         totals["PARKING"], total_res_time, totals["RESERVATION"], adjustment, tuple(priced),
-    )
+    ))
 
 
 def _hours(td):

@@ -7,11 +7,11 @@ its reason, JSON path and, for CSV, row and column. The CSV header is documented
 """
 
 import base64
-import json
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
+from ..clearing_core import json_text
 from ..clearing_core.formats import cdr_csv
 
 
@@ -71,7 +71,7 @@ class ClearingCdrImport(models.TransientModel):
 
     def _import_json(self, raw, log):
         try:
-            data = json.loads(raw.decode("utf-8-sig"))
+            data = json_text.loads(raw.decode("utf-8-sig"))
         except (UnicodeDecodeError, ValueError) as e:
             log._add_rejection(1, _("The file is not valid JSON: %s", e), path="$")
             return

@@ -1,9 +1,7 @@
-import json
-
 from odoo import _, fields, models
 from odoo.exceptions import UserError, ValidationError
 
-from ..clearing_core import ocpi
+from ..clearing_core import json_text, ocpi
 from ..clearing_core.errors import OcpiValidationError
 
 
@@ -22,7 +20,7 @@ class ClearingTariffImport(models.TransientModel):
     def action_import(self):
         self.ensure_one()
         try:
-            data = json.loads(self.tariff_json)
+            data = json_text.loads(self.tariff_json)
         except ValueError as error:
             raise UserError(_("The text is not valid JSON: %s", error)) from error
         try:

@@ -71,8 +71,9 @@ when given and not zero, ``PARKING_TIME`` = total_parking_time.
 
 import csv
 import io
-import json
 from decimal import Decimal, InvalidOperation
+
+from .. import json_text
 
 REQUIRED = (
     "country_code", "party_id", "id", "start_date_time", "end_date_time",
@@ -283,7 +284,7 @@ def _row_to_cdr(row, rownum, errors):
                 errors.append(CsvRowError(rownum, col, "must be true or false, got %r" % text))
         elif col == "charging_periods_json":
             try:
-                periods = json.loads(text)
+                periods = json_text.loads(text)
             except ValueError as e:
                 errors.append(CsvRowError(rownum, col, "not valid JSON: %s" % e))
                 continue

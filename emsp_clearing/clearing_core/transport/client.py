@@ -20,6 +20,7 @@ import time
 import requests
 
 from . import envelope as t
+from .. import json_text
 from ..ocpi import VERSIONS
 
 _logger = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ class OcpiClient:
                                              http_status=r.status_code, retryable=True)
                 continue
             try:
-                body = r.json()
+                body = json_text.loads(r.content)
                 data, code, message = t.unwrap_envelope(body)
             except ValueError as e:
                 raise OcpiClientError("HTTP %d, not an OCPI response: %s" % (r.status_code, e),

@@ -16,6 +16,8 @@ import secrets
 import uuid
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from .. import json_text
+
 # --- status codes (status_codes.asciidoc) -------------------------------------------------------
 
 SUCCESS = 1000
@@ -127,7 +129,7 @@ def parse_json_body(raw):
     if not raw or not raw.strip():
         raise OcpiBadJson("empty body, JSON expected")
     try:
-        return json.loads(raw)
+        return json_text.loads(raw)
     except ValueError as e:
         raise OcpiBadJson("body is not valid JSON: %s" % e) from None
 
