@@ -32,6 +32,47 @@ class AccountBankStatementLine(models.Model):
         readonly=True,
     )
 
+    # ------------------------------------------------------------------ creation
+    @api.model_create_multi
+    def create(self, vals_list):
+        """Odoo creates each line's move empty, then writes its two journal items into it, one
+        move at a time (~0.1 s a line). Here the items are prepared up front by Odoo's own
+        ``_prepare_move_line_default_vals`` on a new record holding the same values, so that
+        the moves are created with their items in one batch: the same journal items."""
+        for vals in vals_list:
+            if "line_ids" not in vals:
+                line_vals = self._clearing_prepare_default_lines(vals)
+                if line_vals:
+                    vals["line_ids"] = [Command.create(v) for v in line_vals]
+        return super().create(vals_list)
+
+    @api.model
+    def _clearing_prepare_default_lines(self, vals):
+        """The default journal items of a statement line about to be created with ``vals``
+        (as Odoo's ``create`` would write them afterwards), or None when the journal is not
+        known yet (Odoo then writes them itself)."""
+        journal_id = vals.get("journal_id")
+        if not journal_id and vals.get("statement_id"):
+            journal_id = self.env["account.bank.statement"].browse(
+                vals["statement_id"]).journal_id.id
+        if not journal_id:
+            return None
+        journal = self.env["account.journal"].browse(journal_id)
+        new_vals = dict(vals, journal_id=journal_id)
+        new_vals.pop("counterpart_account_id", None)
+        # as Odoo's create: no foreign currency when it is the journal's
+        journal_currency = journal.currency_id or journal.company_id.currency_id
+        if new_vals.get("foreign_currency_id") == journal_currency.id:
+            new_vals["foreign_currency_id"] = None
+            new_vals["amount_currency"] = 0.0
+        new_vals.setdefault("amount", 0)
+        st_line = self.new({k: v for k, v in new_vals.items() if k in self._fields})
+        lines = st_line._prepare_move_line_default_vals(
+            counterpart_account_id=vals.get("counterpart_account_id"))
+        for line in lines:
+            line.pop("move_id", None)
+        return lines
+
     # ------------------------------------------------------------------ entry points
     def _auto_reconcile(self):
         """On import, our matching (run right after the lines are created) replaces OCA's

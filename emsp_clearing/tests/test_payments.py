@@ -242,6 +242,74 @@ class TestPaymentMatching(PaymentCase):
         self.assertEqual(late.state, "resolved")
 
 
+class TestStatementLineCreation(PaymentCase):
+    """Statement lines are created with their journal items in one batch: the items must be
+    those Odoo's own create writes (``_prepare_move_line_default_vals`` of the created line),
+    the moves posted and numbered in order."""
+
+    FIELDS = ("account_id", "partner_id", "currency_id", "amount_currency", "debit", "credit",
+              "name")
+
+    def _assert_odoo_items(self, st_line, counterpart_account_id=None):
+        expected = st_line._prepare_move_line_default_vals(
+            counterpart_account_id=counterpart_account_id)
+        got = st_line.move_id.line_ids.sorted("id")
+        self.assertEqual(len(got), len(expected), st_line.payment_ref)
+        for line, vals in zip(got, expected):
+            for field in self.FIELDS:
+                value = line[field]
+                value = value.id if hasattr(value, "_name") else value
+                self.assertEqual(value or False, vals[field] or False,
+                                 "%s: %s" % (st_line.payment_ref, field))
+        self.assertEqual(st_line.move_id.state, "posted")
+        self.assertEqual(st_line.move_id.statement_line_id, st_line)
+        self.assertTrue(st_line.move_id.name.startswith(self.bank_journal.code))
+
+    def test_items_are_odoos(self):
+        other = self.other_ccy
+        counterpart = self.company_data["default_account_revenue"]
+        lines = self.env["account.bank.statement.line"].create([
+            {"journal_id": self.bank_journal.id, "date": "2026-12-01", "amount": 120.35,
+             "payment_ref": "plain", "partner_id": self.emsp_a.id},
+            {"journal_id": self.bank_journal.id, "date": "2026-12-01", "amount": -45.10,
+             "payment_ref": "outgoing"},
+            {"journal_id": self.bank_journal.id, "date": "2026-12-01", "amount": 99.0,
+             "payment_ref": "foreign", "foreign_currency_id": other.id,
+             "amount_currency": 198.0},
+            {"journal_id": self.bank_journal.id, "date": "2026-12-01", "amount": 10.0,
+             "payment_ref": "same currency", "foreign_currency_id": self.ccy.id,
+             "amount_currency": 10.0},
+            {"journal_id": self.bank_journal.id, "date": "2026-12-01", "amount": 33.0,
+             "payment_ref": "counterpart", "counterpart_account_id": counterpart.id},
+        ])
+        self.assertEqual(len(lines), 5)
+        for st_line in lines[:4]:
+            self._assert_odoo_items(st_line)
+        self._assert_odoo_items(lines[4], counterpart.id)
+        self.assertEqual(lines[4].move_id.line_ids.account_id,
+                         self.bank_journal.default_account_id | counterpart)
+        self.assertFalse(lines[3].foreign_currency_id)
+        # numbered in order, one after the other
+        numbers = [m.sequence_number for m in lines.move_id]
+        self.assertEqual(numbers, list(range(numbers[0], numbers[0] + 5)))
+
+    def test_journal_from_statement(self):
+        """Lines given only their statement take its journal (as Odoo's create does)."""
+        statement = self.env["account.bank.statement"].create(
+            {"name": "Statement", "journal_id": self.bank_journal.id})
+        lines = self.env["account.bank.statement.line"].create([
+            {"statement_id": statement.id, "date": "2026-12-01", "amount": 50.0,
+             "payment_ref": "from statement"},
+            {"statement_id": statement.id, "date": "2026-12-01", "amount": 80.0,
+             "payment_ref": "from statement, foreign", "foreign_currency_id": self.other_ccy.id,
+             "amount_currency": 160.0},
+        ])
+        for st_line in lines:
+            self.assertEqual(st_line.journal_id, self.bank_journal)
+            self._assert_odoo_items(st_line)
+        self.assertEqual(lines[1].move_id.line_ids.currency_id, self.ccy | self.other_ccy)
+
+
 class TestPaymentOrders(PaymentCase):
     @classmethod
     def setUpClass(cls):
