@@ -1,6 +1,7 @@
 import base64
 import os
 from decimal import Decimal
+from unittest.mock import patch
 
 from lxml import etree
 
@@ -13,6 +14,7 @@ from odoo.addons.account.tests.common import AccountTestInvoicingCommon
 
 from freezegun import freeze_time
 
+from ..models import account_bank_statement_line as statement_line_module
 from .camt_files import Entry, camt053, camt054
 from .period_common import PeriodCase
 
@@ -308,6 +310,28 @@ class TestStatementLineCreation(PaymentCase):
             self.assertEqual(st_line.journal_id, self.bank_journal)
             self._assert_odoo_items(st_line)
         self.assertEqual(lines[1].move_id.line_ids.currency_id, self.ccy | self.other_ccy)
+
+
+    def test_batches(self):
+        """Created and reconciled in several batches: the same items, numbers in order, every
+        invoice paid."""
+        invoices = [self._invoice(self.emsp_a, 10.0 + i) for i in range(5)]
+        data = self._statement(*[
+            self._entry(10.0 + i, structured_ref=inv.payment_reference.replace(" ", ""))
+            for i, inv in enumerate(invoices)])
+        with patch.object(statement_line_module, "BATCH_SIZE", 2):
+            lines = self._import(data)
+        self.assertEqual(len(lines), 5)
+        numbers = [m.sequence_number for m in lines.sorted("id").move_id]
+        self.assertEqual(numbers, list(range(numbers[0], numbers[0] + 5)))
+        self.assertEqual(lines.mapped("clearing_match_rule"), ["ref"] * 5)
+        self.assertEqual([inv.payment_state for inv in invoices], ["paid"] * 5)
+        for st_line in lines:
+            liquidity = st_line.move_id.line_ids.filtered(
+                lambda l: l.account_id == self.bank_journal.default_account_id)
+            expected = st_line._prepare_move_line_default_vals()[0]
+            self.assertEqual((liquidity.debit, liquidity.amount_currency, liquidity.name),
+                             (expected["debit"], expected["amount_currency"], expected["name"]))
 
 
 class TestPaymentOrders(PaymentCase):
