@@ -44,17 +44,25 @@ class AccountBankStatementLine(models.Model):
         move at a time (~0.1 s a line). Here the items are prepared up front by Odoo's own
         ``_prepare_move_line_default_vals`` on a new record holding the same values, so that
         the moves are created with their items in one batch: the same journal items.
-        Many lines are created (and posted) BATCH_SIZE at a time, in order."""
+        Many lines are created (and posted) BATCH_SIZE at a time, with the numbers one create
+        would give them; the lines are returned in the order of ``vals_list``."""
         for vals in vals_list:
             if "line_ids" not in vals:
                 line_vals = self._clearing_prepare_default_lines(vals)
                 if line_vals:
                     vals["line_ids"] = [Command.create(v) for v in line_vals]
-        if len(vals_list) <= BATCH_SIZE:
+        if len(vals_list) <= BATCH_SIZE or not all(vals.get("date") for vals in vals_list):
             return super().create(vals_list)
-        ids = []
-        for start in range(0, len(vals_list), BATCH_SIZE):
-            ids += super().create(vals_list[start:start + BATCH_SIZE]).ids
+        # Odoo numbers the moves of one create in (date, ref) order: the batches are cut from
+        # the lines in that order, so each line gets the number one create would give it
+        order = sorted(range(len(vals_list)), key=lambda i: (
+            fields.Date.to_date(vals_list[i]["date"]), vals_list[i].get("ref") or ""))
+        ids = [None] * len(vals_list)
+        for start in range(0, len(order), BATCH_SIZE):
+            batch = order[start:start + BATCH_SIZE]
+            lines = super().create([vals_list[i] for i in batch])
+            for i, line_id in zip(batch, lines.ids):
+                ids[i] = line_id
         return self.browse(ids)
 
     @api.model

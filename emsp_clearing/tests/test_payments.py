@@ -322,7 +322,9 @@ class TestStatementLineCreation(PaymentCase):
         with patch.object(statement_line_module, "BATCH_SIZE", 2):
             lines = self._import(data)
         self.assertEqual(len(lines), 5)
-        numbers = [m.sequence_number for m in lines.sorted("id").move_id]
+        # numbered in Odoo's order: date, then reference
+        ordered = lines.sorted(lambda l: (l.date, l.move_id.ref or "", l.id))
+        numbers = [l.move_id.sequence_number for l in ordered]
         self.assertEqual(numbers, list(range(numbers[0], numbers[0] + 5)))
         self.assertEqual(lines.mapped("clearing_match_rule"), ["ref"] * 5)
         self.assertEqual([inv.payment_state for inv in invoices], ["paid"] * 5)
@@ -332,6 +334,26 @@ class TestStatementLineCreation(PaymentCase):
             expected = st_line._prepare_move_line_default_vals()[0]
             self.assertEqual((liquidity.debit, liquidity.amount_currency, liquidity.name),
                              (expected["debit"], expected["amount_currency"], expected["name"]))
+
+
+    def test_batches_number_as_one_create(self):
+        """Lines created in batches get the numbers one create gives them, and come back in
+        the order given."""
+        def create(batch_size):
+            vals_list = [
+                {"journal_id": self.bank_journal.id, "date": date, "amount": 1.0 + i,
+                 "ref": ref, "payment_ref": "line %d" % i}
+                for i, (date, ref) in enumerate([
+                    ("2026-12-02", "C"), ("2026-12-01", "Z"), ("2026-12-02", "A"),
+                    ("2026-12-02", False), ("2026-12-01", "B"), ("2026-12-02", "A")])]
+            with patch.object(statement_line_module, "BATCH_SIZE", batch_size):
+                lines = self.env["account.bank.statement.line"].create(vals_list)
+            self.assertEqual(lines.mapped("payment_ref"), ["line %d" % i for i in range(6)])
+            numbers = lines.move_id.mapped("sequence_number")
+            return [n - min(numbers) for n in numbers]
+
+        self.assertEqual(create(2), create(100))
+        self.assertEqual(create(2), [5, 1, 3, 2, 0, 4])
 
 
 class TestPaymentOrders(PaymentCase):
