@@ -1,21 +1,24 @@
 #!/usr/bin/env python3
 """Bank statement import and payment matching: a camt.053 of N lines against N open invoices.
 
-    python3 bench/bench_payments.py [--n 10000] [--template DB] [--keep-db]
+    python3 bench/bench_payments.py [--sizes 1000,3000,10000] [--template DB] [--keep-db]
 
 On a scratch database (created, emsp_clearing installed without demo, dropped at the end
 unless --keep-db):
 
-* setup (not timed): 200 eMSPs with an IBAN each, N posted customer invoices with RF structured
+* setup (not timed): 200 eMSPs with an IBAN each, as many posted customer invoices with RF
+  structured
   references (sale journal on the 'euro' reference model), amounts all different;
 * a camt.053.001.02 statement of N credit lines, a mix of the cases in cycles of 20:
   8 paid by RF reference (written without spaces), 4 by invoice number in the remittance text,
   3 by payer IBAN + amount (no reference), 1 for two invoices (two references), 1 partial,
   1 overpayment, 1 unknown payer, 1 paid in another currency;
-* timed: the import (the OCA wizard: parse, create the statement lines) plus our matching (run
-  by the import), as an accountant (not the superuser): time and SQL statements, the lines
-  matched per rule and the exceptions per type; then the same with N/2 to show the cost is
-  linear.
+* timed, for each size N in turn (one statement of N lines each, on fresh invoices): the import
+  (the OCA wizard: parse, create the statement lines) plus our matching (run by the import), as
+  an accountant (not the superuser): time and SQL statements, split in phases (Odoo's posting of
+  the statement lines' moves, our matching and reconciliation, the rest: parse and creation),
+  the lines matched per rule and the exceptions per type; then the cost per line of each size,
+  to show whether it is linear.
 """
 
 import argparse
@@ -128,31 +131,52 @@ def statement(db, n, offset, ccy, other_ccy, msg):
     return camt053(msg, OUR_IBAN, ccy, entries), k
 
 
-def _timed_matching():
-    """Measure our matching inside the import (bench instrumentation only): wraps
-    account.bank.statement.line._clearing_match to record its time and SQL statements."""
-    from odoo.addons.emsp_clearing.models import account_bank_statement_line as mod
-    cls = mod.AccountBankStatementLine
-    original = cls._clearing_match
-    figures = {}
+_PHASES = {}
 
-    def timed(self):
+
+def _timed(cls, name, label):
+    """Bench instrumentation only: wrap ``cls.name`` to add its time and SQL statements to
+    _PHASES[label] (outermost calls only)."""
+    original = getattr(cls, name)
+    depth = [0]
+
+    def timed(self, *args, **kwargs):
+        if depth[0]:
+            return original(self, *args, **kwargs)
+        depth[0] += 1
         q0, t0 = self.env.cr.sql_log_count, time.monotonic()
-        res = original(self)
-        self.env.flush_all()
-        figures["time"] = time.monotonic() - t0
-        figures["sql"] = self.env.cr.sql_log_count - q0
-        return res
+        try:
+            res = original(self, *args, **kwargs)
+            self.env.flush_all()
+            return res
+        finally:
+            depth[0] -= 1
+            fig = _PHASES.setdefault(label, [0.0, 0])
+            fig[0] += time.monotonic() - t0
+            fig[1] += self.env.cr.sql_log_count - q0
 
-    cls._clearing_match = timed
-    return figures
+    setattr(cls, name, timed)
+
+
+def _instrument():
+    """Time Odoo's posting (account.move._post) and our matching inside the import."""
+    if _PHASES.get("instrumented"):
+        return
+    from odoo.addons.account.models.account_move import AccountMove
+    from odoo.addons.emsp_clearing.models.account_bank_statement_line import (
+        AccountBankStatementLine)
+    _timed(AccountMove, "_post", "post")
+    _timed(AccountBankStatementLine, "_clearing_match", "match")
+    _PHASES["instrumented"] = True
 
 
 def run(db, bank_id, data, label, n):
     import odoo
     from odoo import api
     registry = registry_of(db)
-    matching = _timed_matching()
+    _instrument()
+    _PHASES.pop("post", None)
+    _PHASES.pop("match", None)
     with registry.cursor() as cr:
         env = api.Environment(cr, odoo.SUPERUSER_ID, {})
         admin = env.ref("base.user_admin")
@@ -178,11 +202,14 @@ def run(db, bank_id, data, label, n):
             [("statement_line_id", "in", lines.ids)], ["exception_type"], ["__count"])
     print("%-28s %7.2f s %8d SQL  %6.0f lines/s  %5.1f SQL/line" % (
         label, elapsed, queries, n / elapsed, queries / n), flush=True)
-    mt, mq = matching["time"], matching["sql"]
-    print("    of which OCA parse + Odoo statement lines: %7.2f s %8d SQL" % (
-        elapsed - mt, queries - mq))
-    print("    of which our matching + reconciliation:    %7.2f s %8d SQL  (%.1f ms, %.2f SQL "
-          "per line)" % (mt, mq, 1000 * mt / n, mq / n))
+    pt, pq = _PHASES.get("post", (0.0, 0))
+    mt, mq = _PHASES.get("match", (0.0, 0))
+    for name, t, q in (
+            ("OCA parse + statement lines created", elapsed - pt - mt, queries - pq - mq),
+            ("Odoo posting of their moves (_post)", pt, pq),
+            ("our matching + reconciliation", mt, mq)):
+        print("    %-38s %8.2f s %8d SQL  (%5.1f ms, %5.2f SQL per line)" % (
+            name, t, q, 1000 * t / n, q / n))
     print("    matched per rule: %s" % ", ".join(
         "%s %d" % (r or "none", c) for r, c in sorted(rules, key=lambda x: str(x[0]))))
     print("    exceptions:       %s" % ", ".join("%s %d" % (t, c) for t, c in sorted(exc)))
@@ -191,21 +218,25 @@ def run(db, bank_id, data, label, n):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=10000)
+    ap.add_argument("--sizes", default="1000,3000,10000",
+                    help="statement sizes, comma-separated, run in this order")
     ap.add_argument("--template", help="clone this database (emsp_clearing installed)")
     ap.add_argument("--keep-db", action="store_true")
     args = ap.parse_args()
     db = "bench_payments_%d" % os.getpid()
     create_db(db, args.template)
     try:
-        half = args.n // 2
-        bank_id, ccy, other = setup(db, args.n + half)
+        sizes = [int(x) for x in args.sizes.split(",")]
+        bank_id, ccy, other = setup(db, sum(sizes))
+        offset, figures = 0, []
+        for i, n in enumerate(sizes):
+            print("load: %s" % " ".join("%.2f" % x for x in os.getloadavg()), flush=True)
+            data, used = statement(db, n, offset, ccy, other, "S%d" % i)
+            offset += used
+            figures.append((n,) + run(db, bank_id, data, "import+match %d lines" % n, n))
+        print("per line:  " + "   ".join("%d lines: %.1f ms, %.1f SQL" % (
+            n, 1000 * t / n, q / n) for n, t, q in figures))
         print("load: %s" % " ".join("%.2f" % x for x in os.getloadavg()), flush=True)
-        data, used = statement(db, args.n, 0, ccy, other, "BIG")
-        t1, q1 = run(db, bank_id, data, "import+match %d lines" % args.n, args.n)
-        data, _used = statement(db, half, used, ccy, other, "HALF")
-        t2, q2 = run(db, bank_id, data, "import+match %d lines" % half, half)
-        print("ratio full/half: time %.2f, SQL %.2f (2.00 = linear)" % (t1 / t2, q1 / q2))
     finally:
         if args.keep_db:
             print("kept database %s" % db)

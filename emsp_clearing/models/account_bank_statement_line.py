@@ -19,6 +19,11 @@ MATCH_RULES = [
     ("manual", "Exception resolved"),
 ]
 
+# Lines created, and reconciliations made, per batch: Odoo's posting (numbering each move in
+# turn) and its reconciliation recompute per record what is pending for the whole batch, so
+# their cost per line grows with the batch; batches of this size keep it flat.
+BATCH_SIZE = 250
+
 
 class AccountBankStatementLine(models.Model):
     _inherit = "account.bank.statement.line"
@@ -31,6 +36,61 @@ class AccountBankStatementLine(models.Model):
         "clearing.payment.exception", "statement_line_id", string="Bank Payment Exceptions",
         readonly=True,
     )
+
+    # ------------------------------------------------------------------ creation
+    @api.model_create_multi
+    def create(self, vals_list):
+        """Odoo creates each line's move empty, then writes its two journal items into it, one
+        move at a time (~0.1 s a line). Here the items are prepared up front by Odoo's own
+        ``_prepare_move_line_default_vals`` on a new record holding the same values, so that
+        the moves are created with their items in one batch: the same journal items.
+        Many lines are created (and posted) BATCH_SIZE at a time, with the numbers one create
+        would give them; the lines are returned in the order of ``vals_list``."""
+        for vals in vals_list:
+            if "line_ids" not in vals:
+                line_vals = self._clearing_prepare_default_lines(vals)
+                if line_vals:
+                    vals["line_ids"] = [Command.create(v) for v in line_vals]
+        if len(vals_list) <= BATCH_SIZE or not all(vals.get("date") for vals in vals_list):
+            return super().create(vals_list)
+        # Odoo numbers the moves of one create in (date, ref) order: the batches are cut from
+        # the lines in that order, so each line gets the number one create would give it
+        order = sorted(range(len(vals_list)), key=lambda i: (
+            fields.Date.to_date(vals_list[i]["date"]), vals_list[i].get("ref") or ""))
+        ids = [None] * len(vals_list)
+        for start in range(0, len(order), BATCH_SIZE):
+            batch = order[start:start + BATCH_SIZE]
+            lines = super().create([vals_list[i] for i in batch])
+            for i, line_id in zip(batch, lines.ids):
+                ids[i] = line_id
+        return self.browse(ids)
+
+    @api.model
+    def _clearing_prepare_default_lines(self, vals):
+        """The default journal items of a statement line about to be created with ``vals``
+        (as Odoo's ``create`` would write them afterwards), or None when the journal is not
+        known yet (Odoo then writes them itself)."""
+        journal_id = vals.get("journal_id")
+        if not journal_id and vals.get("statement_id"):
+            journal_id = self.env["account.bank.statement"].browse(
+                vals["statement_id"]).journal_id.id
+        if not journal_id:
+            return None
+        journal = self.env["account.journal"].browse(journal_id)
+        new_vals = dict(vals, journal_id=journal_id)
+        new_vals.pop("counterpart_account_id", None)
+        # as Odoo's create: no foreign currency when it is the journal's
+        journal_currency = journal.currency_id or journal.company_id.currency_id
+        if new_vals.get("foreign_currency_id") == journal_currency.id:
+            new_vals["foreign_currency_id"] = None
+            new_vals["amount_currency"] = 0.0
+        new_vals.setdefault("amount", 0)
+        st_line = self.new({k: v for k, v in new_vals.items() if k in self._fields})
+        lines = st_line._prepare_move_line_default_vals(
+            counterpart_account_id=vals.get("counterpart_account_id"))
+        for line in lines:
+            line.pop("move_id", None)
+        return lines
 
     # ------------------------------------------------------------------ entry points
     def _auto_reconcile(self):
@@ -261,9 +321,15 @@ class AccountBankStatementLine(models.Model):
 
     def _clearing_reconcile_many(self, plans):
         """``_clearing_reconcile_parts`` for many lines at once: ``plans`` is a list of
-        (statement line, parts). The suspense lines are found by one query, removed by one
-        unlink, the new lines created by one create and reconciled by one reconciliation plan
-        (Odoo's ``_reconcile_plan``). Returns the new lines of each plan, in order."""
+        (statement line, parts). Per batch of BATCH_SIZE plans, the suspense lines are found by
+        one query, removed by one unlink, the new lines created by one create and reconciled
+        by one reconciliation plan (Odoo's ``_reconcile_plan``). Returns the new lines of each
+        plan, in order."""
+        if len(plans) > BATCH_SIZE:
+            result = []
+            for start in range(0, len(plans), BATCH_SIZE):
+                result += self._clearing_reconcile_many(plans[start:start + BATCH_SIZE])
+            return result
         if not plans:
             return []
         AML = self.env["account.move.line"]

@@ -1,6 +1,7 @@
 import base64
 import os
 from decimal import Decimal
+from unittest.mock import patch
 
 from lxml import etree
 
@@ -13,6 +14,7 @@ from odoo.addons.account.tests.common import AccountTestInvoicingCommon
 
 from freezegun import freeze_time
 
+from ..models import account_bank_statement_line as statement_line_module
 from .camt_files import Entry, camt053, camt054
 from .period_common import PeriodCase
 
@@ -240,6 +242,118 @@ class TestPaymentMatching(PaymentCase):
         self._import(self._statement(self._entry(45.0, structured_ref=inv.payment_reference)))
         Exc.sudo()._cron_late_payments()
         self.assertEqual(late.state, "resolved")
+
+
+class TestStatementLineCreation(PaymentCase):
+    """Statement lines are created with their journal items in one batch: the items must be
+    those Odoo's own create writes (``_prepare_move_line_default_vals`` of the created line),
+    the moves posted and numbered in order."""
+
+    FIELDS = ("account_id", "partner_id", "currency_id", "amount_currency", "debit", "credit",
+              "name")
+
+    def _assert_odoo_items(self, st_line, counterpart_account_id=None):
+        expected = st_line._prepare_move_line_default_vals(
+            counterpart_account_id=counterpart_account_id)
+        got = st_line.move_id.line_ids.sorted("id")
+        self.assertEqual(len(got), len(expected), st_line.payment_ref)
+        for line, vals in zip(got, expected):
+            for field in self.FIELDS:
+                value = line[field]
+                value = value.id if hasattr(value, "_name") else value
+                self.assertEqual(value or False, vals[field] or False,
+                                 "%s: %s" % (st_line.payment_ref, field))
+        self.assertEqual(st_line.move_id.state, "posted")
+        self.assertEqual(st_line.move_id.statement_line_id, st_line)
+        self.assertTrue(st_line.move_id.name.startswith(self.bank_journal.code))
+
+    def test_items_are_odoos(self):
+        other = self.other_ccy
+        counterpart = self.company_data["default_account_revenue"]
+        lines = self.env["account.bank.statement.line"].create([
+            {"journal_id": self.bank_journal.id, "date": "2026-12-01", "amount": 120.35,
+             "payment_ref": "plain", "partner_id": self.emsp_a.id},
+            {"journal_id": self.bank_journal.id, "date": "2026-12-01", "amount": -45.10,
+             "payment_ref": "outgoing"},
+            {"journal_id": self.bank_journal.id, "date": "2026-12-01", "amount": 99.0,
+             "payment_ref": "foreign", "foreign_currency_id": other.id,
+             "amount_currency": 198.0},
+            {"journal_id": self.bank_journal.id, "date": "2026-12-01", "amount": 10.0,
+             "payment_ref": "same currency", "foreign_currency_id": self.ccy.id,
+             "amount_currency": 10.0},
+            {"journal_id": self.bank_journal.id, "date": "2026-12-01", "amount": 33.0,
+             "payment_ref": "counterpart", "counterpart_account_id": counterpart.id},
+        ])
+        self.assertEqual(len(lines), 5)
+        for st_line in lines[:4]:
+            self._assert_odoo_items(st_line)
+        self._assert_odoo_items(lines[4], counterpart.id)
+        self.assertEqual(lines[4].move_id.line_ids.account_id,
+                         self.bank_journal.default_account_id | counterpart)
+        self.assertFalse(lines[3].foreign_currency_id)
+        # numbered in order, one after the other
+        numbers = [m.sequence_number for m in lines.move_id]
+        self.assertEqual(numbers, list(range(numbers[0], numbers[0] + 5)))
+
+    def test_journal_from_statement(self):
+        """Lines given only their statement take its journal (as Odoo's create does)."""
+        statement = self.env["account.bank.statement"].create(
+            {"name": "Statement", "journal_id": self.bank_journal.id})
+        lines = self.env["account.bank.statement.line"].create([
+            {"statement_id": statement.id, "date": "2026-12-01", "amount": 50.0,
+             "payment_ref": "from statement"},
+            {"statement_id": statement.id, "date": "2026-12-01", "amount": 80.0,
+             "payment_ref": "from statement, foreign", "foreign_currency_id": self.other_ccy.id,
+             "amount_currency": 160.0},
+        ])
+        for st_line in lines:
+            self.assertEqual(st_line.journal_id, self.bank_journal)
+            self._assert_odoo_items(st_line)
+        self.assertEqual(lines[1].move_id.line_ids.currency_id, self.ccy | self.other_ccy)
+
+
+    def test_batches(self):
+        """Created and reconciled in several batches: the same items, numbers in order, every
+        invoice paid."""
+        invoices = [self._invoice(self.emsp_a, 10.0 + i) for i in range(5)]
+        data = self._statement(*[
+            self._entry(10.0 + i, structured_ref=inv.payment_reference.replace(" ", ""))
+            for i, inv in enumerate(invoices)])
+        with patch.object(statement_line_module, "BATCH_SIZE", 2):
+            lines = self._import(data)
+        self.assertEqual(len(lines), 5)
+        # numbered in Odoo's order: date, then reference
+        ordered = lines.sorted(lambda l: (l.date, l.move_id.ref or "", l.id))
+        numbers = [l.move_id.sequence_number for l in ordered]
+        self.assertEqual(numbers, list(range(numbers[0], numbers[0] + 5)))
+        self.assertEqual(lines.mapped("clearing_match_rule"), ["ref"] * 5)
+        self.assertEqual([inv.payment_state for inv in invoices], ["paid"] * 5)
+        for st_line in lines:
+            liquidity = st_line.move_id.line_ids.filtered(
+                lambda l: l.account_id == self.bank_journal.default_account_id)
+            expected = st_line._prepare_move_line_default_vals()[0]
+            self.assertEqual((liquidity.debit, liquidity.amount_currency, liquidity.name),
+                             (expected["debit"], expected["amount_currency"], expected["name"]))
+
+
+    def test_batches_number_as_one_create(self):
+        """Lines created in batches get the numbers one create gives them, and come back in
+        the order given."""
+        def create(batch_size):
+            vals_list = [
+                {"journal_id": self.bank_journal.id, "date": date, "amount": 1.0 + i,
+                 "ref": ref, "payment_ref": "line %d" % i}
+                for i, (date, ref) in enumerate([
+                    ("2026-12-02", "C"), ("2026-12-01", "Z"), ("2026-12-02", "A"),
+                    ("2026-12-02", False), ("2026-12-01", "B"), ("2026-12-02", "A")])]
+            with patch.object(statement_line_module, "BATCH_SIZE", batch_size):
+                lines = self.env["account.bank.statement.line"].create(vals_list)
+            self.assertEqual(lines.mapped("payment_ref"), ["line %d" % i for i in range(6)])
+            numbers = lines.move_id.mapped("sequence_number")
+            return [n - min(numbers) for n in numbers]
+
+        self.assertEqual(create(2), create(100))
+        self.assertEqual(create(2), [5, 1, 3, 2, 0, 4])
 
 
 class TestPaymentOrders(PaymentCase):
