@@ -63,7 +63,21 @@ class AccountBankStatementLine(models.Model):
             lines = super().create([vals_list[i] for i in batch])
             for i, line_id in zip(batch, lines.ids):
                 ids[i] = line_id
+            if start == 0:
+                self._clearing_refresh_move_statistics()
         return self.browse(ids)
+
+    @api.model
+    def _clearing_refresh_move_statistics(self):
+        """Refresh PostgreSQL's statistics of the journal entries after the first batch of a
+        large import. Odoo numbers each move with a query for the journal's latest move of the
+        period; while the statistics still count the bank journal as (nearly) empty -- the
+        first import into it, whose rows autovacuum cannot see before the commit -- PostgreSQL
+        plans that query by the date and reads every move of the period, once per move: the
+        import's cost per line then grows with its size (5.4 ms a move at 3,000 lines). ANALYZE
+        in the import's own transaction counts its uncommitted rows."""
+        self.env.flush_all()
+        self.env.cr.execute("ANALYZE account_move")
 
     @api.model
     def _clearing_prepare_default_lines(self, vals):
