@@ -18,7 +18,14 @@ unless --keep-db):
   an accountant (not the superuser): time and SQL statements, split in phases (Odoo's posting of
   the statement lines' moves, our matching and reconciliation, the rest: parse and creation),
   the lines matched per rule and the exceptions per type; then the cost per line of each size,
-  to show whether it is linear.
+  to show whether it is linear;
+* after the setup, ``ANALYZE`` (what autovacuum's auto-analyze does after such a load; this
+  script never relies on autovacuum itself: it may be off, as on the CI machines);
+* ``--floor N`` (default 1,000; 0 skips it): the floor of Odoo itself, no code of ours in the
+  path: N bank journal entries (liquidity line + the invoice's receivable, what a matched
+  statement line becomes) created BATCH_SIZE at a time with ``account.move.create``, posted,
+  and reconciled with N open invoices by Odoo's ``_reconcile_plan`` -- the least any import
+  that books each bank line as an Odoo journal entry and reconciles it must cost.
 """
 
 import argparse
@@ -28,7 +35,7 @@ import sys
 import time
 from decimal import Decimal
 
-from odoo_bench import REPO, create_db, drop_db, registry_of
+from odoo_bench import REPO, create_db, drop_db, pg_exec, registry_of
 
 sys.path.insert(0, os.path.join(REPO, "emsp_clearing", "tests"))
 from camt_files import Entry, camt053  # noqa: E402
@@ -216,18 +223,78 @@ def run(db, bank_id, data, label, n):
     return elapsed, queries
 
 
+def odoo_floor(db, bank_id, n, batch=250):
+    """Odoo alone: n matched bank lines as journal entries, created, posted and reconciled
+    (see the module's docstring). Rolled back."""
+    import odoo
+    from odoo import Command, api
+    registry = registry_of(db)
+    with registry.cursor() as cr:
+        env = api.Environment(cr, odoo.SUPERUSER_ID, {})
+        env = api.Environment(cr, env.ref("base.user_admin").id, {"lang": "en_US", "tz": "UTC"})
+        bank = env["account.journal"].browse(bank_id)
+        invoices = env["account.move"].search([
+            ("move_type", "=", "out_invoice"), ("state", "=", "posted"),
+            ("payment_state", "=", "not_paid")], order="id desc", limit=n)
+        assert len(invoices) == n, (len(invoices), n)
+        receivables = invoices.line_ids.filtered(lambda l: l.display_type == "payment_term")
+        vals = [{
+            "journal_id": bank.id, "date": "2026-12-02", "ref": "FLOOR-%d" % rl.move_id.id,
+            "line_ids": [
+                Command.create({"account_id": bank.default_account_id.id, "name": "Payment",
+                                "debit": rl.amount_residual}),
+                Command.create({"account_id": rl.account_id.id, "partner_id": rl.partner_id.id,
+                                "name": rl.move_id.name, "credit": rl.amount_residual}),
+            ]} for rl in receivables]
+        env.flush_all()
+        env.invalidate_all()
+        figures, moves = [], env["account.move"]
+        q0, t0 = cr.sql_log_count, time.monotonic()
+        for start in range(0, n, batch):
+            moves |= env["account.move"].create(vals[start:start + batch])
+        env.flush_all()
+        figures.append(("created (account.move.create)", time.monotonic() - t0,
+                        cr.sql_log_count - q0))
+        q0, t0 = cr.sql_log_count, time.monotonic()
+        for start in range(0, n, batch):
+            moves[start:start + batch].action_post()
+        env.flush_all()
+        figures.append(("posted (action_post)", time.monotonic() - t0, cr.sql_log_count - q0))
+        q0, t0 = cr.sql_log_count, time.monotonic()
+        for start in range(0, n, batch):
+            env["account.move.line"]._reconcile_plan([
+                move.line_ids.filtered(lambda l, a=rl.account_id: l.account_id == a) + rl
+                for move, rl in zip(moves[start:start + batch],
+                                    receivables[start:start + batch])])
+        env.flush_all()
+        figures.append(("reconciled (_reconcile_plan)", time.monotonic() - t0,
+                        cr.sql_log_count - q0))
+        assert set(invoices.mapped("payment_state")) == {"paid"}
+        cr.rollback()
+    total = sum(t for _l, t, _q in figures)
+    print("Odoo's floor, %d lines: %7.2f s %8d SQL  (%.1f ms a line; 10,000 lines: %.0f s)" % (
+        n, total, sum(q for _l, _t, q in figures), 1000 * total / n, 10000 * total / n))
+    for label, t, q in figures:
+        print("    %-38s %8.2f s %8d SQL  (%5.1f ms, %5.2f SQL per line)" % (
+            label, t, q, 1000 * t / n, q / n))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000,3000,10000",
                     help="statement sizes, comma-separated, run in this order")
     ap.add_argument("--template", help="clone this database (emsp_clearing installed)")
+    ap.add_argument("--floor", type=int, default=1000,
+                    help="lines of Odoo's own floor measured after the imports (0: skip)")
     ap.add_argument("--keep-db", action="store_true")
     args = ap.parse_args()
     db = "bench_payments_%d" % os.getpid()
     create_db(db, args.template)
     try:
         sizes = [int(x) for x in args.sizes.split(",")]
-        bank_id, ccy, other = setup(db, sum(sizes))
+        bank_id, ccy, other = setup(db, sum(sizes) + args.floor)
+        # the statistics autovacuum's auto-analyze would compute after this load
+        pg_exec("ANALYZE", db=db)
         offset, figures = 0, []
         for i, n in enumerate(sizes):
             print("load: %s" % " ".join("%.2f" % x for x in os.getloadavg()), flush=True)
@@ -237,6 +304,9 @@ def main():
         print("per line:  " + "   ".join("%d lines: %.1f ms, %.1f SQL" % (
             n, 1000 * t / n, q / n) for n, t, q in figures))
         print("load: %s" % " ".join("%.2f" % x for x in os.getloadavg()), flush=True)
+        if args.floor:
+            odoo_floor(db, bank_id, args.floor)
+            print("load: %s" % " ".join("%.2f" % x for x in os.getloadavg()), flush=True)
     finally:
         if args.keep_db:
             print("kept database %s" % db)
