@@ -209,12 +209,20 @@ class ClearingCdr(models.Model):
         help="Stated total incl. VAT minus our total.",
     )
     price_mismatch = fields.Boolean(readonly=True, index=True)
+    resale_amount = fields.Monetary(
+        "Resale (excl. VAT)", readonly=True,
+        help="eMSP hat: what our drivers pay for the session under the contract's resale "
+        "grid, priced by the same engine (negative for a credit CDR); 0 without a resale "
+        "grid.")
     cost_amount = fields.Monetary(
         "Cost", compute="_compute_margin",
         help="CPO hat: what the session costs us (energy per kWh and fees per session of the "
-        "contract's costs, else the company defaults).")
+        "contract's costs, else the company defaults). eMSP hat with a resale grid: what the "
+        "CPO bills us for it (untaxed amount).")
     margin = fields.Monetary(
-        compute="_compute_margin", help="CPO hat: untaxed amount minus cost.")
+        compute="_compute_margin",
+        help="CPO hat: untaxed amount minus cost. eMSP hat with a resale grid: resale amount "
+        "minus what the CPO bills us.")
     fleet_id = fields.Many2one(
         "clearing.fleet", string="Fleet Grid", readonly=True, index=True, ondelete="set null",
         help="The fleet whose grid priced the session; empty: the contract's grid.",
@@ -330,14 +338,16 @@ class ClearingCdr(models.Model):
     # ------------------------------------------------------------------ computes
     def _compute_margin(self):
         """One query (``clearing.contract._session_costs_sql``) for the sessions of CPO-side
-        contracts; the others have no margin here (eMSP hat: the resale simulation)."""
+        contracts (revenue minus costs) and of eMSP-side contracts with a resale grid (resale
+        amount minus what the CPO bills us); the others have no margin (0)."""
         ids = [cdr_id for cdr_id in self.ids if cdr_id]
         rows = {}
         if ids:
             self.env["clearing.contract"]._flush_for_costs()
             rows = {row[0]: row for row in self.env.execute_query(
                 self.env["clearing.contract"]._session_costs_sql(SQL(
-                    "cdr.id = ANY(%s) AND contract.role = 'cpo'", ids)))}
+                    "cdr.id = ANY(%s) AND (contract.role = 'cpo' OR contract.has_resale_grid)",
+                    ids)))}
         for cdr in self:
             row = rows.get(cdr.id)
             cost = cdr.currency_id.round(float(row[5])) if row else 0.0
@@ -763,7 +773,7 @@ class ClearingCdr(models.Model):
             price_breakdown=False, applied_tariff=False, price_difference=0.0,
             price_difference_incl=0.0, price_mismatch=False, priced_date=False,
             tax_comparison=False,
-            state="unmatched", fleet_id=False,
+            state="unmatched", fleet_id=False, resale_amount=0.0,
         )
         return vals
 
@@ -792,6 +802,51 @@ class ClearingCdr(models.Model):
                   contract=contract.name, error=error)
             ) from error
         return tariff_dict, tariff
+
+    @api.model
+    def _resale_tariff(self, contract, tariff_cache):
+        """``ocpi.Tariff`` of the resale grid of ``contract`` (eMSP hat), None when it has
+        none or is a CPO contract: parsed once per contract version within ``tariff_cache``
+        (a dict shared by a batch) and across batches (``_resale_tariff_memo``), as
+        ``_contract_tariff``."""
+        if contract.role != "emsp" or not contract.has_resale_grid:
+            return None
+        key = ("resale", contract.id, str(contract.write_date))
+        if key not in tariff_cache:
+            tariff_cache[key] = self._resale_tariff_memo(contract.id, str(contract.write_date))
+        return tariff_cache[key]
+
+    @api.model
+    @tools.ormcache("contract_id", "write_date")
+    def _resale_tariff_memo(self, contract_id, write_date):
+        """``_resale_tariff`` across requests and batches; the price lines clear the memo
+        when they change (clearing_ingest_cache.py)."""
+        contract = self.env["clearing.contract"].sudo().browse(contract_id)
+        tariff_dict = contract.to_ocpi_resale_tariff()
+        if not tariff_dict:
+            return None
+        try:
+            return ocpi.parse_tariff(tariff_dict, strict=True)
+        except OcpiValidationError as error:
+            raise ValidationError(
+                _("Contract %(contract)s: invalid resale grid: %(error)s",
+                  contract=contract.name, error=error)
+            ) from error
+
+    @api.model
+    def _prepare_resale_vals(self, ocpi_cdr, contract, currency_code, credit, tariff_cache):
+        """Hook: the resale values of a session of ``contract`` (its parsed OCPI CDR
+        ``ocpi_cdr``): ``resale_amount``, what our drivers pay under the contract's resale
+        grid, priced by the engine and rounded as the untaxed amount is
+        (``_priced_amounts``: negative for a credit CDR); 0 without a resale grid. Both
+        ingestion paths and ``reprice`` store them; ``clearing.contract._reprice_resale``
+        computes the same set-based."""
+        tariff = self._resale_tariff(contract, tariff_cache)
+        if tariff is None:
+            return {"resale_amount": 0.0}
+        result = self._price_ocpi(ocpi_cdr, tariff, contract)
+        amounts = self._priced_amounts(result, currency_code, credit)
+        return {"resale_amount": float(amounts["amount_untaxed"])}
 
     @api.model
     def _pricing_grid(self, contract, token_uid, token_contract_id, end_datetime,
@@ -855,6 +910,8 @@ class ClearingCdr(models.Model):
         vals = self._prepare_pricing_vals(self._price_ocpi(ocpi_cdr, tariff, contract),
                                           tariff_dict)
         vals["fleet_id"] = fleet.id
+        vals.update(self._prepare_resale_vals(ocpi_cdr, contract, self.currency_id.name,
+                                              self.credit, tariff_cache))
         return vals
 
     @api.model
@@ -1194,7 +1251,7 @@ class ClearingCdr(models.Model):
             for fname in ("amount_fixed", "amount_energy", "amount_time", "amount_parking",
                           "amount_reservation", "amount_adjustment", "amount_untaxed",
                           "amount_tax", "amount_total", "energy_kwh", "duration_hours",
-                          "parking_hours"):
+                          "parking_hours", "resale_amount"):
                 vals[fname] = -self[fname]
         else:
             rate = self.contract_id.vat_rate or 0.0

@@ -4,7 +4,7 @@
 path, models/clearing_cdr.py), in a few queries per batch instead of ~20 per CDR (OCPI pull
 pages, file imports, pushes). It goes through the same hooks (``_parse_ocpi``,
 ``_prepare_cdr_vals``, ``clearing.contract._find_for_cdr``, ``_prepare_pricing_vals``,
-``_prepare_empty_pricing_vals``, ``_prepare_period_vals``) but:
+``_prepare_resale_vals``, ``_prepare_empty_pricing_vals``, ``_prepare_period_vals``) but:
 
 * finds already received CDRs with one query per batch;
 * matches each distinct (company, sender, token issuer, currency, 15-minute block of the end)
@@ -194,6 +194,8 @@ class ClearingCdrIngestMixin(models.AbstractModel):
                        start_datetime=vals["start_datetime"], end_datetime=end)
         out.update(type(self)._prepare_pricing_vals(draft, result, tariff_dict))
         out["fleet_id"] = fleet.id
+        out.update(self._prepare_resale_vals(parsed, contract, currency.name, vals.get("credit"),
+                                             tariff_cache))
         return out
 
     @api.model

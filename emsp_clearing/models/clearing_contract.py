@@ -13,14 +13,18 @@ from markupsafe import escape
 
 from odoo.addons.base.models.res_partner import _tz_get
 
-from ..clearing_core import ocpi
+from ..clearing_core import ocpi, pricing
+from ..clearing_core.errors import OcpiValidationError
 from ..tools.numbers import decimal_to_json, float_to_decimal, to_decimal
+from ..tools.pricing_sql import PRICING_JSON
 from ..tools.selections import WEEKDAY_FIELDS
 
 # The matching rule of ``_find_for_cdr`` (the state aside, which only concerns new CDRs): a
 # change re-matches the attached CDRs that no longer fit it (``_cdrs_leaving``).
 RULE_FIELDS = frozenset({
     "partner_id", "role", "company_id", "currency_id", "date_start", "date_end", "tz"})
+# Sessions re-priced together when the resale grid changes (``_reprice_resale``).
+RESALE_CHUNK = 2000
 # Fields whose change on an active contract re-matches the unmatched CDRs.
 REMATCH_FIELDS = RULE_FIELDS | {"state"}
 
@@ -155,6 +159,10 @@ class ClearingContract(models.Model):
         help="eMSP hat: what we charge our own drivers for these sessions, priced with the "
         "same engine over the same CDRs (Resale margin).",
     )
+    has_resale_grid = fields.Boolean(
+        "Has a Resale Grid", compute="_compute_has_resale_grid", store=True,
+        help="eMSP hat with a resale grid: each session is also priced with it (what our "
+        "drivers pay), and the margin is that resale amount minus what the CPO bills us.")
     cost_ids = fields.One2many(
         "clearing.contract.cost", "contract_id", string="Costs", copy=True,
         help="CPO hat: what the sessions cost us, with validity dates; without a cost line "
@@ -241,6 +249,12 @@ class ClearingContract(models.Model):
         for contract in self:
             contract.vat_rate = sum(contract.tax_ids.mapped("amount"))
 
+    @api.depends("role", "resale_line_ids")
+    def _compute_has_resale_grid(self):
+        for contract in self:
+            contract.has_resale_grid = contract.role == "emsp" and bool(
+                contract.resale_line_ids)
+
     def _compute_period_count(self):
         groups = dict(self.env["clearing.period"]._read_group(
             [("contract_id", "in", self.ids)], ["contract_id"], ["__count"]))
@@ -266,23 +280,33 @@ class ClearingContract(models.Model):
         """Flush what ``_session_costs_sql`` and ``_fixed_cost_sql`` read."""
         self.env["clearing.cdr"].flush_model()
         self.env["clearing.contract.cost"].flush_model()
-        self.flush_model(["company_id", "tz", "role"])
+        self.flush_model(["company_id", "tz", "role", "has_resale_grid"])
         self.env["res.company"].flush_model(
             ["clearing_energy_cost", "clearing_session_cost", "clearing_monthly_cost"])
 
     @api.model
     def _session_costs_sql(self, where):
         """SQL rows ``(id, contract_id, period_id, local_day, revenue, cost)`` of the
-        ``clearing_cdr`` rows (alias ``cdr``) fitting ``where``, attached to a contract: revenue
-        is the billable untaxed amount (0 for an excluded session), cost what the session costs
-        us as CPO -- the energy cost per kWh and the cost per session of the contract's cost
-        line covering its local end day, else the company's defaults; none for excluded and
-        credit sessions."""
+        ``clearing_cdr`` rows (alias ``cdr``) fitting ``where``, attached to a contract, both 0
+        for an excluded session; their difference is the session's margin.
+
+        CPO hat: revenue is the billable untaxed amount, cost what the session costs us -- the
+        energy cost per kWh and the cost per session of the contract's cost line covering its
+        local end day, else the company's defaults; none for credit sessions. eMSP hat: those
+        costs never apply; with a resale grid, revenue is the resale amount (what our drivers
+        pay) and cost what the CPO bills us (the untaxed amount); without one, both are 0."""
         return SQL(
             """SELECT cdr.id, cdr.contract_id, cdr.period_id, sess.local_day,
                       CASE WHEN cdr.state = 'excluded' THEN 0
+                           WHEN contract.role = 'emsp' THEN
+                               CASE WHEN contract.has_resale_grid
+                                    THEN coalesce(cdr.resale_amount, 0) ELSE 0 END
                            ELSE coalesce(cdr.amount_untaxed, 0) END AS revenue,
-                      CASE WHEN cdr.state = 'excluded' OR coalesce(cdr.credit, FALSE) THEN 0
+                      CASE WHEN cdr.state = 'excluded' THEN 0
+                           WHEN contract.role = 'emsp' THEN
+                               CASE WHEN contract.has_resale_grid
+                                    THEN coalesce(cdr.amount_untaxed, 0) ELSE 0 END
+                           WHEN coalesce(cdr.credit, FALSE) THEN 0
                            ELSE coalesce(cost.energy_cost, company.clearing_energy_cost, 0)
                                     ::numeric * abs(coalesce(cdr.energy_kwh, 0))
                                 + coalesce(cost.session_cost, company.clearing_session_cost, 0)
@@ -305,8 +329,9 @@ class ClearingContract(models.Model):
         """SQL scalar: the fixed monthly costs of the contract (SQL expression) over the days
         ``day_from`` to ``day_to`` (SQL dates, included), each day counting for its share of
         its month -- a calendar month costs exactly its monthly cost -- at the cost line
-        covering that day, else the company default. Its own aliases are prefixed ``fixed_`` so
-        that ``contract_id`` may name a column of the caller's query (``contract.id``)."""
+        covering that day, else the company default; 0 for an eMSP-side contract (the CPO
+        hat's costs). Its own aliases are prefixed ``fixed_`` so that ``contract_id`` may name
+        a column of the caller's query (``contract.id``)."""
         return SQL(
             """(SELECT coalesce(sum(coalesce(fixed_cost.monthly_cost, (
                         SELECT fixed_company.clearing_monthly_cost
@@ -318,6 +343,8 @@ class ClearingContract(models.Model):
                                       + interval '1 month - 1 day')::numeric), 0)
                   FROM generate_series(%(day_from)s::date, %(day_to)s::date, interval '1 day')
                        AS fixed_day(day)
+                  JOIN clearing_contract fixed_owner
+                    ON fixed_owner.id = %(contract)s AND fixed_owner.role = 'cpo'
                   LEFT JOIN LATERAL (
                       SELECT fixed_line.monthly_cost FROM clearing_contract_cost fixed_line
                        WHERE fixed_line.contract_id = %(contract)s
@@ -348,7 +375,10 @@ class ClearingContract(models.Model):
         revenue (untaxed amount of the sessions not excluded), cost (what the sessions cost:
         the cost line covering each day, else the company defaults, see
         ``_session_costs_sql``), fixed_cost (of the month, ``_fixed_cost_sql``) and margin
-        (revenue - cost - fixed_cost; the CPO hat).
+        (revenue - cost - fixed_cost; the CPO hat). eMSP hat: resale (what our drivers pay
+        under the resale grid); with a resale grid, cost is what the CPO bills us (revenue,
+        the untaxed amount of the sessions), fixed_cost 0 and margin resale - cost; without
+        one, margin is None (no margin, rather than a false 0).
 
         From accounting, by month of the clearing period the documents belong to (the month
         of the sessions they bill): billed (posted invoices or vendor bills, incl. VAT),
@@ -360,7 +390,7 @@ class ClearingContract(models.Model):
             return {}
         self._flush_for_figures()
         counts = ("sessions", "priced", "mismatched", "disputed", "excluded", "late")
-        amounts = ("kwh", "mismatch_amount", "revenue")
+        amounts = ("kwh", "mismatch_amount", "revenue", "resale")
         money = ("billed", "credited", "paid", "outstanding", "overdue")
         cost_joins, cost = self.env["clearing.contract.day"]._cost_sql()
         rows = self.env.execute_query_dict(SQL(
@@ -427,14 +457,21 @@ class ClearingContract(models.Model):
             fixed=self._fixed_cost_sql(
                 SQL("months.contract_id"), SQL("months.month"),
                 SQL("(months.month + interval '1 month - 1 day')::date"))))
-        currency_of = {contract.id: contract.currency_id for contract in self}
+        contract_of = {contract.id: contract for contract in self}
         for row in rows:
-            currency = currency_of[row["contract_id"]]
-            for key in ("revenue", "mismatch_amount", "cost", "fixed_cost", *money):
+            contract = contract_of[row["contract_id"]]
+            currency = contract.currency_id
+            for key in ("revenue", "resale", "mismatch_amount", "cost", "fixed_cost", *money):
                 row[key] = to_decimal(currency.round(float(row[key])))
             for key in (*counts, "payment_exceptions", "reconciliation_findings"):
                 row[key] = int(row[key])
-            row["margin"] = row["revenue"] - row["cost"] - row["fixed_cost"]
+            if contract.role == "cpo":
+                row["margin"] = row["revenue"] - row["cost"] - row["fixed_cost"]
+            elif contract.has_resale_grid:
+                row["cost"] = row["revenue"]
+                row["margin"] = row["resale"] - row["cost"]
+            else:
+                row["margin"] = None
         return {(row.pop("contract_id"), row.pop("month")): row for row in rows}
 
     def _compute_figures_html(self):
@@ -451,6 +488,8 @@ class ClearingContract(models.Model):
         ]
         margin_labels = [("cost", _("Session costs")), ("fixed_cost", _("Fixed costs")),
                          ("margin", _("Margin"))]
+        # eMSP hat: billable is what the CPO bills us, the margin what our drivers pay more
+        resale_labels = [("resale", _("Resale (excl. VAT)")), ("margin", _("Margin"))]
         for contract in self:
             months = sorted(((month, row) for (cid, month), row in figures.items()
                              if cid == contract._origin.id), key=lambda item: item[0],
@@ -461,7 +500,8 @@ class ClearingContract(models.Model):
             if not months:
                 contract.figures_html = False
                 continue
-            columns = labels + (margin_labels if contract.role == "cpo" else [])
+            columns = labels + (margin_labels if contract.role == "cpo"
+                                 else resale_labels if contract.has_resale_grid else [])
             head = "".join("<th class='text-end'>%s</th>" % escape(label)
                            for _key, label in columns)
             body = []
@@ -469,8 +509,8 @@ class ClearingContract(models.Model):
                 cells = []
                 for key, _label in columns:
                     value = row[key]
-                    if key in ("mismatch_amount", "revenue", "cost", "fixed_cost", "margin",
-                               "billed", "credited", "paid", "outstanding", "overdue"):
+                    if key in ("mismatch_amount", "revenue", "resale", "cost", "fixed_cost",
+                               "margin", "billed", "credited", "paid", "outstanding", "overdue"):
                         text = format_amount(self.env, float(value), contract.currency_id)
                     elif key == "kwh":
                         text = "%.3f" % value
@@ -741,6 +781,58 @@ class ClearingContract(models.Model):
         action["name"] = _("Resale margin of %s", self.name)
         return action
 
+    def _reprice_resale(self):
+        """The resale grid of these contracts changed: the resale amount of their sessions
+        that may still change (``clearing.cdr._contract_movable_domain``: locked, excluded and
+        disputed sessions and our dispute credits keep theirs, as a grid change leaves them)
+        priced again with the engine, set-based: the ids selected in one query per contract,
+        their JSON read (only what the engine reads, ``PRICING_JSON``) and priced in chunks of
+        ``RESALE_CHUNK``, one ``UPDATE ... FROM (VALUES ...)`` per chunk writing only the
+        amounts that change (the trigger of the day figures adds their difference). Without
+        a resale grid any more, the amounts go back to 0 in one statement."""
+        if not self:
+            return
+        cdr_model = self.env["clearing.cdr"].sudo()
+        cdr_model.flush_model()
+        for contract in self.sudo().exists():
+            tariff = cdr_model._resale_tariff(contract, {})
+            query = cdr_model._search(
+                [("contract_id", "=", contract.id)] + cdr_model._contract_movable_domain(),
+                order="id")
+            ids = [row[0] for row in self.env.execute_query(
+                query.select(SQL.identifier(cdr_model._table, "id")))]
+            if not ids:
+                continue
+            if tariff is None:
+                self.env.cr.execute(SQL(
+                    """UPDATE clearing_cdr SET resale_amount = 0
+                        WHERE id = ANY(%s) AND coalesce(resale_amount, 0) <> 0""", ids))
+                continue
+            code = contract.currency_id.name
+            tz = contract.tz or "UTC"
+            for start in range(0, len(ids), RESALE_CHUNK):
+                rows = self.env.execute_query(SQL(
+                    """SELECT id, %s, coalesce(credit, FALSE), ocpi_id
+                         FROM clearing_cdr WHERE id = ANY(%s)""",
+                    PRICING_JSON, ids[start:start + RESALE_CHUNK]))
+                values = []
+                for cdr_id, raw, credit, ocpi_id in rows:
+                    try:
+                        result = pricing.price_cdr(ocpi.parse_cdr(raw, strict=False), tariff,
+                                                   tz=tz)
+                    except OcpiValidationError as error:
+                        raise ValidationError(_("CDR %(cdr)s cannot be priced: %(error)s",
+                                                cdr=ocpi_id, error=error)) from error
+                    amount = cdr_model._priced_amounts(result, code, credit)["amount_untaxed"]
+                    values.append(SQL("(%s, %s::numeric)", cdr_id, amount))
+                self.env.cr.execute(SQL(
+                    """UPDATE clearing_cdr cdr SET resale_amount = v.amount
+                         FROM (VALUES %s) AS v(id, amount)
+                        WHERE cdr.id = v.id AND cdr.resale_amount IS DISTINCT FROM v.amount""",
+                    SQL(", ").join(values)))
+        cdr_model.invalidate_model(["resale_amount", "cost_amount", "margin"])
+        self.env["clearing.period"].invalidate_model(["cost_amount", "margin"])
+
     def action_view_figures(self):
         """The contract's sessions as a pivot by month (the figures of the Figures tab)."""
         action = self.action_view_cdrs()
@@ -792,24 +884,42 @@ class ClearingContract(models.Model):
         self.ensure_one()
         if version != ocpi.V221:
             return ocpi.tariff_dict_to_version(self.to_ocpi_tariff(), version)
+        return self._ocpi_tariff_of(self.price_line_ids, self.name)
+
+    def to_ocpi_resale_tariff(self):
+        """eMSP hat: the OCPI 2.2.1 Tariff of the resale grid (what our drivers pay for the
+        sessions the CPO bills us), built as the contract's own grid (``_ocpi_tariff_of``:
+        currency, VAT, elements), without the contract's minimum and maximum price, which are
+        the CPO's terms; id ``<contract>/resale``. False when there is no resale grid."""
+        self.ensure_one()
+        if not self.resale_line_ids:
+            return False
+        return self._ocpi_tariff_of(self.resale_line_ids, "%s/resale" % self.name,
+                                    min_max=False)
+
+    def _ocpi_tariff_of(self, lines, tariff_id, min_max=True):
+        """The OCPI 2.2.1 Tariff of grid ``lines`` (clearing.price.line) under this contract's
+        terms: the CPO side's identity, currency, VAT of the taxes on every component and,
+        with ``min_max``, the contract's minimum and maximum price."""
+        self.ensure_one()
         cpo = self._cpo_partner()
         vat = self._vat_decimal()
         tariff = {
             "country_code": cpo.ocpi_country_code or "",
             "party_id": cpo.ocpi_party_id or "",
-            "id": self.name,
+            "id": tariff_id,
             "currency": self.currency_id.name,
             "type": "REGULAR",
             "elements": [
                 line._to_ocpi_element(vat=vat)
-                for line in self.price_line_ids.sorted("sequence")
+                for line in lines.sorted("sequence")
             ],
             "last_updated": (self.write_date or fields.Datetime.now()).strftime(
                 "%Y-%m-%dT%H:%M:%SZ"
             ),
         }
         precision = self.currency_id.rounding
-        for fname in ("min_price", "max_price"):
+        for fname in ("min_price", "max_price") if min_max else ():
             if not float_is_zero(self[fname], precision_rounding=precision):
                 tariff[fname] = {"excl_vat": decimal_to_json(float_to_decimal(self[fname]))}
         return tariff
@@ -1319,7 +1429,8 @@ class ClearingContract(models.Model):
     overview_margin_month = fields.Monetary(
         "Margin This Month", compute="_compute_overview",
         help="CPO hat: billable sessions of the month (excl. VAT) minus their costs and the "
-        "fixed cost of the month.")
+        "fixed cost of the month. eMSP hat with a resale grid: what our drivers pay for the "
+        "sessions of the month (resale grid, excl. VAT) minus what the CPO bills us for them.")
     overview_graph = fields.Text("Billable per Month", compute="_compute_overview")
 
     @api.model
@@ -1335,8 +1446,9 @@ class ClearingContract(models.Model):
 
     def _overview_data(self):
         """Every figure of the overview cards of these contracts, in one query: ``{contract
-        id: {period_id, period_state, lock_date, open_disputes, billed, paid, overdue, month_revenue,
-        month_cost, fixed_cost, months: {first day of month: billable excl. VAT}}}``."""
+        id: {period_id, period_state, lock_date, open_disputes, billed, paid, overdue,
+        month_cost, month_resale, fixed_cost, months: {first day of month: billable excl.
+        VAT}}}``."""
         if not self.ids:
             return {}
         self._flush_for_figures()
@@ -1372,7 +1484,8 @@ class ClearingContract(models.Model):
              GROUP BY 1),
                     months AS (
                SELECT d.contract_id, date_trunc('month', d.day)::date AS month,
-                      sum(d.revenue) AS revenue, sum(%(cost)s) AS cost
+                      sum(d.revenue) AS revenue, sum(d.resale) AS resale,
+                      sum(%(cost)s) AS cost
                  FROM clearing_contract_day d %(cost_joins)s
                 WHERE d.contract_id = ANY(%(ids)s) AND d.day >= %(since)s
              GROUP BY 1, 2)
@@ -1386,6 +1499,9 @@ class ClearingContract(models.Model):
                    (SELECT months.cost FROM months
                      WHERE months.contract_id = card.id AND months.month = %(month)s)
                        AS month_cost,
+                   (SELECT months.resale FROM months
+                     WHERE months.contract_id = card.id AND months.month = %(month)s)
+                       AS month_resale,
                    %(fixed)s AS fixed_cost
               FROM clearing_contract card
               LEFT JOIN current ON current.contract_id = card.id
@@ -1423,6 +1539,9 @@ class ClearingContract(models.Model):
             if contract.role == "cpo":
                 margin = currency.round(
                     float(revenue) - float(row["month_cost"] or 0) - float(row["fixed_cost"]))
+            elif contract.has_resale_grid:
+                # eMSP hat: what our drivers pay minus what the CPO bills us
+                margin = currency.round(float(row["month_resale"] or 0) - float(revenue))
             locks = row["lock_date"]
             contract.update({
                 "overview_period_id": row["period_id"],

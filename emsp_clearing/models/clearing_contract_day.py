@@ -33,6 +33,8 @@ FIGURES = (
     ("revenue", "coalesce(sum(cdr.amount_untaxed) FILTER (WHERE cdr.state <> 'excluded'), 0)"),
     ("amount_total",
      "coalesce(sum(cdr.amount_total) FILTER (WHERE cdr.state <> 'excluded'), 0)"),
+    # eMSP hat: what our drivers pay under the resale grid
+    ("resale", "coalesce(sum(cdr.resale_amount) FILTER (WHERE cdr.state <> 'excluded'), 0)"),
     # what the costs per session and per kWh apply to: neither excluded nor credit sessions
     ("cost_sessions",
      "count(*) FILTER (WHERE cdr.state <> 'excluded' AND NOT coalesce(cdr.credit, FALSE))"),
@@ -70,6 +72,9 @@ class ClearingContractDay(models.Model):
     late = fields.Integer(readonly=True)
     revenue = fields.Monetary("Billable (excl. VAT)", readonly=True)
     amount_total = fields.Monetary("Billable (incl. VAT)", readonly=True)
+    resale = fields.Monetary(
+        "Resale (excl. VAT)", readonly=True,
+        help="eMSP hat: what our drivers pay for the sessions under the resale grid.")
     cost_sessions = fields.Integer("Costed Sessions", readonly=True)
     cost_kwh = fields.Float("Costed Energy (kWh)", digits=(16, 3), readonly=True)
 
@@ -152,7 +157,8 @@ class ClearingContractDay(models.Model):
         what their costs read, and the SQL cost of a row -- the energy cost per kWh and the
         cost per session of the contract's cost line covering its day, else the company's
         defaults (``clearing.contract._session_costs_sql`` applies the same costs session by
-        session)."""
+        session); 0 for the rows of an eMSP-side contract, whose cost is what the CPO bills
+        (the CPO hat's costs never apply to it)."""
         day = SQL.identifier(alias)
         return (
             SQL("""JOIN clearing_contract cost_contract ON cost_contract.id = %(d)s.contract_id
@@ -160,10 +166,11 @@ class ClearingContractDay(models.Model):
                    LEFT JOIN clearing_contract_cost cc
                           ON cc.contract_id = %(d)s.contract_id AND cc.date_start <= %(d)s.day
                          AND (cc.date_end IS NULL OR cc.date_end >= %(d)s.day)""", d=day),
-            SQL("""coalesce(cc.energy_cost, cost_company.clearing_energy_cost, 0)::numeric
+            SQL("""CASE WHEN cost_contract.role = 'cpo' THEN
+                   coalesce(cc.energy_cost, cost_company.clearing_energy_cost, 0)::numeric
                        * %(d)s.cost_kwh
                    + coalesce(cc.session_cost, cost_company.clearing_session_cost, 0)::numeric
-                       * %(d)s.cost_sessions""", d=day))
+                       * %(d)s.cost_sessions ELSE 0 END""", d=day))
 
     # ------------------------------------------------------------------ public
     @api.model

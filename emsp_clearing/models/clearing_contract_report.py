@@ -32,24 +32,36 @@ class ClearingContractReport(models.Model):
     late = fields.Integer(readonly=True)
     revenue = fields.Monetary("Billable (excl. VAT)", readonly=True)
     amount_total = fields.Monetary("Billable (incl. VAT)", readonly=True)
+    resale = fields.Monetary(
+        "Resale (excl. VAT)", readonly=True,
+        help="eMSP hat: what our drivers pay for the sessions under the resale grid.")
     cost = fields.Monetary(
         "Session Costs", readonly=True,
-        help="CPO hat: energy per kWh and fees per session (fixed monthly costs apart).")
+        help="CPO hat: energy per kWh and fees per session (fixed monthly costs apart). eMSP "
+        "hat with a resale grid: what the CPO bills us (excl. VAT).")
     margin = fields.Monetary(
         "Margin before Fixed Costs", readonly=True,
-        help="CPO hat: billable (excl. VAT) minus the session costs.")
+        help="CPO hat: billable (excl. VAT) minus the session costs. eMSP hat with a resale "
+        "grid: resale minus what the CPO bills us; empty without a resale grid.")
 
     @property
     def _table_query(self):
         cost_joins, cost = self.env["clearing.contract.day"]._cost_sql()
+        # CPO hat: the session costs; eMSP hat with a resale grid: what the CPO bills us (the
+        # billable untaxed amount), against the resale; eMSP without one: no cost, no margin
         return SQL(
             """SELECT min(d.id) AS id, d.contract_id, nullif(d.fleet_id, 0) AS fleet_id, d.day,
                       cost_contract.partner_id, cost_contract.company_id,
                       cost_contract.currency_id, %(sums)s,
-                      sum(%(cost)s) AS cost, sum(d.revenue) - sum(%(cost)s) AS margin
+                      CASE WHEN cost_contract.role = 'cpo' THEN sum(%(cost)s)
+                           WHEN cost_contract.has_resale_grid THEN sum(d.revenue) END AS cost,
+                      CASE WHEN cost_contract.role = 'cpo' THEN sum(d.revenue) - sum(%(cost)s)
+                           WHEN cost_contract.has_resale_grid
+                           THEN coalesce(sum(d.resale), 0) - sum(d.revenue) END AS margin
                  FROM clearing_contract_day d %(joins)s
              GROUP BY d.contract_id, d.fleet_id, d.day, cost_contract.partner_id,
-                      cost_contract.company_id, cost_contract.currency_id
+                      cost_contract.company_id, cost_contract.currency_id, cost_contract.role,
+                      cost_contract.has_resale_grid
                HAVING sum(d.sessions) <> 0""",
             sums=SQL(", ").join(SQL("sum(d.%s) AS %s", SQL.identifier(name),
                                     SQL.identifier(name))

@@ -94,10 +94,13 @@ class ClearingPeriod(models.Model):
     cost_amount = fields.Monetary(
         "Costs", compute="_compute_margin",
         help="CPO hat: the sessions' costs and the fixed monthly costs over the period's days "
-        "(clearing.contract.cost, else the company defaults).")
+        "(clearing.contract.cost, else the company defaults). eMSP hat with a resale grid: "
+        "what the CPO bills us for the sessions (excl. VAT).")
     margin = fields.Monetary(
         compute="_compute_margin",
-        help="CPO hat: billable untaxed amount of the sessions (excluded ones out) minus costs.")
+        help="CPO hat: billable untaxed amount of the sessions (excluded ones out) minus costs. "
+        "eMSP hat with a resale grid: what our drivers pay for them (resale grid) minus what "
+        "the CPO bills us.")
 
     # ---------------------------------------------------------------- Invoicing
     move_ids = fields.One2many(
@@ -173,8 +176,11 @@ class ClearingPeriod(models.Model):
 
     def _compute_margin(self):
         """One query for all the periods: their sessions' revenue and costs
-        (``clearing.contract._session_costs_sql``) and the fixed costs of their days."""
-        real = self.filtered(lambda p: p.id and p.contract_id.role == "cpo")
+        (``clearing.contract._session_costs_sql``) and the fixed costs of their days. eMSP
+        hat: with a resale grid, what our drivers pay minus what the CPO bills us; without
+        one, no margin."""
+        real = self.filtered(lambda p: p.id and (p.contract_id.role == "cpo"
+                                                 or p.contract_id.has_resale_grid))
         figures = {}
         if real:
             self.env["clearing.contract"]._flush_for_costs()

@@ -33,16 +33,27 @@ class ClearingPriceLine(models.Model):
                 vals["contract_id"] = contract_of[vals["fleet_id"]]
         lines = super().create(vals_list)
         lines.fleet_id._grid_changed()
+        lines._resale_contracts()._reprice_resale()
         return lines
 
     def write(self, vals):
         fleets = self.fleet_id
+        resale = self._resale_contracts()
         res = super().write(vals)
         (fleets | self.fleet_id)._grid_changed()
+        (resale | self._resale_contracts())._reprice_resale()
         return res
 
     def unlink(self):
         fleets = self.fleet_id
+        resale = self._resale_contracts()
         res = super().unlink()
         fleets.exists()._grid_changed()
+        resale.exists()._reprice_resale()
         return res
+
+    def _resale_contracts(self):
+        """The contracts whose resale grid these lines are part of: their sessions' resale
+        amounts are priced again when the lines change (``clearing.contract._reprice_resale``;
+        none when no resale line changed)."""
+        return self.filtered(lambda line: line.resale and not line.fleet_id).contract_id

@@ -34,3 +34,4 @@ from . import test_portal_statement
 from . import test_partner_position
 from . import test_contract_day
 from . import test_overview
+from . import test_resale

@@ -104,6 +104,13 @@ class TestOcpiBatchIngest(OcpiHttpCase):
             "name": "VIP", "contract_id": self.contract.id, "token_uids": "tok00001",
             "contract_id_patterns": "DE-MSP-C00003*",
             "price_line_ids": [Command.create({"dimension": "ENERGY", "price": 0.21})]})
+        # eMSP hat: a resale grid, so both paths price every session with it too (flat fee
+        # and a per-minute charging time with a step: rounding and the credit sign compared)
+        self.contract.write({"resale_line_ids": [
+            Command.create({"dimension": "FLAT", "price": 1.0, "resale": True}),
+            Command.create({"dimension": "ENERGY", "price": 0.55, "resale": True}),
+            Command.create({"dimension": "TIME", "price": 0.05, "time_unit": "minute",
+                            "step_size": 300, "resale": True})]})
         model = self.env["clearing.cdr"]
         sp = self.env.cr.savepoint()
         slow = model._ingest_ocpi_each(copy.deepcopy(items), company=self.company)
@@ -141,6 +148,11 @@ class TestOcpiBatchIngest(OcpiHttpCase):
         self.assertEqual(set(model.search([("ocpi_id", "=like", "EQ%")]).mapped("ocpi_version")),
                          {self.VERSION})
         self.assertIn("USD", model.search([("ocpi_id", "=", "EQ-USD")]).unmatched_reason)
+        # the resale amounts: priced on both paths (compared above), negative for a credit
+        resale = {c.ocpi_id: c.resale_amount for c in model.search([("ocpi_id", "=like", "EQ%")])}
+        self.assertGreater(resale["EQ000001"], 1.0)
+        self.assertEqual(resale["EQ000001-C"], -resale["EQ000001"])
+        self.assertEqual(resale["EQ-USD"], 0.0)  # unmatched: no resale
         fleet_cdrs = model.search([("fleet_id", "=", fleet.id)])
         self.assertEqual(sorted(fleet_cdrs.mapped("ocpi_id")), ["EQ000002", "EQ000004"])
         self.assertEqual(fleet_cdrs[0].applied_tariff["id"], "%s/VIP" % self.contract.name)

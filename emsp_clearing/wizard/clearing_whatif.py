@@ -11,18 +11,11 @@ from ..clearing_core.errors import OcpiValidationError
 from ..clearing_core.formats.xlsx_whatif import build_whatif_xlsx
 from ..models.clearing_cdr import AMOUNT_FIELDS
 from ..tools.numbers import decimal_to_json, float_to_decimal, to_decimal
+from ..tools.pricing_sql import PRICING_JSON
 
 # components compared, in the order shown: the parts of the untaxed amount, then the totals
 COMPONENTS = AMOUNT_FIELDS + ("amount_untaxed", "amount_tax", "amount_total")
 CHUNK = 2000
-# what the engine reads of a stored CDR (``pricing.price_cdr``: currency, start, end, charging
-# periods), cut out of its JSON by PostgreSQL: the rest (token, location, totals...) was
-# validated when the CDR was received and is neither transferred nor parsed again
-PRICING_JSON = SQL(
-    "jsonb_strip_nulls(jsonb_build_object('id', raw_json->'id', 'currency', "
-    "raw_json->'currency', 'start_date_time', raw_json->'start_date_time', "
-    "'end_date_time', raw_json->'end_date_time', 'charging_periods', "
-    "raw_json->'charging_periods'))")
 
 
 class ClearingWhatif(models.TransientModel):
@@ -73,6 +66,11 @@ class ClearingWhatif(models.TransientModel):
                 values["line_ids"] = [
                     fields.Command.create(line._grid_values())
                     for line in grid.sorted("sequence")]
+            if values.get("resale"):
+                # the contract's minimum and maximum price are the CPO's terms: the resale
+                # grid has none (clearing.contract.to_ocpi_resale_tariff)
+                values.setdefault("min_price", 0.0)
+                values.setdefault("max_price", 0.0)
             values.setdefault("min_price", contract.min_price)
             values.setdefault("max_price", contract.max_price)
         return values
