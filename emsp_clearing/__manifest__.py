@@ -4,7 +4,7 @@
     "name": "eMSP Clearing",
     "summary": "Clear EV-charging sessions (OCPI 2.2.1 CDRs) between a CPO and an eMSP "
     "under direct agreements",
-    "version": "18.0.1.0.0",
+    "version": "18.0.1.1.0",
     "license": "AGPL-3",
     "category": "Accounting",
     "author": "emsp_clearing contributors",

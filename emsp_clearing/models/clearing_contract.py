@@ -781,10 +781,12 @@ class ClearingContract(models.Model):
         action["name"] = _("Resale margin of %s", self.name)
         return action
 
-    def _reprice_resale(self):
+    def _reprice_resale(self, all_sessions=False):
         """The resale grid of these contracts changed: the resale amount of their sessions
         that may still change (``clearing.cdr._contract_movable_domain``: locked, excluded and
-        disputed sessions and our dispute credits keep theirs, as a grid change leaves them)
+        disputed sessions and our dispute credits keep theirs, as a grid change leaves them;
+        with ``all_sessions``, every session but our dispute credits, which have no OCPI CDR
+        of their own: the migration that introduced the resale amount)
         priced again with the engine, set-based: the ids selected in one query per contract,
         their JSON read (only what the engine reads, ``PRICING_JSON``) and priced in chunks of
         ``RESALE_CHUNK``, one ``UPDATE ... FROM (VALUES ...)`` per chunk writing only the
@@ -796,9 +798,9 @@ class ClearingContract(models.Model):
         cdr_model.flush_model()
         for contract in self.sudo().exists():
             tariff = cdr_model._resale_tariff(contract, {})
-            query = cdr_model._search(
-                [("contract_id", "=", contract.id)] + cdr_model._contract_movable_domain(),
-                order="id")
+            domain = ([("dispute_credit", "=", False)] if all_sessions
+                      else cdr_model._contract_movable_domain())
+            query = cdr_model._search([("contract_id", "=", contract.id)] + domain, order="id")
             ids = [row[0] for row in self.env.execute_query(
                 query.select(SQL.identifier(cdr_model._table, "id")))]
             if not ids:
