@@ -3,6 +3,7 @@
 
     python3 bench/bench_ingest.py [--n 50000] [--workers 1,2] [--concurrency 8] [--page 500]
                                   [--template DB] [--keep-db] [--skip-post] [--trigger-ab]
+                                  [--resale-ab]
 
 On a scratch database (created, emsp_clearing installed, dropped at the end unless --keep-db):
 
@@ -20,6 +21,11 @@ On a scratch database (created, emsp_clearing installed, dropped at the end unle
     rate of Odoo's empty ``/web/health`` route, the floor any request pays on this machine;
 (c) ceiling: PostgreSQL ``COPY`` of the same rows (identity columns + raw JSON) into a scratch
     table.
+
+``--resale-ab``: the batch path in the first version twice, pages alternating, once for the
+contract above and once for a second CPO (NL*RSL) whose eMSP contract has the same grid plus a
+resale grid (1.00 per session + 0.55/kWh): every CDR of the second is also priced with it
+(``clearing.cdr.resale_amount``); prints the throughput without and with the resale grid.
 
 Targets (issue #3): batch >= 2,000 CDR/s; POST >= 200 CDR/s per worker. Odoo 18 must be
 importable by this Python; PostgreSQL from PGHOST/PGPORT/PGUSER (default 127.0.0.1/5432/you).
@@ -65,15 +71,56 @@ def setup_data(db):
         return conn.id, token
 
 
+RESALE = " with resale grid"
+RESALE_PARTY = ("NL", "RSL")
+
+
+def setup_resale(db):
+    """A second CPO NL*RSL whose eMSP contract has the bench grid plus a resale grid, and its
+    registered connection (``--resale-ab``); returns the connection id."""
+    odoo, registry = odoo_env(db)
+    from odoo import Command, api
+    with registry.cursor() as cr:
+        env = api.Environment(cr, odoo.SUPERUSER_ID, {"tracking_disable": True})
+        tax = env["account.tax"].search([("name", "=", "Bench VAT 21%")], limit=1)
+        cpo = env["res.partner"].create({
+            "name": "Bench CPO (resale)", "is_company": True, "ocpi_is_cpo": True,
+            "ocpi_country_code": RESALE_PARTY[0], "ocpi_party_id": RESALE_PARTY[1]})
+        contract = bench_contract(env, cpo, tax)
+        contract.write({"resale_line_ids": [
+            Command.create({"dimension": "FLAT", "price": 1.00, "resale": True}),
+            Command.create({"dimension": "ENERGY", "price": 0.55, "resale": True})]})
+        assert contract.has_resale_grid
+        conn = env["clearing.ocpi.connection"].create({
+            "name": "bench resale", "partner_id": cpo.id, "state": "registered"})
+        return conn.id
+
+
+def check_resale(db, n):
+    """Every CDR of the resale contract got its resale amount, the others none."""
+    conn = pg_connect(db)
+    with conn.cursor() as cr:
+        cr.execute("""SELECT contract.has_resale_grid, count(*),
+                             count(*) FILTER (WHERE cdr.resale_amount > 0)
+                        FROM clearing_cdr cdr
+                        JOIN clearing_contract contract ON contract.id = cdr.contract_id
+                       GROUP BY 1""")
+        counts = {row[0]: row[1:] for row in cr.fetchall()}
+    conn.close()
+    assert counts.get(True) == (n, n) and counts.get(False, (0, 0))[1] == 0, counts
+
+
 # the trigger keeping the figures per contract and day (clearing_contract_day.py)
 FIGURES_TRIGGERS = ("clearing_cdr_contract_day_insert", "clearing_cdr_contract_day_update",
                     "clearing_cdr_contract_day_delete")
 
 
-def bench_batch(db, conn_id, cdrs_by_version, page):
+def bench_batch(db, conn_id, cdrs_by_version, page, conn_ids=None):
     """Ingest each version's CDRs page by page, the versions' pages alternating; returns
     {version: seconds spent on its pages}. A version named ``"<version> without trigger"``
-    is ingested with the figures trigger disabled during its pages (``--trigger-ab``)."""
+    is ingested with the figures trigger disabled during its pages (``--trigger-ab``).
+    ``conn_ids``: {version: connection id} for the versions another connection sends
+    (``--resale-ab``); the others come through ``conn_id``."""
     odoo, registry = odoo_env(db)
     from odoo import api
     elapsed = {v: 0.0 for v in cdrs_by_version}
@@ -82,8 +129,9 @@ def bench_batch(db, conn_id, cdrs_by_version, page):
     done = 0
     with registry.cursor() as cr:
         env = api.Environment(cr, odoo.SUPERUSER_ID, {"tracking_disable": True})
-        conn = env["clearing.ocpi.connection"].browse(conn_id)
-        parties = conn._allowed_parties()
+        conns = {v: env["clearing.ocpi.connection"].browse((conn_ids or {}).get(v, conn_id))
+                 for v in cdrs_by_version}
+        parties_of = {v: conn._allowed_parties() for v, conn in conns.items()}
         longest = max(len(c) for c in cdrs_by_version.values())
         for k, start in enumerate(range(0, longest, page)):
             for version, cdrs in cdrs_by_version.items():
@@ -94,6 +142,7 @@ def bench_batch(db, conn_id, cdrs_by_version, page):
                 if without:
                     for name in FIGURES_TRIGGERS:
                         cr.execute("ALTER TABLE clearing_cdr DISABLE TRIGGER %s" % name)
+                conn, parties = conns[version], parties_of[version]
                 t = time.monotonic()
                 log = env["clearing.ingestion.log"].create({
                     "channel": "pull", "connection_id": conn.id, "partner_id": conn.partner_id.id,
@@ -298,12 +347,17 @@ def main():
     ap.add_argument("--trigger-ab", action="store_true",
                     help="ingest the first version twice, pages alternating, with and without "
                     "the figures trigger (its cost on the batch path)")
+    ap.add_argument("--resale-ab", action="store_true",
+                    help="ingest the first version twice, pages alternating, for a contract "
+                    "without and one with a resale grid (its cost on the batch path)")
     ap.add_argument("--versions", default="2.2.1,2.3.0",
                     help="comma-separated OCPI versions to ingest in (default 2.2.1,2.3.0)")
     args = ap.parse_args()
     versions = [v.strip() for v in args.versions.split(",") if v.strip()]
     if args.trigger_ab:
         versions = [versions[0], versions[0] + " without trigger"]
+    elif args.resale_ab:
+        versions = [versions[0], versions[0] + RESALE]
     worker_counts = [int(w) for w in args.workers.split(",") if w.strip()]
     db = "bench_ingest_%d" % os.getpid()
     lm = launcher()
@@ -313,7 +367,9 @@ def main():
     from clearing_core import ocpi
     batch_by_version = {
         v: [ocpi.cdr_dict_to_version(c, v.split()[0]) for c in lm.make_cdrs(
-            args.n, prefix="B%d" % k, step_seconds=7, start=start)]
+            args.n, prefix="B%d" % k, step_seconds=7, start=start,
+            **(dict(zip(("country_code", "party_id"), RESALE_PARTY))
+               if v.endswith(RESALE) else {}))]
         for k, v in enumerate(versions)}
     batch_cdrs = next(iter(batch_by_version.values()))
     post_n = args.post_n or args.n
@@ -321,9 +377,12 @@ def main():
     try:
         create_db(db, args.template)
         conn_id, token = setup_data(db)
+        conn_ids = {versions[1]: setup_resale(db)} if args.resale_ab else None
         print("(a) batch path, %d CDRs per version (%s) in pages of %d ..." % (
             args.n, ", ".join(versions), args.page), flush=True)
-        t_batch = bench_batch(db, conn_id, batch_by_version, args.page)
+        t_batch = bench_batch(db, conn_id, batch_by_version, args.page, conn_ids)
+        if args.resale_ab:
+            check_resale(db, args.n)
         if not args.skip_post:
             for k, workers in enumerate(worker_counts):
                 for j, version in enumerate(versions):
@@ -352,6 +411,10 @@ def main():
         with_t, without_t = (t_batch[v] for v in versions)
         print("    with / without the figures trigger: %.3f of the throughput (%.0f us more "
               "per CDR)" % (without_t / with_t, (with_t - without_t) / n * 1e6))
+    if args.resale_ab:
+        without_r, with_r = (t_batch[v] for v in versions)
+        print("    with / without a resale grid: %.3f of the throughput (%.0f us more per CDR)"
+              % (without_r / with_r, (with_r - without_r) / n * 1e6))
     for workers, version, (acked, stored, floor_rate) in post_runs:
         per_worker = post_n / acked / workers
         print("%-44s %10.1f %12.0f   %.0f per worker, target >= 200: %s" % (
