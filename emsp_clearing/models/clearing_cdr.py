@@ -209,18 +209,19 @@ class ClearingCdr(models.Model):
         help="Stated total incl. VAT minus our total.",
     )
     price_mismatch = fields.Boolean(readonly=True, index=True)
+    # ours alone (as the costs and margins): not for the counterparty's portal users
     resale_amount = fields.Monetary(
-        "Resale (excl. VAT)", readonly=True,
+        "Resale (excl. VAT)", readonly=True, groups="emsp_clearing.group_clearing_user",
         help="eMSP hat: what our drivers pay for the session under the contract's resale "
         "grid, priced by the same engine (negative for a credit CDR); 0 without a resale "
         "grid.")
     cost_amount = fields.Monetary(
-        "Cost", compute="_compute_margin",
+        "Cost", compute="_compute_margin", groups="emsp_clearing.group_clearing_user",
         help="CPO hat: what the session costs us (energy per kWh and fees per session of the "
         "contract's costs, else the company defaults). eMSP hat with a resale grid: what the "
         "CPO bills us for it (untaxed amount).")
     margin = fields.Monetary(
-        compute="_compute_margin",
+        compute="_compute_margin", groups="emsp_clearing.group_clearing_user",
         help="CPO hat: untaxed amount minus cost. eMSP hat with a resale grid: resale amount "
         "minus what the CPO bills us.")
     fleet_id = fields.Many2one(

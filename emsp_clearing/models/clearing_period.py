@@ -91,13 +91,14 @@ class ClearingPeriod(models.Model):
     amount_untaxed = fields.Monetary("Untaxed Amount", compute="_compute_figures")
     amount_tax = fields.Monetary("Tax", compute="_compute_figures")
     amount_total = fields.Monetary("Total", compute="_compute_figures")
+    # ours alone: not for the counterparty's portal users
     cost_amount = fields.Monetary(
-        "Costs", compute="_compute_margin",
+        "Costs", compute="_compute_margin", groups="emsp_clearing.group_clearing_user",
         help="CPO hat: the sessions' costs and the fixed monthly costs over the period's days "
         "(clearing.contract.cost, else the company defaults). eMSP hat with a resale grid: "
         "what the CPO bills us for the sessions (excl. VAT).")
     margin = fields.Monetary(
-        compute="_compute_margin",
+        compute="_compute_margin", groups="emsp_clearing.group_clearing_user",
         help="CPO hat: billable untaxed amount of the sessions (excluded ones out) minus costs. "
         "eMSP hat with a resale grid: what our drivers pay for them (resale grid) minus what "
         "the CPO bills us.")

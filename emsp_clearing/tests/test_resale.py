@@ -104,6 +104,17 @@ class TestResale(ClearingCase):
         self.assertEqual([e["price_components"][0]["price"] for e in tariff["elements"]],
                          [1.0, 0.55])
 
+    def test_resale_and_margin_are_ours(self):
+        """The counterparty's portal users see neither the resale amount nor the margins."""
+        portal = self.env["res.users"].create({
+            "name": "Resale portal", "login": "resale_portal",
+            "groups_id": [Command.set([self.env.ref("base.group_portal").id])]})
+        for model, fnames in (("clearing.cdr", {"resale_amount", "cost_amount", "margin"}),
+                              ("clearing.period", {"cost_amount", "margin"})):
+            self.assertFalse(fnames & set(self.env[model].with_user(portal).fields_get()),
+                             model)
+            self.assertEqual(fnames & set(self.env[model].fields_get()), fnames, model)
+
     def test_credit_cdr_is_negative(self):
         """A credit CDR of B: both its billed and its resale amount are negative."""
         credit = self._emsp_session("RS-B-C", datetime(2026, 1, 6, 10), 20.0, credit=True,
