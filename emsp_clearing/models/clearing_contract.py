@@ -807,8 +807,11 @@ class ClearingContract(models.Model):
                 continue
             if tariff is None:
                 self.env.cr.execute(SQL(
-                    """UPDATE clearing_cdr SET resale_amount = 0
-                        WHERE id = ANY(%s) AND coalesce(resale_amount, 0) <> 0""", ids))
+                    """UPDATE clearing_cdr
+                          SET resale_amount = 0,
+                              write_date = now() at time zone 'UTC', write_uid = %s
+                        WHERE id = ANY(%s) AND coalesce(resale_amount, 0) <> 0""",
+                    self.env.uid, ids))
                 continue
             code = contract.currency_id.name
             tz = contract.tz or "UTC"
@@ -828,11 +831,14 @@ class ClearingContract(models.Model):
                     amount = cdr_model._priced_amounts(result, code, credit)["amount_untaxed"]
                     values.append(SQL("(%s, %s::numeric)", cdr_id, amount))
                 self.env.cr.execute(SQL(
-                    """UPDATE clearing_cdr cdr SET resale_amount = v.amount
+                    """UPDATE clearing_cdr cdr
+                          SET resale_amount = v.amount,
+                              write_date = now() at time zone 'UTC', write_uid = %s
                          FROM (VALUES %s) AS v(id, amount)
                         WHERE cdr.id = v.id AND cdr.resale_amount IS DISTINCT FROM v.amount""",
-                    SQL(", ").join(values)))
-        cdr_model.invalidate_model(["resale_amount", "cost_amount", "margin"])
+                    self.env.uid, SQL(", ").join(values)))
+        cdr_model.invalidate_model(["resale_amount", "cost_amount", "margin", "write_date",
+                                    "write_uid"])
         self.env["clearing.period"].invalidate_model(["cost_amount", "margin"])
 
     def action_view_figures(self):
