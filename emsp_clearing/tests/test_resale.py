@@ -211,6 +211,22 @@ class TestResale(ClearingCase):
         self.assertEqual(self._report(cpo)[JAN][2:], (1.5, 1.5))
 
     # ------------------------------------------------------------------ grid changes
+    def test_resale_flag_written_on_lines(self):
+        """The lines leave the resale grid by a write of their flag (not an unlink): the
+        contract has no resale grid any more and its sessions resell for 0; flagged again,
+        the grid and the amounts are back."""
+        self.contract.resale_line_ids.write({"resale": False})
+        self.assertFalse(self.contract.resale_line_ids)
+        self.assertFalse(self.contract.has_resale_grid)
+        self.assertEqual(self._amounts("resale_amount"),
+                         {"A": 0.0, "B": 0.0, "C": 0.0, "D": 0.0})
+        lines = self.contract.price_line_ids.filtered(lambda l: l.price in (1.00, 0.55))
+        self.assertEqual(len(lines), 2)
+        lines.write({"resale": True})
+        self.assertTrue(self.contract.has_resale_grid)
+        self.assertEqual(self._amounts("resale_amount"),
+                         {"A": 7.79, "B": 12.00, "C": 6.50, "D": 3.75})
+
     def test_resale_line_change_reprices_unlocked_sessions(self):
         """B and C are re-priced; A (locked) and D (disputed) keep what they were. Chunks of
         one session: one UPDATE each, still the same result."""
