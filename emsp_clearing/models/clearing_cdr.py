@@ -810,7 +810,7 @@ class ClearingCdr(models.Model):
         none or is a CPO contract: parsed once per contract version within ``tariff_cache``
         (a dict shared by a batch) and across batches (``_resale_tariff_memo``), as
         ``_contract_tariff``."""
-        if contract.role != "emsp" or not contract.has_resale_grid:
+        if not contract.has_resale_grid:  # set only on eMSP-side contracts
             return None
         key = ("resale", contract.id, str(contract.write_date))
         if key not in tariff_cache:

@@ -13,8 +13,7 @@ from markupsafe import escape
 
 from odoo.addons.base.models.res_partner import _tz_get
 
-from ..clearing_core import ocpi, pricing
-from ..clearing_core.errors import OcpiValidationError
+from ..clearing_core import ocpi
 from ..tools.numbers import decimal_to_json, float_to_decimal, to_decimal
 from ..tools.pricing_sql import PRICING_JSON
 from ..tools.selections import WEEKDAY_FIELDS
@@ -814,20 +813,15 @@ class ClearingContract(models.Model):
                     self.env.uid, ids))
                 continue
             code = contract.currency_id.name
-            tz = contract.tz or "UTC"
             for start in range(0, len(ids), RESALE_CHUNK):
                 rows = self.env.execute_query(SQL(
-                    """SELECT id, %s, coalesce(credit, FALSE), ocpi_id
+                    """SELECT id, %s, coalesce(credit, FALSE)
                          FROM clearing_cdr WHERE id = ANY(%s)""",
                     PRICING_JSON, ids[start:start + RESALE_CHUNK]))
                 values = []
-                for cdr_id, raw, credit, ocpi_id in rows:
-                    try:
-                        result = pricing.price_cdr(ocpi.parse_cdr(raw, strict=False), tariff,
-                                                   tz=tz)
-                    except OcpiValidationError as error:
-                        raise ValidationError(_("CDR %(cdr)s cannot be priced: %(error)s",
-                                                cdr=ocpi_id, error=error)) from error
+                for cdr_id, raw, credit in rows:
+                    result = cdr_model._price_ocpi(ocpi.parse_cdr(raw, strict=False), tariff,
+                                                   contract)
                     amount = cdr_model._priced_amounts(result, code, credit)["amount_untaxed"]
                     values.append(SQL("(%s, %s::numeric)", cdr_id, amount))
                 self.env.cr.execute(SQL(

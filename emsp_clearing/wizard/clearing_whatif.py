@@ -6,7 +6,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL, float_is_zero
 
-from ..clearing_core import ocpi, pricing
+from ..clearing_core import ocpi
 from ..clearing_core.errors import OcpiValidationError
 from ..clearing_core.formats.xlsx_whatif import build_whatif_xlsx
 from ..models.clearing_cdr import AMOUNT_FIELDS
@@ -66,13 +66,11 @@ class ClearingWhatif(models.TransientModel):
                 values["line_ids"] = [
                     fields.Command.create(line._grid_values())
                     for line in grid.sorted("sequence")]
-            if values.get("resale"):
-                # the contract's minimum and maximum price are the CPO's terms: the resale
-                # grid has none (clearing.contract.to_ocpi_resale_tariff)
-                values.setdefault("min_price", 0.0)
-                values.setdefault("max_price", 0.0)
-            values.setdefault("min_price", contract.min_price)
-            values.setdefault("max_price", contract.max_price)
+            # the contract's minimum and maximum price are the CPO's terms: the resale grid
+            # has none (clearing.contract.to_ocpi_resale_tariff)
+            resale = values.get("resale")
+            values.setdefault("min_price", 0.0 if resale else contract.min_price)
+            values.setdefault("max_price", 0.0 if resale else contract.max_price)
         return values
 
     @api.constrains("date_from", "date_to")
@@ -129,7 +127,7 @@ class ClearingWhatif(models.TransientModel):
         months = {}
         for start in range(0, len(ids), CHUNK):
             rows = self.env.execute_query(SQL(
-                """SELECT %s, coalesce(credit, FALSE), ocpi_id,
+                """SELECT %s, coalesce(credit, FALSE),
                           date_trunc('month', (end_datetime AT TIME ZONE 'UTC')
                                      AT TIME ZONE %s)::date,
                           %s
@@ -137,12 +135,9 @@ class ClearingWhatif(models.TransientModel):
                 PRICING_JSON, tz, SQL(", ").join(SQL("coalesce(%s, 0)", SQL.identifier(fname))
                                    for fname in stored),
                 ids[start:start + CHUNK]))
-            for raw, credit, ocpi_id, month, *current in rows:
-                try:
-                    result = pricing.price_cdr(ocpi.parse_cdr(raw, strict=False), tariff, tz=tz)
-                except OcpiValidationError as error:
-                    raise ValidationError(_("CDR %(cdr)s cannot be priced: %(error)s",
-                                            cdr=ocpi_id, error=error)) from error
+            for raw, credit, month, *current in rows:
+                result = cdr_model._price_ocpi(ocpi.parse_cdr(raw, strict=False), tariff,
+                                               contract)
                 simulated = cdr_model._priced_amounts(result, code, credit)
                 figures = months.get(month)
                 if figures is None:
